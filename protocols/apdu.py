@@ -1,0 +1,118 @@
+"""ISO 7816-4 command and response APDUs, short and extended.
+
+Le is kept as the number of bytes expected: a short ``00`` means 256 and an extended ``0000`` 65536, as the
+standard says; ``None`` means no Le field. The encoding chosen on the wire (short or extended) is part of the value,
+so bytes survive a parse and build unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ProtocolError
+
+
+@dataclass(slots=True)
+class CommandAPDU:
+    cla: int
+    ins: int
+    p1: int
+    p2: int
+    data: bytes = b""
+    le: int | None = None
+    extended: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("cla", "ins", "p1", "p2"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0xFF:
+                raise ProtocolError(f"APDU {name.upper()} must be one byte, got {value}")
+        if len(self.data) > 65535:
+            raise ProtocolError(f"APDU data of {len(self.data)} bytes exceeds 65535")
+        if self.le is not None and not 1 <= self.le <= 65536:
+            raise ProtocolError(f"APDU Le must be 1..65536 or absent, got {self.le}")
+        if len(self.data) > 255 or (self.le or 0) > 256:
+            self.extended = True
+
+    @property
+    def header(self) -> bytes:
+        return bytes((self.cla, self.ins, self.p1, self.p2))
+
+    @property
+    def case(self) -> int:
+        """ISO 7816-3 case: 1 no data no Le, 2 Le only, 3 data only, 4 data and Le."""
+        return 1 + (self.le is not None) + 2 * bool(self.data)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray(self.header)
+        lc, le = len(self.data), self.le
+        if not self.extended:
+            if lc:
+                out.append(lc)
+                out += self.data
+            if le is not None:
+                out.append(le & 0xFF)
+            return bytes(out)
+        if lc:
+            out += b"\0" + lc.to_bytes(2, "big") + self.data
+            if le is not None:
+                out += (le & 0xFFFF).to_bytes(2, "big")
+        elif le is not None:
+            out += b"\0" + (le & 0xFFFF).to_bytes(2, "big")
+        return bytes(out)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> CommandAPDU:
+        """Bytes to a command, telling the four cases apart by length as ISO 7816-3 does."""
+        n = len(raw)
+        if n < 4:
+            raise ProtocolError(f"command APDU of {n} bytes is shorter than its 4-byte header", sw=0x6700)
+        cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
+        if n == 4:
+            return cls(cla, ins, p1, p2)
+        b0 = raw[4]
+        if n == 5:
+            return cls(cla, ins, p1, p2, b"", b0 or 256)
+        if b0:
+            if n == 5 + b0:
+                return cls(cla, ins, p1, p2, raw[5:])
+            if n == 6 + b0:
+                return cls(cla, ins, p1, p2, raw[5:-1], raw[-1] or 256)
+            raise ProtocolError(f"command APDU: Lc={b0} does not match its {n - 5} bytes of body", sw=0x6700)
+        if n == 7:
+            return cls(cla, ins, p1, p2, b"", int.from_bytes(raw[5:7], "big") or 65536, True)
+        if n < 7:
+            raise ProtocolError(f"command APDU: extended length field cut short ({n} bytes)", sw=0x6700)
+        lc = int.from_bytes(raw[5:7], "big")
+        if lc and n == 7 + lc:
+            return cls(cla, ins, p1, p2, raw[7:], None, True)
+        if lc and n == 9 + lc:
+            return cls(cla, ins, p1, p2, raw[7:-2], int.from_bytes(raw[-2:], "big") or 65536, True)
+        raise ProtocolError(f"command APDU: extended Lc={lc} does not match its {n - 7} bytes of body", sw=0x6700)
+
+
+@dataclass(slots=True)
+class ResponseAPDU:
+    data: bytes
+    sw: int
+
+    @property
+    def sw1(self) -> int:
+        return self.sw >> 8
+
+    @property
+    def sw2(self) -> int:
+        return self.sw & 0xFF
+
+    @property
+    def ok(self) -> bool:
+        return self.sw == 0x9000
+
+    def to_bytes(self) -> bytes:
+        return self.data + self.sw.to_bytes(2, "big")
+
+    @classmethod
+    def parse(cls, raw: bytes) -> ResponseAPDU:
+        if len(raw) < 2:
+            raise ProtocolError(f"response APDU of {len(raw)} bytes has no status word")
+        return cls(raw[:-2], (raw[-2] << 8) | raw[-1])

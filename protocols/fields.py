@@ -1,0 +1,35 @@
+"""construct field types shared by the layouts: BCD dates and times as Python values."""
+
+from __future__ import annotations
+
+import construct as c
+
+from . import bcd
+
+
+class _BcdAdapter(c.Adapter):
+    """A fixed-width packed-BCD field decoded by a :mod:`protocols.bcd` function.
+
+    The adapters ignore construct's context, so :class:`protocols.layout.Layout` can also run them on its fast path.
+    """
+
+    def __init__(self, length: int, decode, encode) -> None:
+        super().__init__(c.Bytes(length))
+        self._decoder = decode
+        self._encoder = encode
+
+    def _decode(self, obj, context, path):
+        return self._decoder(obj)
+
+    def _encode(self, obj, context, path):
+        return self._encoder(obj)
+
+
+BcdDate = _BcdAdapter(4, bcd.decode_date, bcd.encode_date)
+"""4-byte ``YYYYMMDD``: ``datetime.date``, or ``None`` for all zeros."""
+
+BcdTime = _BcdAdapter(3, bcd.decode_time, bcd.encode_time)
+"""3-byte ``hhmmss``: ``datetime.time``."""
+
+BcdDateTime = _BcdAdapter(7, bcd.decode_datetime, bcd.encode_datetime)
+"""7-byte ``YYYYMMDDhhmmss``: naive ``datetime.datetime``, or ``None`` for all zeros."""

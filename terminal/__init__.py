@@ -1,0 +1,1 @@
+"""The validator: links to cards and SAMs, the tap transaction state machine, fares, journal and blacklist."""
