@@ -33,6 +33,8 @@ class CommandAPDU:
             raise ProtocolError(f"APDU Le must be 1..65536 or absent, got {self.le}")
         if len(self.data) > 255 or (self.le or 0) > 256:
             self.extended = True
+        elif not self.data and self.le is None:
+            self.extended = False  # case 1 has a single encoding
 
     @property
     def header(self) -> bytes:

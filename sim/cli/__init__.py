@@ -1,7 +1,9 @@
-"""``ykt``: the command line. Each command group lives in a module of its own and registers itself here."""
+"""``ykt``: the command line. Each command group lives in a module of this package and registers itself on import."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import click
@@ -18,19 +20,37 @@ def cli() -> None:
     """
 
 
-def main() -> None:
-    """Entry point: the project's errors become one line on stderr and exit code 2, never a traceback."""
+def load_commands() -> click.Group:
+    """Import every module of this package; each adds its commands to :data:`cli` with ``@cli.command``/``@cli.group``.
+
+    Command modules import their heavy dependencies inside the command functions so that ``ykt --help`` stays fast.
+    """
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return cli
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run ``ykt`` with ``argv``; the project's errors become one line on stderr and exit code 2, never a traceback."""
+    load_commands()
     try:
-        cli.main(standalone_mode=False)
+        result = cli.main(args=argv, prog_name="ykt", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except YktError as exc:
         click.echo(f"ykt: {exc}", err=True)
-        sys.exit(2)
+        return 2
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

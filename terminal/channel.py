@@ -1,0 +1,93 @@
+"""APDU exchange over any link: the T=0 procedure, tracing, timeouts and status checking, done once for every driver.
+
+- ``61xx``: the answer waits in the card; fetch it with GET RESPONSE (Le = xx), repeatedly if it says 61xx again.
+- ``6Cxx``: wrong Le; send the same command again with Le = xx (once).
+- On T=0 a case 4 command goes out as case 3 (no Le): the card answers ``61xx`` and the data comes by GET RESPONSE.
+  Extended APDUs cannot be carried on T=0 (no ENVELOPE support here) and are refused before sending.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from protocols.apdu import CommandAPDU, ResponseAPDU
+from protocols.errors import ProtocolError
+
+from .errors import LinkError, StatusError
+from .link import Activation, Link
+from .trace import Exchange, Tracer
+
+_MAX_GET_RESPONSE = 64  # 64 x 256 bytes: far more than any purse answer; a card asking for more is broken
+
+
+class Channel:
+    """A card or SAM reached through a :class:`Link`."""
+
+    def __init__(self, link: Link, *, peer: str = "card", timeout: float = 1.0, t0: bool = False,
+                 tracer: Tracer | None = None, timer: Callable[[], int] = time.perf_counter_ns) -> None:
+        self.link = link
+        self.peer = peer
+        self.timeout = timeout
+        self.t0 = t0
+        self.tracer = tracer
+        self.timer = timer
+
+    def activate(self, timeout: float | None = None) -> Activation | None:
+        """Activate the slot; the T=0 procedure is switched on when the activation says T=0."""
+        activation = self.link.activate(self.timeout if timeout is None else timeout)
+        if activation is not None:
+            self.t0 = activation.protocol == "T=0"
+        if self.tracer is not None:
+            self.tracer.activation(self.link.name, activation, self.timer())
+        return activation
+
+    def _raw(self, apdu: bytes, timeout: float) -> bytes:
+        start = self.timer()
+        try:
+            response = self.link.transceive(apdu, timeout)
+        except LinkError as exc:
+            if self.tracer is not None:
+                self.tracer.exchange(Exchange(self.link.name, apdu, None, start, self.timer() - start,
+                                              self.link.last_model, f"{type(exc).__name__}: {exc}"))
+            raise
+        if self.tracer is not None:
+            self.tracer.exchange(Exchange(self.link.name, apdu, response, start, self.timer() - start,
+                                          self.link.last_model))
+        if len(response) < 2:
+            raise ProtocolError(f"{self.peer} answered {len(response)} bytes, no status word")
+        return response
+
+    def transmit(self, apdu: bytes, timeout: float | None = None) -> ResponseAPDU:
+        """Send a command and return its complete response, whatever the status word."""
+        timeout = self.timeout if timeout is None else timeout
+        if self.t0:
+            command = CommandAPDU.parse(apdu)
+            if command.extended:
+                raise ProtocolError(f"{self.peer}: extended APDUs cannot be sent over T=0")
+            if command.case == 4:
+                command.le = None
+                apdu = command.to_bytes()
+        response = self._raw(apdu, timeout)
+        if response[-2] == 0x6C:
+            command = CommandAPDU.parse(apdu)
+            command.le = response[-1] or 256
+            response = self._raw(command.to_bytes(), timeout)
+        if response[-2] != 0x61:
+            return ResponseAPDU(response[:-2], (response[-2] << 8) | response[-1])
+        data = bytearray()
+        for _ in range(_MAX_GET_RESPONSE):
+            data += response[:-2]
+            response = self._raw(bytes((0x00, 0xC0, 0x00, 0x00, response[-1])), timeout)
+            if response[-2] != 0x61:
+                data += response[:-2]
+                return ResponseAPDU(bytes(data), (response[-2] << 8) | response[-1])
+        raise ProtocolError(f"{self.peer} kept answering 61xx after {_MAX_GET_RESPONSE} GET RESPONSE commands")
+
+    def call(self, apdu: bytes, command: str, *, accept: tuple[int, ...] = (0x9000,),
+             timeout: float | None = None) -> ResponseAPDU:
+        """Send a command; any status word outside ``accept`` raises :class:`StatusError` naming ``command``."""
+        response = self.transmit(apdu, timeout)
+        if response.sw not in accept:
+            raise StatusError(command, response.sw, peer=self.peer)
+        return response
