@@ -1,0 +1,51 @@
+"""What the validator knows of one debit: enough for the journal, for settlement and for tear recovery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+
+class DebitState(str, enum.Enum):
+    """Where a debit stands in the journal.
+
+    ``pending``: the intent is written, DEBIT was (or is about to be) sent, the outcome is not known yet.
+    ``complete``: the card answered DEBIT (or GET TRANSACTION PROVE proved it), the TAC is kept.
+    ``void``: GET TRANSACTION PROVE proved the card never debited; nothing is owed.
+    ``unconfirmed``: the card did not come back within the recovery window; the back office settles it from the card's
+    own records (its ATC and the PSAM's TSN are in the row).
+    """
+
+    PENDING = "pending"
+    COMPLETE = "complete"
+    VOID = "void"
+    UNCONFIRMED = "unconfirmed"
+
+
+@dataclass(slots=True)
+class DebitRecord:
+    """One purchase debit, as the journal keeps it.
+
+    ``offline_atc`` is the counter INITIALIZE FOR PURCHASE returned (the card's counter before this debit); the card's
+    proof of the debit is asked for with ``offline_atc + 1``. ``tac`` and ``mac2`` are ``None`` until the card answers.
+    """
+
+    card_serial: bytes  # 10 bytes, file 0x15 [10..19]
+    issuer_id: bytes  # 8 bytes, file 0x15 [0..7]
+    card_type: int
+    offline_atc: int
+    amount: int  # fen
+    balance_before: int  # fen
+    trans_type: int  # 0x06 purchase, 0x09 composite purchase
+    terminal_id: bytes  # 6 bytes, the PSAM's terminal number
+    tsn: int  # the PSAM's terminal transaction serial
+    when: dt.datetime  # the date-time sent to the PSAM and the card
+    key_version: int
+    algorithm: int
+    mac1: bytes
+    state: DebitState = DebitState.PENDING
+    tac: bytes | None = None
+    mac2: bytes | None = None
+    mac2_verified: bool | None = None
+    fare_note: str = ""  # which fare rule charged this (e.g. "flat", "transfer", "tap-off settle")
