@@ -1,0 +1,178 @@
+"""The purse transaction cryptography: session keys, MAC1, MAC2 and TAC for purchase and load (spec §3.2, §3.4).
+
+Amounts, balances, counters and the transaction type are integers; the card random, terminal number and BCD
+date-time are the bytes that travel in the APDUs. The key's type selects 3DES or SM4, and the algorithm-id byte of
+the INITIALIZE response selects the key (:func:`algorithm_for`).
+
+Cipher contexts created per purchase (the floor a benchmark compares against; see :mod:`.ciphers`):
+
+* card: 1, the session key's CBC context (MAC1 check, MAC2). Its DPK and TAC key are made once per card;
+* PSAM: 2, the card's DPK (one diversification from a ``K_issuer`` kept per issuer; its ECB context derives the
+  session key) and the session key's CBC context (MAC1, MAC2 check).
+
+SM4 details marked UNCONFIRMED below are the plausible readings, each a parameter, until a real SM4 exchange is
+captured.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+from ..errors import ProtocolError
+from .ciphers import DesKey, Sm4Key, TdesKey, require_bytes
+from .mac import pboc_mac
+
+CardKey = TdesKey | Sm4Key
+"""A card's DPK, DLK or DTK: 16-byte two-key 3DES or SM4."""
+SessionKey = DesKey | Sm4Key
+"""A process key (过程密钥) or TAC key: single DES for 3DES cards, SM4 for SM4 cards."""
+
+ALG_ID_TDES = 0x00
+"""Algorithm id of 3DES cards in the INITIALIZE response (the only value observed)."""
+ALG_ID_SM4 = 0x04
+"""Algorithm id commonly cited for SM4. UNCONFIRMED, so :func:`algorithm_for` takes it as a parameter."""
+
+SM4_PURCHASE_PAD = b"\x80" + bytes(7)
+"""UNCONFIRMED: what extends the 8-byte purchase session input to an SM4 block. The 3DES load input
+(random ‖ ATC ‖ ``80 00``) reads as 6 bytes padded with ``80 00…``; the same rule applied to a 16-byte block gives
+this value for purchase and :data:`SM4_LOAD_PAD` for load."""
+SM4_LOAD_PAD = bytes(8)
+"""UNCONFIRMED: what extends the 8-byte load session input (already ending ``80 00``) to an SM4 block."""
+
+
+class Algorithm(enum.Enum):
+    """The card-key algorithm a transaction runs under."""
+
+    TDES = "3DES"
+    SM4 = "SM4"
+
+    @property
+    def key_type(self) -> type[TdesKey] | type[Sm4Key]:
+        return TdesKey if self is Algorithm.TDES else Sm4Key
+
+    def key(self, raw: bytes) -> CardKey:
+        """A master or card key of this algorithm from its 16 raw bytes."""
+        return self.key_type(raw)
+
+    def alg_id(self, *, sm4_id: int = ALG_ID_SM4) -> int:
+        """The byte a card of this algorithm puts in its INITIALIZE response."""
+        return ALG_ID_TDES if self is Algorithm.TDES else sm4_id
+
+
+def algorithm_for(alg_id: int, *, sm4_id: int = ALG_ID_SM4) -> Algorithm:
+    """The algorithm named by the algorithm-id byte of an INITIALIZE response (echoed to the PSAM in 8070)."""
+    if alg_id == ALG_ID_TDES:
+        return Algorithm.TDES
+    if alg_id == sm4_id:
+        return Algorithm.SM4
+    shown = f"{alg_id:02X}" if isinstance(alg_id, int) else repr(alg_id)
+    raise ProtocolError(f"algorithm id {shown} is neither 3DES ({ALG_ID_TDES:02X}) nor SM4 ({sm4_id:02X})")
+
+
+# The fixed inputs of spec §3.4, before padding. Lengths of the byte fields are checked by hand: struct's "Ns"
+# would silently pad or cut them.
+_PURCHASE_SK = struct.Struct(">4sHH")        # random, offline ATC, TSN low 2 bytes
+_LOAD_SK = struct.Struct(">4sH2s")           # random, online ATC, 80 00
+_TRANSACTION = struct.Struct(">IB6s7s")      # amount, type, terminal, date-time: purchase MAC1 and load MAC2
+_AMOUNT = struct.Struct(">I")                # purchase MAC2
+_PURCHASE_TAC = struct.Struct(">IB6sI7s")    # amount, type, terminal, TSN, date-time
+_LOAD_MAC1 = struct.Struct(">IIB6s")         # old balance, amount, type, terminal
+_LOAD_TAC = struct.Struct(">IHIB6s7s")       # new balance, online ATC before the load, amount, type, terminal, date-time
+
+
+def _pack(layout: struct.Struct, what: str, *values: object) -> bytes:
+    try:
+        return layout.pack(*values)
+    except struct.error:
+        raise ProtocolError(f"{what}: a number is out of range or not an integer "
+                            "(amounts, balances and TSN 0..FFFFFFFF, ATC 0..FFFF, type 0..FF)") from None
+
+
+def _terminal(value: bytes) -> bytes:
+    return require_bytes(value, 6, "terminal number")
+
+
+def _when(value: bytes) -> bytes:
+    return require_bytes(value, 7, "date-time (BCD YYYYMMDDhhmmss)")
+
+
+def _session_key(card_key: CardKey, block: bytes, sm4_pad: bytes) -> SessionKey:
+    if isinstance(card_key, TdesKey):
+        return DesKey(card_key.encrypt(block))
+    if isinstance(card_key, Sm4Key):
+        return Sm4Key(card_key.encrypt(block + require_bytes(sm4_pad, 8, "SM4 session-key padding")))
+    raise ProtocolError(f"session keys come from a 16-byte 3DES or SM4 card key, got {type(card_key).__name__}")
+
+
+def purchase_session_key(dpk: CardKey, random: bytes, atc: int, tsn: int, *,
+                         sm4_pad: bytes = SM4_PURCHASE_PAD) -> SessionKey:
+    """Purchase process key: ``E(DPK, random ‖ offline ATC ‖ TSN low 2 bytes)``.
+
+    3DES: the 8-byte result is a single-DES key. SM4: the input is extended with ``sm4_pad`` (UNCONFIRMED, see
+    :data:`SM4_PURCHASE_PAD`) and the 16-byte result is the SM4 session key.
+    """
+    if not isinstance(tsn, int) or not 0 <= tsn <= 0xFFFFFFFF:
+        raise ProtocolError(f"TSN must be an integer 0..FFFFFFFF, got {tsn!r}")
+    block = _pack(_PURCHASE_SK, "purchase session input", require_bytes(random, 4, "card random"), atc, tsn & 0xFFFF)
+    return _session_key(dpk, block, sm4_pad)
+
+
+def load_session_key(dlk: CardKey, random: bytes, atc: int, *, sm4_pad: bytes = SM4_LOAD_PAD) -> SessionKey:
+    """Load process key: ``E(DLK, random ‖ online ATC ‖ 80 00)``; SM4 extends the input with ``sm4_pad`` (UNCONFIRMED)."""
+    block = _pack(_LOAD_SK, "load session input", require_bytes(random, 4, "card random"), atc, b"\x80\x00")
+    return _session_key(dlk, block, sm4_pad)
+
+
+def tac_key(dtk: CardKey) -> SessionKey:
+    """The key TACs are computed with.
+
+    3DES: ``DTK_L ⊕ DTK_R`` as a single-DES key. SM4: the 16-byte DTK itself, UNCONFIRMED (halves folded together
+    would make 8 bytes, not an SM4 key); a caller holding another reading passes its own key to the TAC functions.
+    """
+    if isinstance(dtk, TdesKey):
+        return dtk.xor_halves()
+    if isinstance(dtk, Sm4Key):
+        return dtk
+    raise ProtocolError(f"a TAC key comes from a 16-byte 3DES or SM4 DTK, got {type(dtk).__name__}")
+
+
+def purchase_mac1(sk: SessionKey, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
+                  iv: bytes | None = None) -> bytes:
+    """MAC1 (PSAM 8070, checked by the card in 8054) over amount ‖ type ‖ terminal ‖ date ‖ time."""
+    data = _pack(_TRANSACTION, "purchase MAC1 input", amount, tx_type, _terminal(terminal), _when(when))
+    return pboc_mac(sk, data, iv=iv)
+
+
+def purchase_mac2(sk: SessionKey, amount: int, *, iv: bytes | None = None) -> bytes:
+    """MAC2 (card 8054, checked by the PSAM in 8072) over the amount."""
+    return pboc_mac(sk, _pack(_AMOUNT, "purchase MAC2 input", amount), iv=iv)
+
+
+def purchase_tac(key: SessionKey, amount: int, tx_type: int, terminal: bytes, tsn: int, when: bytes, *,
+                 iv: bytes | None = None) -> bytes:
+    """Purchase TAC (card 8054) over amount ‖ type ‖ terminal ‖ TSN ‖ date ‖ time, under :func:`tac_key`."""
+    data = _pack(_PURCHASE_TAC, "purchase TAC input", amount, tx_type, _terminal(terminal), tsn, _when(when))
+    return pboc_mac(key, data, iv=iv)
+
+
+def load_mac1(sk: SessionKey, balance: int, amount: int, tx_type: int, terminal: bytes, *,
+              iv: bytes | None = None) -> bytes:
+    """Load MAC1 (card, INITIALIZE FOR LOAD) over old balance ‖ amount ‖ type ‖ terminal."""
+    data = _pack(_LOAD_MAC1, "load MAC1 input", balance, amount, tx_type, _terminal(terminal))
+    return pboc_mac(sk, data, iv=iv)
+
+
+def load_mac2(sk: SessionKey, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
+              iv: bytes | None = None) -> bytes:
+    """Load MAC2 (load host, sent in CREDIT FOR LOAD) over amount ‖ type ‖ terminal ‖ date ‖ time."""
+    data = _pack(_TRANSACTION, "load MAC2 input", amount, tx_type, _terminal(terminal), _when(when))
+    return pboc_mac(sk, data, iv=iv)
+
+
+def load_tac(key: SessionKey, new_balance: int, atc: int, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
+             iv: bytes | None = None) -> bytes:
+    """Load TAC (card, CREDIT FOR LOAD) over new balance ‖ online ATC before the load ‖ amount ‖ type ‖ terminal ‖
+    date ‖ time. The layout comes from one applet only: UNCONFIRMED by any test vector."""
+    data = _pack(_LOAD_TAC, "load TAC input", new_balance, atc, amount, tx_type, _terminal(terminal), _when(when))
+    return pboc_mac(key, data, iv=iv)
