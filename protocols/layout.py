@@ -148,7 +148,11 @@ class Layout(Generic[M]):
         if engine == "fast":
             return self.build(obj)
         builder = self.compiled if engine == "compiled" else self.schema
+        for p in self._plan:  # compiled construct writes a Bytes field of the wrong width as it is
+            value = getattr(obj, p.name, None) if p.width is not None else None
+            if isinstance(value, (bytes, bytearray)) and len(value) != p.width:
+                raise ProtocolError(f"{self.name}.{p.name}: expected {p.width} bytes, got {len(value)}")
         try:
             return builder.build({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})  # type: ignore[arg-type]
-        except (c.ConstructError, struct.error, OverflowError, TypeError, AttributeError) as exc:
+        except (c.ConstructError, struct.error, OverflowError, TypeError, AttributeError, ValueError) as exc:
             raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
