@@ -29,6 +29,8 @@ except ImportError:  # older releases only have it beside the modern algorithms
 from ..errors import ProtocolError, YktError
 from ..hexutil import to_hex
 
+_BYTES = (bytes, bytearray)
+
 
 def describe_length(value: object) -> str:
     """``"5 bytes"`` for bytes-like values, the type name otherwise: error messages never quote the content."""
@@ -39,7 +41,7 @@ def describe_length(value: object) -> str:
 
 def require_bytes(value: Any, length: int, what: str) -> bytes:
     """``value`` if it is ``length`` bytes, else a :class:`ProtocolError` naming ``what`` (never the bytes)."""
-    if not isinstance(value, (bytes, bytearray)) or len(value) != length:
+    if not isinstance(value, _BYTES) or len(value) != length:
         raise ProtocolError(f"{what} must be {length} bytes, got {describe_length(value)}")
     return value
 
@@ -69,24 +71,25 @@ class BlockKey:
             raise YktError(f"{type(self).__name__}: the cipher is not available in this OpenSSL build") from None
         return cipher.decryptor() if decrypt else cipher.encryptor()
 
-    def _check_blocks(self, data: Any, what: str) -> None:
+    def _refuse(self, data: Any, what: str) -> ProtocolError:
+        """The error for ``data`` that is not whole blocks (built only on the error path)."""
+        name = type(self).__name__
         if not isinstance(data, (bytes, bytearray)):
-            raise ProtocolError(f"{type(self).__name__} {what} must be bytes, got {describe_length(data)}")
-        n = len(data)
-        if n == 0 or n % self.block_size:
-            raise ProtocolError(f"{type(self).__name__} {what} must be a positive multiple of "
-                                f"{self.block_size} bytes, got {n}")
+            return ProtocolError(f"{name} {what} must be bytes, got {describe_length(data)}")
+        return ProtocolError(f"{name} {what} must be a positive multiple of {self.block_size} bytes, got {len(data)}")
 
     def encrypt(self, data: bytes) -> bytes:
         """ECB encryption of whole blocks (usually one: a session-key input, a diversification factor pair)."""
-        self._check_blocks(data, "plaintext")
+        if not isinstance(data, _BYTES) or not data or len(data) % self.block_size:
+            raise self._refuse(data, "plaintext")
         if self._ecb is None:
             self._ecb = self._context(modes.ECB())
         return self._ecb.update(data)
 
     def decrypt(self, data: bytes) -> bytes:
         """ECB decryption of whole blocks."""
-        self._check_blocks(data, "ciphertext")
+        if not isinstance(data, _BYTES) or not data or len(data) % self.block_size:
+            raise self._refuse(data, "ciphertext")
         if self._dec is None:
             self._dec = self._context(modes.ECB(), decrypt=True)
         return self._dec.update(data)
@@ -98,8 +101,9 @@ class BlockKey:
         XORed with the previous chain's last block as well as the IV, which cancels the carried-over state; the whole
         chain then goes through in a single call, cheaper than one ECB call per block.
         """
-        self._check_blocks(data, "MAC input")
         bs = self.block_size
+        if not isinstance(data, _BYTES) or not data or len(data) % bs:
+            raise self._refuse(data, "MAC input")
         first = int.from_bytes(data[:bs], "big") ^ self._chain
         if iv is not None:
             first ^= int.from_bytes(require_bytes(iv, bs, f"{type(self).__name__} IV"), "big")

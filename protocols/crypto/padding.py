@@ -13,7 +13,7 @@ _TAILS = tuple(b"\x80" + bytes(n) for n in range(16))  # _TAILS[n]: 80 then n ze
 
 
 def pad(data: bytes, block: int = 8) -> bytes:
-    """``data ‖ 80 ‖ 00…`` to the next multiple of ``block`` (8 for DES/3DES, 16 for SM4); adds 1 to ``block`` bytes."""
+    """``data ‖ 80 ‖ 00…`` up to a multiple of ``block`` (8: DES/3DES, 16: SM4); adds 1 to ``block`` bytes."""
     if not isinstance(data, (bytes, bytearray)):
         raise ProtocolError(f"padding: data must be bytes, got {describe_length(data)}")
     if not 0 < block <= len(_TAILS):

@@ -8,7 +8,7 @@ Cipher contexts created per purchase (the floor a benchmark compares against; se
 
 * card: 1, the session key's CBC context (MAC1 check, MAC2). Its DPK and TAC key are made once per card;
 * PSAM: 2, the card's DPK (one diversification from a ``K_issuer`` kept per issuer; its ECB context derives the
-  session key) and the session key's CBC context (MAC1, MAC2 check).
+  session key) and the session key's CBC context (MAC1, MAC2 check); 3 if it diversifies from MPK every time.
 
 SM4 details marked UNCONFIRMED below are the plausible readings, each a parameter, until a real SM4 exchange is
 captured.
@@ -78,7 +78,7 @@ _TRANSACTION = struct.Struct(">IB6s7s")      # amount, type, terminal, date-time
 _AMOUNT = struct.Struct(">I")                # purchase MAC2
 _PURCHASE_TAC = struct.Struct(">IB6sI7s")    # amount, type, terminal, TSN, date-time
 _LOAD_MAC1 = struct.Struct(">IIB6s")         # old balance, amount, type, terminal
-_LOAD_TAC = struct.Struct(">IHIB6s7s")       # new balance, online ATC before the load, amount, type, terminal, date-time
+_LOAD_TAC = struct.Struct(">IHIB6s7s")       # new balance, online ATC before the load, then as _TRANSACTION
 
 
 def _pack(layout: struct.Struct, what: str, *values: object) -> bytes:
@@ -119,7 +119,10 @@ def purchase_session_key(dpk: CardKey, random: bytes, atc: int, tsn: int, *,
 
 
 def load_session_key(dlk: CardKey, random: bytes, atc: int, *, sm4_pad: bytes = SM4_LOAD_PAD) -> SessionKey:
-    """Load process key: ``E(DLK, random ‖ online ATC ‖ 80 00)``; SM4 extends the input with ``sm4_pad`` (UNCONFIRMED)."""
+    """Load process key: ``E(DLK, random ‖ online ATC ‖ 80 00)``.
+
+    SM4 extends the input with ``sm4_pad`` (UNCONFIRMED, see :data:`SM4_LOAD_PAD`).
+    """
     block = _pack(_LOAD_SK, "load session input", require_bytes(random, 4, "card random"), atc, b"\x80\x00")
     return _session_key(dlk, block, sm4_pad)
 
@@ -172,7 +175,10 @@ def load_mac2(sk: SessionKey, amount: int, tx_type: int, terminal: bytes, when: 
 
 def load_tac(key: SessionKey, new_balance: int, atc: int, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
              iv: bytes | None = None) -> bytes:
-    """Load TAC (card, CREDIT FOR LOAD) over new balance ‖ online ATC before the load ‖ amount ‖ type ‖ terminal ‖
-    date ‖ time. The layout comes from one applet only: UNCONFIRMED by any test vector."""
+    """Load TAC (card, CREDIT FOR LOAD).
+
+    Over new balance ‖ online ATC before the load ‖ amount ‖ type ‖ terminal ‖ date ‖ time. The layout comes from
+    one applet only: UNCONFIRMED by any test vector.
+    """
     data = _pack(_LOAD_TAC, "load TAC input", new_balance, atc, amount, tx_type, _terminal(terminal), _when(when))
     return pboc_mac(key, data, iv=iv)
