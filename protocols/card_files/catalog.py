@@ -6,28 +6,28 @@ CACHE; these numbers are what those APDUs carry (SFI in P1/P2, sizes in Le/Lc) a
 
 from __future__ import annotations
 
+# Transparent file: issuer, serial, validity. The FCI of SELECT carries the same 30 bytes in tag 9F0C.
 SFI_PUBLIC_APP_INFO = 0x15
 PUBLIC_APP_INFO_SIZE = 30
-"""Transparent file: issuer, serial, validity. The FCI of SELECT carries the same 30 bytes in tag 9F0C."""
 
+# Transparent file: personal data (layout UNCONFIRMED).
 SFI_CARDHOLDER = 0x16
 CARDHOLDER_SIZE = 55
-"""Transparent file: personal data (layout UNCONFIRMED)."""
 
+# Transparent file: region codes, interoperability class, card type.
 SFI_MANAGEMENT = 0x17
 MANAGEMENT_SIZE = 60
-"""Transparent file: region codes, interoperability class, card type."""
 
+# Cyclic file the card writes itself on every debit and load; record 1 is the newest.
 SFI_TRANSACTION_LOG = 0x18
 TRANSACTION_LOG_RECORD_SIZE = 23
 TRANSACTION_LOG_RECORDS = 10
-"""Cyclic file written by the card itself on every debit and load; record 1 is the newest."""
 
+# Variable-length record file of the composite application; T-Union records are 128 bytes, one per record id.
 SFI_PROCESS = 0x1A
 PROCESS_RECORD_SIZE = 128
-"""Variable-length record file of the composite application; T-Union records are 128 bytes, one per record id."""
 
+# Cyclic file the terminal appends to on every composite purchase; record 1 is the newest.
 SFI_TRANSIT_LOG = 0x1E
 TRANSIT_RECORD_SIZE = 48
 TRANSIT_RECORDS = 30
-"""Cyclic file the terminal appends to on every composite purchase; record 1 is the newest."""

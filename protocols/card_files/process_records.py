@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import zlib
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import construct as c
 
@@ -342,11 +343,11 @@ def seal_metro_record(record: MetroProcessRecord) -> bytes:
 
 ProcessRecord = BusProcessRecord | MetroProcessRecord | RawProcessRecord
 
-_LAYOUT_OF: dict[type, Layout] = {
+_LAYOUT_OF: Mapping[type, Layout] = MappingProxyType({
     BusProcessRecord: BUS_PROCESS_RECORD,
     MetroProcessRecord: METRO_PROCESS_RECORD,
     RawProcessRecord: RAW_PROCESS_RECORD,
-}
+})
 
 
 def parse_process_record(data: bytes, *, bus_ids: Container[int] = BUS_RECORD_IDS,
