@@ -1,0 +1,309 @@
+"""The PSAM's command set (spec §2): MAC1 and MAC2 for purchases, key diversification and general DES/MAC.
+
+Reading the terminal number and the purchase key index, and selecting the T-Union DF, are plain ISO commands: the
+card classes :class:`~protocols.card_commands.ReadBinary` and :class:`~protocols.card_commands.SelectByFid` serve, and
+the helpers below only name their parameters. On T=0, which most PSAMs use, a command with data goes without Le and
+the PSAM answers ``61xx``; :class:`~protocols.card_commands.GetResponse` fetches the answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Self
+
+import construct as c
+
+from .apdu import CommandAPDU
+from .card_commands import (SW_WRONG_LENGTH, SW_WRONG_P1P2, Command, CommandSet, GetResponse, MacCommand, ReadBinary,
+                            SelectByFid, SelectByName)
+from .fields import BcdDateTime
+from .layout import Layout
+
+T_UNION_PSAM_DF = 0x8011
+"""DF of the 交通部 (T-Union) PSAM application."""
+MOHURD_PSAM_DF = 0x1003
+"""DF of the 住建部 (city-card, MOHURD) PSAM application."""
+SFI_TERMINAL_NUMBER = 0x16  # in the MF
+TERMINAL_NUMBER_SIZE = 6
+SFI_KEY_INDEX = 0x17  # in DF 8011
+
+
+def read_terminal_number() -> ReadBinary:
+    """``00 B0 96 00 06``: the 6-byte terminal number (终端机编号) that goes into 8050 and every record."""
+    return ReadBinary(SFI_TERMINAL_NUMBER, 0, TERMINAL_NUMBER_SIZE)
+
+
+def select_application(fid: int = T_UNION_PSAM_DF) -> SelectByFid:
+    """``00 A4 00 00 02 8011``: the PSAM's purchase application."""
+    return SelectByFid(fid)
+
+
+def read_key_index() -> ReadBinary:
+    """``00 B0 97 00 01``: the purchase key index, sent as the key index of INITIALIZE FOR PURCHASE."""
+    return ReadBinary(SFI_KEY_INDEX, 0, 1)
+
+
+# --- INIT SAM FOR PURCHASE (8070) -------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class SamPurchaseDataOneLevel:
+    """8070 data with one-level diversification (Lc 1C): the factor is the card serial alone (city-only PSAMs)."""
+
+    random: bytes
+    offline_atc: int
+    amount: int
+    transaction_type: int
+    when: dt.datetime
+    key_version: int
+    algorithm_id: int
+    card_serial: bytes
+
+
+@dataclass(slots=True)
+class SamPurchaseDataTwoLevel:
+    """8070 data with two-level diversification (Lc 24), as T-Union cards need: card serial, then issuer ID."""
+
+    random: bytes
+    offline_atc: int
+    amount: int
+    transaction_type: int
+    when: dt.datetime
+    key_version: int
+    algorithm_id: int
+    card_serial: bytes
+    issuer_id: bytes
+
+
+_SAM_PURCHASE_FIELDS = (
+    "random" / c.Bytes(4),  # INITIALIZE response [11..14]
+    "offline_atc" / c.Int16ub,  # INITIALIZE response [4..5]
+    "amount" / c.Int32ub,
+    "transaction_type" / c.Int8ub,  # 06 EP purchase, 05 ED purchase, 09 composite
+    "when" / BcdDateTime,  # the same 7 bytes go into DEBIT
+    "key_version" / c.Int8ub,  # INITIALIZE response [9]
+    "algorithm_id" / c.Int8ub,  # INITIALIZE response [10]
+    "card_serial" / c.Bytes(8),  # file 0x15 [12..19], the last 8 of the 10-byte serial
+)
+
+SAM_PURCHASE_DATA_1 = Layout(
+    SamPurchaseDataOneLevel,
+    *_SAM_PURCHASE_FIELDS,
+    examples=(
+        # BLOG-P's purchase (ATC 0000, 0x1000 fen, type 06, 2012-02-29 13:51:00, key version 01, algorithm 00) for the
+        # §3.5 card serial.
+        ("11223344 0000 00001000 06 20120229135100 01 00 4991585000011383",
+         SamPurchaseDataOneLevel(bytes.fromhex("11223344"), 0, 0x1000, 0x06, dt.datetime(2012, 2, 29, 13, 51), 1, 0,
+                                 bytes.fromhex("4991585000011383"))),
+    ),
+)
+
+SAM_PURCHASE_DATA_2 = Layout(
+    SamPurchaseDataTwoLevel,
+    *_SAM_PURCHASE_FIELDS,
+    "issuer_id" / c.Bytes(8),  # file 0x15 [0..7]
+    examples=(
+        # §3.5 two-level example (key version 01, algorithm 00 filled in for the spec's <kv> <alg>).
+        ("11223344 0036 000000C8 09 20180313164329 01 00 4991585000011383 02403640FFFFFFFF",
+         SamPurchaseDataTwoLevel(bytes.fromhex("11223344"), 0x36, 200, 0x09, dt.datetime(2018, 3, 13, 16, 43, 29),
+                                 1, 0, bytes.fromhex("4991585000011383"), bytes.fromhex("02403640FFFFFFFF"))),
+    ),
+)
+
+
+@dataclass(slots=True)
+class SamPurchaseResponse:
+    """Answer to INIT SAM FOR PURCHASE: the PSAM's TSN, copied byte-exact into DEBIT, and MAC1."""
+
+    tsn: int
+    mac1: bytes
+
+
+SAM_PURCHASE_RESPONSE = Layout(
+    SamPurchaseResponse,
+    "tsn" / c.Int32ub,
+    "mac1" / c.Bytes(4),
+    examples=(("00000057 2B1D974F", SamPurchaseResponse(0x57, bytes.fromhex("2B1D974F"))),),  # §3.5
+)
+
+
+@dataclass(slots=True)
+class InitSamForPurchase(Command):
+    """INIT SAM FOR PURCHASE: ``80 70 00 00 Lc data [08]``; the PSAM derives the session key and answers TSN ‖ MAC1.
+
+    ``issuer_id`` given: two-level diversification (Lc 24, T-Union); ``None``: one level (Lc 1C). Three levels
+    (Lc 2C) appear in no source and are refused.
+    """
+
+    CLA = 0x80
+    INS = 0x70
+    P1 = 0x00
+    P2 = 0x00
+    RESPONSE = SAM_PURCHASE_RESPONSE
+
+    random: bytes
+    offline_atc: int
+    amount: int
+    transaction_type: int
+    when: dt.datetime
+    key_version: int
+    algorithm_id: int
+    card_serial: bytes
+    issuer_id: bytes | None = None
+    le: int | None = None
+
+    def to_bytes(self) -> bytes:
+        self._check_when(self.when)
+        if self.issuer_id is None:
+            data = SAM_PURCHASE_DATA_1.build(SamPurchaseDataOneLevel(
+                self.random, self.offline_atc, self.amount, self.transaction_type, self.when, self.key_version,
+                self.algorithm_id, self.card_serial))
+        else:
+            data = SAM_PURCHASE_DATA_2.build(SamPurchaseDataTwoLevel(
+                self.random, self.offline_atc, self.amount, self.transaction_type, self.when, self.key_version,
+                self.algorithm_id, self.card_serial, self.issuer_id))
+        return bytes((0x80, 0x70, 0x00, 0x00, len(data))) + data + self._fixed_le_byte(self.le, 8)
+
+    @classmethod
+    def from_apdu(cls, apdu: CommandAPDU) -> Self:
+        cls._check_header(apdu)
+        size = len(apdu.data)
+        if size == SAM_PURCHASE_DATA_1.size:
+            d = cls._parse_data(SAM_PURCHASE_DATA_1, apdu.data)
+            issuer_id = None
+        elif size == SAM_PURCHASE_DATA_2.size:
+            d = cls._parse_data(SAM_PURCHASE_DATA_2, apdu.data)
+            issuer_id = d.issuer_id
+        else:
+            raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", SW_WRONG_LENGTH)
+        cls._check_when(d.when)
+        cls._fixed_le_byte(apdu.le, 8)
+        return cls(d.random, d.offline_atc, d.amount, d.transaction_type, d.when, d.key_version, d.algorithm_id,
+                   d.card_serial, issuer_id, apdu.le)
+
+
+@dataclass(slots=True)
+class CreditSamForPurchase(MacCommand):
+    """CREDIT SAM FOR PURCHASE: ``80 72 00 00 04 MAC2``; 9000 means the card's MAC2 is genuine.
+
+    ``mac`` is the card's MAC2 from DEBIT's answer. Valid once, right after 8070 (how PBOC PSAMs behave; UNCONFIRMED).
+    """
+
+    CLA = 0x80
+    INS = 0x72
+
+
+# --- key diversification and general DES (801A, 80FA) ---------------------------------------------------------------
+
+class KeyUsage(IntEnum):
+    """P1 of DES INIT values seen in validator code; a PSAM may hold others, so the field stays an int."""
+
+    TAC = 0x44  # recompute a TAC (TAC-P)
+    MAINTENANCE = 0x45  # line-protection MAC for APPLICATION BLOCK (BJ, SH)
+
+
+@dataclass(slots=True)
+class DesInit(Command):
+    """DES INIT: ``80 1A <key usage> <key version> Lc factors``: diversify a master key for the next 80FA.
+
+    ``factors`` are 8 bytes each, one to three, lowest level first (card serial, then issuer ID).
+    """
+
+    CLA = 0x80
+    INS = 0x1A
+
+    key_usage: int
+    key_version: int
+    factors: tuple[bytes, ...]
+
+    def to_bytes(self) -> bytes:
+        p1 = self._check_byte(self.key_usage, "key usage", SW_WRONG_P1P2)
+        p2 = self._check_byte(self.key_version, "key version", SW_WRONG_P1P2)
+        factors = self.factors
+        if not isinstance(factors, tuple) or not 1 <= len(factors) <= 3:
+            raise self._error("one to three diversification factors are needed", SW_WRONG_LENGTH)
+        data = b"".join(self._check_bytes(f, _BLOCK, "diversification factor") for f in factors)
+        return bytes((0x80, 0x1A, p1, p2, len(data))) + data
+
+    @classmethod
+    def from_apdu(cls, apdu: CommandAPDU) -> Self:
+        cls._check_header(apdu)
+        data = apdu.data
+        if len(data) not in (8, 16, 24):
+            raise cls._error(f"Lc must be 08, 10 or 18, got {len(data):02X}", SW_WRONG_LENGTH)
+        cls._check_no_le(apdu)
+        return cls(apdu.p1, apdu.p2, tuple(data[i:i + 8] for i in range(0, len(data), 8)))
+
+
+@dataclass(slots=True)
+class DesEncrypt(Command):
+    """DES CRYPT, encrypt: ``80 FA 00 00 Lc data [Le]`` with the key DES INIT prepared; whole 8-byte blocks."""
+
+    CLA = 0x80
+    INS = 0xFA
+    P1 = 0x00
+    P2 = 0x00
+
+    data: bytes
+    le: int | None = None
+
+    def to_bytes(self) -> bytes:
+        data = _check_blocks(self, self.data, 1, _MAX_BLOCKS)
+        return bytes((0x80, 0xFA, 0x00, 0x00, len(data))) + data + self._le_byte(self.le)
+
+    @classmethod
+    def from_apdu(cls, apdu: CommandAPDU) -> Self:
+        cls._check_header(apdu)
+        return cls(_check_blocks(cls, apdu.data, 1, _MAX_BLOCKS), apdu.le)
+
+
+@dataclass(slots=True)
+class DesMac(Command):
+    """DES CRYPT, MAC: ``80 FA 05 00 Lc IV data [Le]``; the caller pads ``data`` (ISO 9797-1 method 2) itself.
+
+    Answers the MAC, 4 bytes on most PSAMs, 8 on some. The rest of 80FA's P1 bit map is UNCONFIRMED.
+    """
+
+    CLA = 0x80
+    INS = 0xFA
+    P1 = 0x05
+    P2 = 0x00
+
+    iv: bytes
+    data: bytes
+    le: int | None = None
+
+    def to_bytes(self) -> bytes:
+        iv = self._check_bytes(self.iv, _BLOCK, "IV")
+        data = _check_blocks(self, self.data, 1, _MAX_BLOCKS - 1)
+        return bytes((0x80, 0xFA, 0x05, 0x00, 8 + len(data))) + iv + data + self._le_byte(self.le)
+
+    @classmethod
+    def from_apdu(cls, apdu: CommandAPDU) -> Self:
+        cls._check_header(apdu)
+        data = _check_blocks(cls, apdu.data, 2, _MAX_BLOCKS)
+        return cls(data[:8], data[8:], apdu.le)
+
+
+_BLOCK = range(8, 9)
+_MAX_BLOCKS = 31  # 248 bytes, the most whole blocks a short APDU carries
+
+
+def _check_blocks(command: Command | type[Command], data: bytes, least: int, most: int) -> bytes:
+    """80FA data must be whole 8-byte blocks: the PSAM pads nothing itself."""
+    if not isinstance(data, bytes) or len(data) % 8 or not 8 * least <= len(data) <= 8 * most:
+        got = f"{len(data)} bytes" if isinstance(data, bytes) else type(data).__name__
+        raise command._error(f"data must be {least} to {most} whole 8-byte blocks, got {got}", SW_WRONG_LENGTH)
+    return data
+
+PsamCommand = (SelectByFid | SelectByName | ReadBinary | GetResponse | InitSamForPurchase | CreditSamForPurchase
+               | DesInit | DesEncrypt | DesMac)
+
+PSAM_COMMANDS = CommandSet(SelectByFid, SelectByName, ReadBinary, GetResponse, InitSamForPurchase,
+                           CreditSamForPurchase, DesInit, DesEncrypt, DesMac)
+
+
+def parse_psam_command(raw: bytes) -> PsamCommand:
+    """A raw C-APDU sent to a PSAM as its command object; ProtocolError with the PSAM's status word otherwise."""
+    return PSAM_COMMANDS.parse(raw)  # type: ignore[return-value]
