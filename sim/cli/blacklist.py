@@ -1,0 +1,132 @@
+"""``ykt blacklist``: build, update, query and inspect the card blacklist file a validator maps."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from . import cli
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@contextlib.contextmanager
+def _progress_bars() -> Iterator[object]:
+    """A progress callback drawing tqdm bars on stderr, or ``None`` when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+    units = {"read": ("B", True), "write": ("serials", True), "copy": ("serials", True)}
+
+    def update(phase: str, done: int, total: int | None) -> None:
+        bar = bars.get(phase)
+        if bar is None:
+            unit, scale = units.get(phase, ("it", False))
+            bar = bars[phase] = tqdm(desc=phase, total=total, unit=unit, unit_scale=scale, file=sys.stderr,
+                                     leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+@cli.group()
+def blacklist() -> None:
+    """The card blacklist: a sorted, memory-mapped file of 10-byte application serials (file 0x15).
+
+    Serials are written as 20 digits or as the 19-digit number printed on the card (the leading 0 dropped).
+    Input lists are text (one serial per line, # comments) or CSV (a column named "serial", or one column).
+    """
+
+
+@blacklist.command()
+@click.argument("src", type=_FILE)
+@click.option("--out", "out", type=_FILE, required=True, help="The list file to write (replaced atomically).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "csv"]), default="auto", show_default=True,
+              help="auto: a .csv file is CSV, anything else text.")
+@click.option("--generation", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True,
+              help="The generation number written in the header.")
+def build(src: Path, out: Path, fmt: str, generation: int) -> None:
+    """Build the list file OUT from the list SRC. Nothing is written if any entry is bad."""
+    from terminal.blacklist import build_blacklist
+
+    with _progress_bars() as progress:
+        report = build_blacklist(src, out, fmt=None if fmt == "auto" else fmt, generation=generation,
+                                 progress=progress)  # type: ignore[arg-type]
+    click.echo(f"{report.path}: {report.count:,} serials ({report.entries:,} read, {report.duplicates:,} duplicates), "
+               f"generation {report.generation}")
+
+
+@blacklist.command()
+@click.argument("file", type=_FILE)
+@click.option("--add", "add", type=_FILE, help="A list of serials to add.")
+@click.option("--remove", "remove", type=_FILE, help="A list of serials to remove.")
+@click.option("--out", "out", type=_FILE, help="Write the result here instead of replacing FILE.")
+def update(file: Path, add: Path | None, remove: Path | None, out: Path | None) -> None:
+    """Apply additions and removals to FILE (replaced atomically); the generation goes up by one."""
+    from terminal.blacklist import apply_delta
+
+    if add is None and remove is None:
+        raise click.UsageError("nothing to do: give --add and/or --remove")
+    with _progress_bars() as progress:
+        report = apply_delta(file, add=add, remove=remove, out=out, progress=progress)  # type: ignore[arg-type]
+    click.echo(f"{report.path}: {report.count:,} serials, generation {report.generation}: "
+               f"{report.added:,} added, {report.already_present:,} already listed, "
+               f"{report.removed:,} removed, {report.absent:,} not listed")
+
+
+@blacklist.command()
+@click.argument("file", type=_FILE)
+@click.argument("serials", nargs=-1, required=True)
+@click.pass_context
+def check(ctx: click.Context, file: Path, serials: tuple[str, ...]) -> None:
+    """Say whether each SERIAL is listed in FILE.
+
+    Exit code: 0 when none is listed, 1 when any is listed, 2 on bad input or an unusable file.
+    """
+    from protocols import bcd
+    from terminal.blacklist import Blacklist, parse_serial
+
+    wanted = [parse_serial(text) for text in serials]
+    with Blacklist.open(file) as listed:
+        hits = [serial in listed for serial in wanted]
+    for serial, hit in zip(wanted, hits):
+        click.echo(f"{bcd.digits(serial)}  {'listed' if hit else 'not listed'}")
+    if any(hits):
+        ctx.exit(1)
+
+
+@blacklist.command()
+@click.argument("file", type=_FILE)
+@click.option("--check-order", is_flag=True, help="Also check that every record is in order (slower).")
+def info(file: Path, check_order: bool) -> None:
+    """Check FILE and show its header, size and first and last serials."""
+    from protocols import bcd
+    from terminal.blacklist import Blacklist
+
+    with Blacklist.open(file, check_order=check_order) as listed:
+        header = listed.header
+        rows = [
+            ("file", str(file)),
+            ("format", f"version {header.version}, {header.record_size}-byte records"),
+            ("serials", f"{header.count:,}"),
+            ("generation", str(header.generation)),
+            ("records CRC-32", f"{header.body_crc:08X} (verified)"),
+            ("order", "every record checked" if check_order else "index checked"),
+            ("size", f"{file.stat().st_size:,} bytes"),
+        ]
+        if len(listed):
+            rows += [("first", bcd.digits(listed[0])), ("last", bcd.digits(listed[-1]))]
+    for name, value in rows:
+        click.echo(f"{name:<15} {value}")
