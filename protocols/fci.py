@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import tlv
+from .card_files.catalog import PUBLIC_APP_INFO_SIZE
 from .errors import ProtocolError
 from .tlv import Tlv
 
@@ -24,8 +25,6 @@ T_UNION_EP_AID = bytes.fromhex("A000000632010105")
 """The T-Union (交通联合) electronic purse application, label ``MOT_T_EP``."""
 T_UNION_CASH_AID = bytes.fromhex("A000000632010106")
 """The T-Union cash application, label ``MOT_T_CASH``, listed next to the purse in some PPSEs."""
-
-FILE15_SIZE = 30
 
 TAG_FCI = 0x6F
 TAG_DF_NAME = 0x84
@@ -95,8 +94,8 @@ class Fci:
                     extra: Iterable[Tlv] = ()) -> Fci:
         """The FCI of an ADF such as the T-Union purse, fields in the order cards send them; ``extra`` goes last in A5."""
         _check_name(aid, "FCI AID")
-        if file15 is not None and len(file15) != FILE15_SIZE:
-            raise ProtocolError(f"FCI 9F0C: file 0x15 is {FILE15_SIZE} bytes, got {len(file15)}")
+        if file15 is not None and len(file15) != PUBLIC_APP_INFO_SIZE:
+            raise ProtocolError(f"FCI 9F0C: file 0x15 is {PUBLIC_APP_INFO_SIZE} bytes, got {len(file15)}")
         fields = ((TAG_LABEL, label), (TAG_PRIORITY, None if priority is None else _priority_byte(priority)),
                   (TAG_VERSION, version), (TAG_PREFERRED_NAME, preferred_name), (TAG_DISCRETIONARY, file15))
         a5 = [Tlv.primitive(tag, value) for tag, value in fields if value is not None]
@@ -161,7 +160,7 @@ class Fci:
         """The 30 bytes of file 0x15 carried in 9F0C; ``None`` when 9F0C is absent or another size, in which case a
         reader falls back to READ BINARY 0x15."""
         data = self.discretionary_data
-        return data if data is not None and len(data) == FILE15_SIZE else None
+        return data if data is not None and len(data) == PUBLIC_APP_INFO_SIZE else None
 
     @property
     def directory(self) -> tuple[DirectoryEntry, ...]:
