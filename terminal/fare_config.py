@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from protocols.card_files import CardType
 
@@ -260,20 +260,18 @@ class _Where:
 
 
 class _Table(_Where):
-    """One TOML table under validation: remembers which keys were taken, to refuse the rest."""
+    """One TOML table under validation."""
 
     def __init__(self, where: _Where, data: Any) -> None:
         super().__init__(where.source, where.path)
         if not isinstance(data, dict):
             raise self.error(f"must be a table, got {_show(data)}")
         self.data: dict[str, Any] = data
-        self._taken: set[str] = set()
 
     def has(self, key: str) -> bool:
         return key in self.data
 
     def take(self, key: str) -> Any:
-        self._taken.add(key)
         return self.data.get(key)
 
     def table(self, key: str) -> _Table | None:
@@ -311,19 +309,20 @@ class _Table(_Where):
             raise self.error(f"must be true ({hint}), got {_show(value)}", key)
         return True
 
-    def finish(self, kind: str = "") -> None:
-        """Refuse every key nobody took: a typo must not be silently ignored."""
-        unknown = [k for k in self.data if k not in self._taken]
-        if unknown:
-            allowed = ", ".join(sorted(self._taken))
-            raise self.error(f"unknown key{kind} (allowed: {allowed})", unknown[0])
+    def only(self, allowed: frozenset[str]) -> None:
+        """Refuse a key outside ``allowed``, before anything else is checked, so that a typo is named as such rather
+        than reported as a missing key: a misspelt key must never be silently ignored."""
+        for key in self.data:
+            if key not in allowed:
+                raise self.error(f"unknown key (allowed: {', '.join(sorted(allowed))})", key)
+
 
 
 def _card_type_code(where: _Where, name: Any, key: str | int) -> int:
     if isinstance(name, str):
         if name in CARD_TYPE_CODES:
             return CARD_TYPE_CODES[name]
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             return where.check_int(int(name), 0, 0xFF, key, what=" (a card type code)")
     elif isinstance(name, int) and not isinstance(name, bool):
         return where.check_int(name, 0, 0xFF, key, what=" (a card type code)")
@@ -331,13 +330,23 @@ def _card_type_code(where: _Where, name: Any, key: str | int) -> int:
     raise where.error(f"unknown card type {_show(name)} (names: {names}, or a code 0..255)", key)
 
 
+_CARD_TYPE_KEYS = frozenset({"percent", "fixed", "free", "refuse", "reason"})
+_TRANSFER_KEYS = frozenset({"window_minutes", "off", "percent", "card_types"})
+_BAND_KEYS = frozenset({"up_to", "fare"})
+_FARE_KEYS = frozenset({"base"})
+_TOP_KEYS = frozenset({"format", "name", "line_numbers", "fare", "lines", "card_types", "transfer"})
+
+
 def _card_type_rule(table: _Table) -> CardTypeRule:
+    table.only(_CARD_TYPE_KEYS)
     kinds = [k for k in ("percent", "fixed", "free", "refuse") if table.has(k)]
     rule: CardTypeRule
     if len(kinds) != 1:
         got = f", got {' and '.join(kinds)}" if kinds else ""
         raise table.error(f"give exactly one of percent, fixed, free, refuse{got}")
     kind = kinds[0]
+    if kind != "refuse" and table.has("reason"):
+        raise table.error("only with refuse = true", "reason")
     if kind == "percent":
         rule = CardTypeRule("percent", table.integer("percent", 0, 100))
     elif kind == "fixed":
@@ -348,7 +357,6 @@ def _card_type_rule(table: _Table) -> CardTypeRule:
     else:
         table.true("refuse", "omit the entry to accept the card type")
         rule = CardTypeRule("refuse", reason=table.string("reason", ""))
-    table.finish()
     return rule
 
 
@@ -377,6 +385,7 @@ def _transfer(root: _Table) -> TransferRule | None:
     table = root.table("transfer")
     if table is None:
         return None
+    table.only(_TRANSFER_KEYS)
     if table.has("off") == table.has("percent"):
         raise table.error("give exactly one of off (fen) and percent (percent of the fare paid)")
     window = table.minutes("window_minutes")
@@ -389,7 +398,6 @@ def _transfer(root: _Table) -> TransferRule | None:
             raise table.error(f"must be a non-empty array of card types, got {_show(names)}", "card_types")
         where = table.inner("card_types")
         card_types = frozenset(_card_type_code(where, name, i) for i, name in enumerate(names))
-    table.finish()
     return TransferRule(window, off, percent, card_types)
 
 
@@ -400,9 +408,9 @@ def _bands(line: _Table) -> tuple[FareBand, ...]:
     bands: list[FareBand] = []
     for i, item in enumerate(raw):
         band = _Table(line.inner("bands").inner(i), item)
+        band.only(_BAND_KEYS)
         up_to = band.integer("up_to", 0, 0xFF, what=" (stations)")
         fare = band.amount("fare")
-        band.finish()
         if bands and up_to <= bands[-1].up_to:
             raise band.error(f"must be more than the band before ({bands[-1].up_to}), got {up_to}", "up_to")
         bands.append(FareBand(up_to, fare))
@@ -427,11 +435,16 @@ def _matrix(line: _Table) -> tuple[tuple[int, ...], ...]:
     return tuple(rows)
 
 
+_LINE_KEYS = frozenset({"base", "bands", "matrix", "max_fare", "boarding_fare", "max_trip_minutes"})
+
+
 def _line(table: _Table) -> LineFare:
+    table.only(_LINE_KEYS)
     if table.has("base"):
-        fare = FlatFare(table.amount("base"))
-        table.finish(" for a flat-fare line")
-        return fare
+        for key in table.data:
+            if key != "base":
+                raise table.error("only for a section-fare line (this line has base, a flat fare)", key)
+        return FlatFare(table.amount("base"))
     if table.has("bands") == table.has("matrix"):
         raise table.error("give base (a flat fare), or bands or matrix (tap-on / tap-off section fares)")
     bands = _bands(table) if table.has("bands") else ()
@@ -441,9 +454,7 @@ def _line(table: _Table) -> LineFare:
     boarding_fare = table.amount("boarding_fare", 0)
     if boarding_fare > max_fare:
         raise table.error(f"must not exceed max_fare ({max_fare}), got {boarding_fare}", "boarding_fare")
-    fares = SectionFares(table.minutes("max_trip_minutes"), max_fare, boarding_fare, bands, matrix)
-    table.finish(" for a section-fare line")
-    return fares
+    return SectionFares(table.minutes("max_trip_minutes"), max_fare, boarding_fare, bands, matrix)
 
 
 def _lines(root: _Table, line_numbers: LineNumbers) -> dict[bytes, LineFare]:
@@ -454,7 +465,7 @@ def _lines(root: _Table, line_numbers: LineNumbers) -> dict[bytes, LineFare]:
     for key in table.data:
         entry = table.table(key)
         assert entry is not None
-        if not key.isdigit():
+        if not (key.isascii() and key.isdigit()):
             raise table.error("a line is named by its number (decimal digits)", key)
         try:
             code = encode_line(int(key), line_numbers)
@@ -477,28 +488,29 @@ def parse_fares(text: str, source: str = "<fares>") -> FareTable:
                               f"TOML syntax error: {found['msg']}") from None
         raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
     root = _Table(_Where(source, ""), data)
+    root.only(_TOP_KEYS)
     version = root.take("format")
     if version is None:
         raise root.error(f"required (this build reads format = {FORMAT})", "format")
-    if version != FORMAT or isinstance(version, bool):
+    if type(version) is not int or version != FORMAT:
         raise root.error(f"unsupported version {_show(version)} (this build reads {FORMAT})", "format")
     name = root.string("name", "")
-    line_numbers = root.string("line_numbers", "binary")
-    if line_numbers not in ("binary", "bcd"):
-        raise root.error(f'must be "binary" or "bcd", got {_show(line_numbers)}', "line_numbers")
+    numbers = root.string("line_numbers", "binary")
+    if numbers not in ("binary", "bcd"):
+        raise root.error(f'must be "binary" or "bcd", got {_show(numbers)}', "line_numbers")
+    line_numbers = cast(LineNumbers, numbers)
     fare = root.table("fare")
     default = None
     if fare is not None:
+        fare.only(_FARE_KEYS)
         default = FlatFare(fare.amount("base"))
-        fare.finish()
-    lines = _lines(root, line_numbers)  # type: ignore[arg-type]
+    lines = _lines(root, line_numbers)
     if default is None and not lines:
         raise root.error("no fare: give [fare] base (every line) or at least one [lines.<number>]")
     card_types, other = _card_types(root)
     transfer = _transfer(root)
-    root.finish()
-    return FareTable(source, name, line_numbers, default, MappingProxyType(lines),  # type: ignore[arg-type]
-                     MappingProxyType(card_types), other, transfer)
+    return FareTable(source, name, line_numbers, default, MappingProxyType(lines), MappingProxyType(card_types),
+                     other, transfer)
 
 
 def read_fares(path: str | Path) -> FareTable:

@@ -119,7 +119,7 @@ def _card(code: int, table: FareTable) -> _Card:
     rule = table.card_rule(code)
     label = card_type_label(code)
     transfer = table.transfer is not None and table.transfer.applies_to(code)
-    if rule is None:
+    if rule is None or (rule.kind == "percent" and rule.value == 100):
         return _Card(code, None, "", transfer, None)
     if rule.kind == "refuse":
         return _Card(code, rule, "", False, FareRefusal(rule.reason or f"{label} card not accepted", "card_type"))
