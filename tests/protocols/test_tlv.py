@@ -151,6 +151,8 @@ def test_parse_one_wants_exactly_one_object():
     lambda: Tlv(0x84, b"", ()),  # primitive tag with children
     lambda: Tlv(0x6F, b"", [Tlv.primitive(0x84, b"")]),  # children must be a tuple
     lambda: Tlv(0x6F, b"", ("84",)),
+    lambda: Tlv.constructed(0x6F, "84"),
+    lambda: Tlv.constructed(0x84, Tlv.primitive(0x84, b"")),
 ])
 def test_invalid_nodes_are_refused(make):
     with pytest.raises(ProtocolError):
@@ -228,13 +230,19 @@ def test_truncated_or_extended_object_is_a_protocol_error(node: Tlv, data):
         tlv.parse_one(raw + extra)
 
 
-@settings(max_examples=300)
-@given(st.binary(max_size=64))
+@settings(max_examples=500)
+@given(st.one_of(st.binary(max_size=64), st.lists(trees, max_size=3).map(tlv.build).flatmap(
+    lambda raw: st.binary(max_size=3).map(lambda noise: raw[:len(raw) // 2] + noise + raw[len(raw) // 2:]))))
 def test_random_bytes_parse_or_raise_protocol_error(raw: bytes):
     try:
         nodes = tlv.parse(raw)
     except ProtocolError:
         return
+    stack = list(nodes)
+    while stack:  # the parser's unchecked nodes pass the constructor's checks
+        node = stack.pop()
+        assert Tlv(node.tag, node.value, node.children) == node
+        stack.extend(node.children or ())
     canonical = tlv.build(nodes)
     assert tlv.parse(canonical) == nodes
     assert tlv.build(tlv.parse(canonical)) == canonical
