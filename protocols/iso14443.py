@@ -122,14 +122,14 @@ def classic_size_from_sak(sak: int) -> int | None:
 def check_uid(uid: bytes) -> bytes:
     """Return ``uid`` if it is a valid single, double or triple size UID, else raise.
 
-    The cascade tag 88 may not open the UID bytes of the last cascade level, or a reader would take them for a
-    further level: uid0 of a single, uid3 of a double, uid6 of a triple size UID.
+    The cascade tag 88 may not be uid0 of a single size UID, nor (since ISO 14443-3 Amd 1) uid3 of a double size
+    UID: at that cascade level a longer UID sends the tag, and the two would not collide. A triple size UID's last
+    level competes with no longer UID, so it has no such rule.
     """
     if len(uid) not in UID_SIZES:
         raise ProtocolError(f"UID of {len(uid)} bytes: ISO 14443-3 UIDs have 4, 7 or 10")
-    last_level_first = 3 * UID_SIZES.index(len(uid))
-    if uid[last_level_first] == CASCADE_TAG:
-        raise ProtocolError(f"UID {uid.hex().upper()}: byte {last_level_first} is the cascade tag 88")
+    if len(uid) < 10 and uid[len(uid) - 4] == CASCADE_TAG:
+        raise ProtocolError(f"UID {uid.hex().upper()}: byte {len(uid) - 4} is the cascade tag 88")
     return uid
 
 
@@ -187,7 +187,8 @@ class Ats:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 0xFF:
                 raise ProtocolError(f"ATS {name.upper()}(1) must be one byte, got {value}")
-        if len(self.to_bytes()) > 0xFF:
+        interface = sum(value is not None for value in (self.ta, self.tb, self.tc))
+        if 2 + interface + len(self.historical) > 0xFF:
             raise ProtocolError("ATS longer than 255 bytes")
 
     @classmethod

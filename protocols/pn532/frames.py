@@ -172,10 +172,11 @@ class FrameDecoder:
     ``discarded``. Call :meth:`reset` after a timeout so that a half-received frame does not swallow the next answer.
     """
 
-    __slots__ = ("_buf", "discarded")
+    __slots__ = ("_buf", "_postamble_due", "discarded")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._postamble_due = False  # a frame ended the last feed: a leading 00 now is its postamble
         self.discarded = 0
 
     @property
@@ -185,16 +186,19 @@ class FrameDecoder:
 
     def reset(self) -> None:
         self._buf.clear()
+        self._postamble_due = False
 
     def feed(self, data: bytes) -> list[Event]:
         buf = self._buf
         buf += data
         events: list[Event] = []
-        pos = 0
+        pos = 1 if self._postamble_due and buf[:1] == b"\x00" else 0
+        if buf:
+            self._postamble_due = False
         while True:
             start = buf.find(_START, pos)
             if start < 0:
-                keep = len(buf) - 1 if buf and buf[-1] == 0 else len(buf)  # maybe the first byte of a start code
+                keep = len(buf) - 1 if len(buf) > pos and buf[-1] == 0 else len(buf)  # may open a start code
                 self._skip(buf, pos, keep)
                 pos = keep
                 break
@@ -204,7 +208,12 @@ class FrameDecoder:
                 pos = start
                 break
             events.append(event)
-            pos = end + 1 if end < len(buf) and buf[end] == 0 and not isinstance(event, BadFrame) else end
+            pos = end
+            if not isinstance(event, BadFrame):
+                if end == len(buf):
+                    self._postamble_due = True
+                elif buf[end] == 0:
+                    pos += 1
         del buf[:pos]
         return events
 
