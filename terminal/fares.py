@@ -191,12 +191,11 @@ class _SectionLine:
         marked = card.fare(self.fares.max_fare)
         note = card.note
         transfer = self.transfer
-        if transfer is not None and card.transfer and marked and rules.transfer_due(ctx):
+        if transfer is not None and card.transfer and marked and (transfer.off or charge) and rules.transfer_due(ctx):
+            charge = transfer.apply(charge)
             if transfer.off is not None:
-                charge, credit, note = max(0, credit - transfer.off), max(credit, transfer.off), \
-                    f"{note}, {transfer.note}"
-            elif charge:
-                charge, note = transfer.apply(charge), f"{note}, {transfer.note}"
+                credit = max(credit, transfer.off)  # what the boarding fare could not absorb counts at tap-off
+            note = f"{note}, {transfer.note}"
         new = board_bus(record, ctx.stop, ctx.now, marked)
         new.trade_amount = credit
         rule = f"missed tap-off {penalty}, board{note}" if penalty else f"board{note}"
