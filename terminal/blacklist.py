@@ -42,6 +42,7 @@ merged as a stream.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import heapq
 import itertools
@@ -53,10 +54,9 @@ import tempfile
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 import construct as c
 
@@ -128,6 +128,7 @@ _CRC_SPAN = _BODY - 4
 _SCAN_BYTES = INDEX_STRIDE * SERIAL_SIZE * 800  # a multiple of the index stride, so samples stay aligned
 _COPY_RECORDS = 100_000
 _WRITE_RECORDS = 65_536
+_RUN_READ_RECORDS = 8_192  # per run being merged: a merge of k runs holds k times this many records
 _PROGRESS_LINES = 65_536
 _SEPARATORS = re.compile(r"[\s-]+")
 
@@ -145,6 +146,15 @@ def parse_serial(text: str) -> bytes:
     if len(digits) not in (19, 20):
         raise ProtocolError(f"serial {text!r}: {len(digits)} digits, expected 20 (or 19 without the leading 0)")
     return bcd.from_digits(digits, SERIAL_SIZE, what="serial")
+
+
+@contextlib.contextmanager
+def _os_errors(path: object, doing: str) -> Iterator[None]:
+    """An OSError while ``doing`` something with ``path`` becomes a one-line :class:`BlacklistError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise BlacklistError(f"{path}: cannot {doing}: {exc.strerror or exc}") from None
 
 
 def _new_header(count: int, generation: int, body_crc: int) -> BlacklistHeader:
@@ -175,14 +185,11 @@ class Blacklist:
     def open(cls, path: str | os.PathLike[str], *, check_order: bool = False) -> Blacklist:
         """Map a list file after checking it (see the module docstring); ``check_order`` also checks every record."""
         path = Path(path)
-        try:
-            with open(path, "rb") as file:
-                size = os.fstat(file.fileno()).st_size
-                header = _check_header(path, file.read(_BODY), size)
-                index = _scan(path, file, header, check_order)
-                mapping = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
-        except OSError as exc:
-            raise BlacklistError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        with _os_errors(path, "open"), open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            header = _check_header(path, file.read(_BODY), size)
+            index = _scan(path, file, header, check_order)
+            mapping = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
         return cls(path, header, mapping, index)
 
     @property
@@ -316,13 +323,11 @@ class _Writer:
         self.count = 0
         self._crc = 0
         self._last = b""
-        try:
+        with _os_errors(target, "create a file next to it"):
             fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        except OSError as exc:
-            raise BlacklistError(f"{target}: cannot create a file next to it: {exc.strerror}") from None
         self._tmp = Path(name)
         self._file = os.fdopen(fd, "wb")
-        self._io(self._file.write, bytes(_BODY))
+        self._write(bytes(_BODY))
 
     def records(self, batch: list[bytes]) -> None:
         """Append sorted records."""
@@ -342,22 +347,23 @@ class _Writer:
     def commit(self) -> BlacklistHeader:
         """Write the header, make the file durable and put it in place in one rename."""
         header = _new_header(self.count, self.generation, self._crc)
-        self._io(self._file.seek, 0)
-        self._io(self._file.write, HEADER.build(header))
-        self._io(self._file.flush)
-        self._io(os.fsync, self._file.fileno())
-        self._file.close()
-        try:
-            mode = self.target.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        self._io(os.chmod, self._tmp, mode)
-        self._io(os.replace, self._tmp, self.target)
-        dir_fd = self._io(os.open, self.target.parent, os.O_RDONLY)
-        try:
-            self._io(os.fsync, dir_fd)  # makes the rename itself durable
-        finally:
-            os.close(dir_fd)
+        with _os_errors(self.target, "write"):
+            self._file.seek(0)
+            self._file.write(HEADER.build(header))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            try:
+                mode = self.target.stat().st_mode & 0o777
+            except FileNotFoundError:
+                mode = 0o644
+            os.chmod(self._tmp, mode)
+            os.replace(self._tmp, self.target)
+            dir_fd = os.open(self.target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # makes the rename itself durable
+            finally:
+                os.close(dir_fd)
         return header
 
     def abort(self) -> None:
@@ -373,15 +379,13 @@ class _Writer:
 
     def _append(self, block: bytes, last: bytes) -> None:
         self._crc = zlib.crc32(block, self._crc)
-        self._io(self._file.write, block)
+        self._write(block)
         self.count += len(block) // SERIAL_SIZE
         self._last = last
 
-    def _io(self, call, *args):
-        try:
-            return call(*args)
-        except OSError as exc:
-            raise BlacklistError(f"{self.target}: cannot write: {exc.strerror or exc}") from None
+    def _write(self, data: bytes) -> None:
+        with _os_errors(self.target, "write"):
+            self._file.write(data)
 
 
 class _Entries:
@@ -405,17 +409,10 @@ class _Entries:
         if not self.is_path:
             yield from self._parse(self._counted(iter(self.source), None))  # type: ignore[arg-type]
         else:
-            try:
-                file: TextIO = open(self.source, encoding="utf-8-sig", errors="replace",  # type: ignore[arg-type]
-                                    newline="" if self.fmt == "csv" else None)
-                total = os.fstat(file.fileno()).st_size
-            except OSError as exc:
-                raise BlacklistError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
-            with file:
-                try:
-                    yield from self._parse(self._counted(file, total))
-                except OSError as exc:
-                    raise BlacklistError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
+            newline = "" if self.fmt == "csv" else None
+            with _os_errors(self.name, "read"), \
+                    open(self.source, encoding="utf-8-sig", errors="replace", newline=newline) as file:  # type: ignore
+                yield from self._parse(self._counted(file, os.fstat(file.fileno()).st_size))
         if self._bad:
             raise BadEntries(self.name, self._errors, self._bad)
 
@@ -427,8 +424,8 @@ class _Entries:
             text = line.strip()
             if "#" in text:
                 text = text.partition("#")[0].rstrip()
-            if text:
-                yield from self._serial(number, text)
+            if text and (serial := self._serial(number, text)):
+                yield serial
 
     def _csv(self, lines: Iterable[str]) -> Iterator[bytes]:
         reader = csv.reader(lines)
@@ -448,19 +445,19 @@ class _Entries:
                     column = 0
                 if column >= len(row):
                     self._fail(reader.line_num, f"{len(row)} column(s); the serial is column {column + 1}")
-                else:
-                    yield from self._serial(reader.line_num, row[column])
+                elif serial := self._serial(reader.line_num, row[column]):
+                    yield serial
         except csv.Error as exc:
             raise BlacklistError(f"{self.name}: line {reader.line_num}: not CSV: {exc}") from None
 
-    def _serial(self, number: int, text: str) -> Iterator[bytes]:
+    def _serial(self, number: int, text: str) -> bytes | None:
         try:
             serial = parse_serial(text)
         except ProtocolError as exc:
             self._fail(number, str(exc))
-        else:
-            self.count += 1
-            yield serial
+            return None
+        self.count += 1
+        return serial
 
     def _fail(self, number: int, reason: str) -> None:
         self._bad += 1
@@ -485,9 +482,16 @@ class _Entries:
         return counted()
 
 
+def _write_run(path: Path, records: list[bytes]) -> None:
+    """Records to a file, joined a slice at a time: ``bytes.join`` briefly needs 80 bytes per item it joins."""
+    with open(path, "wb") as file:
+        for start in range(0, len(records), _WRITE_RECORDS):
+            file.write(b"".join(records[start:start + _WRITE_RECORDS]))
+
+
 def _read_run(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        while block := file.read(_WRITE_RECORDS * SERIAL_SIZE):
+    with _os_errors(path, "read a sort run"), open(path, "rb") as file:
+        while block := file.read(_RUN_READ_RECORDS * SERIAL_SIZE):
             yield from _split(block)
 
 
@@ -499,7 +503,7 @@ def _sorted_unique(records: Iterable[bytes], spill_dir: Path, chunk_records: int
     are then merged as a stream.
     """
     records = iter(records)
-    with tempfile.TemporaryDirectory(dir=spill_dir, prefix=".blacklist-runs-") as tmp:
+    with contextlib.ExitStack() as cleanup:
         runs: list[Path] = []
         batch = list(itertools.islice(records, chunk_records))
         while batch:
@@ -508,8 +512,11 @@ def _sorted_unique(records: Iterable[bytes], spill_dir: Path, chunk_records: int
             if not more and not runs:
                 merged: Iterator[bytes] = iter(batch)
                 break
-            run = Path(tmp, f"run{len(runs)}")
-            run.write_bytes(b"".join(batch))
+            with _os_errors(spill_dir, "write sort runs"):
+                if not runs:
+                    tmp = cleanup.enter_context(tempfile.TemporaryDirectory(dir=spill_dir, prefix=".blacklist-"))
+                run = Path(tmp, f"run{len(runs)}")
+                _write_run(run, batch)
             runs.append(run)
             batch = more  # the spilled chunk is dropped before the next one is read
             batch.extend(itertools.islice(records, chunk_records - 1))
@@ -519,10 +526,6 @@ def _sorted_unique(records: Iterable[bytes], spill_dir: Path, chunk_records: int
         unique = map(operator.itemgetter(0), itertools.groupby(merged))
         while out := list(itertools.islice(unique, _WRITE_RECORDS)):
             yield out
-
-
-def _spill_dir(out: Path) -> Path:
-    return out.parent if str(out.parent) else Path(".")
 
 
 @dataclass(slots=True, frozen=True)
@@ -546,7 +549,7 @@ def build_blacklist(source: Source, out_path: str | os.PathLike[str], *, fmt: st
     """
     out = Path(out_path)
     entries = _Entries(source, fmt, progress)
-    with closing(_sorted_unique(entries, _spill_dir(out), chunk_records)) as batches:
+    with contextlib.closing(_sorted_unique(entries, out.parent, chunk_records)) as batches:
         first = next(batches, [])  # reads the whole input: bad entries are raised before the output exists
         with _Writer(out, generation) as writer:
             for batch in itertools.chain([first], batches):
@@ -586,16 +589,15 @@ def apply_delta(path: str | os.PathLike[str], *, add: Source | None = None, remo
     A streaming merge: unchanged runs of records are copied as blocks. The generation goes up by one.
     """
     target = Path(out if out is not None else path)
-    spill = _spill_dir(target)
-    with Blacklist.open(path) as old, \
-            closing(_sorted_unique(_Entries(add or [], None, None), spill, chunk_records)) as added_batches, \
-            closing(_sorted_unique(_Entries(remove or [], None, None), spill, chunk_records)) as removed_batches, \
-            _Writer(target, old.generation + 1) as writer:
+    with contextlib.ExitStack() as stack:
+        old = stack.enter_context(Blacklist.open(path))
+        changes = [stack.enter_context(contextlib.closing(_sorted_unique(_Entries(source or [], None, None),
+                                                                         target.parent, chunk_records)))
+                   for source in (add, remove)]
+        writer = stack.enter_context(_Writer(target, old.generation + 1))
         counts = {"added": 0, "already_present": 0, "removed": 0, "absent": 0}
         position = 0
-        events = _events(itertools.chain.from_iterable(added_batches),
-                         itertools.chain.from_iterable(removed_batches))
-        for serial, is_add in events:
+        for serial, is_add in _events(*map(itertools.chain.from_iterable, changes)):
             at = old._lower_bound(serial)
             writer.copy(old, position, at)
             present = at < len(old) and old[at] == serial
