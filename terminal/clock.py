@@ -1,0 +1,34 @@
+"""Injected time: the validator never reads the system clock itself, so tests and benchmarks are deterministic."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """Local wall-clock time, naive, to the second: what goes into the card's BCD date-time fields."""
+
+
+class SystemClock:
+    """The machine's local time."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now().replace(microsecond=0)
+
+
+class ManualClock:
+    """A clock that moves only when told to; ``step`` seconds pass on every reading when set (a busy bus)."""
+
+    def __init__(self, start: dt.datetime, step: float = 0.0) -> None:
+        self._now = start.replace(microsecond=0)
+        self._step = dt.timedelta(seconds=step)
+
+    def now(self) -> dt.datetime:
+        current = self._now
+        self._now += self._step
+        return current.replace(microsecond=0)
+
+    def advance(self, seconds: float) -> None:
+        self._now += dt.timedelta(seconds=seconds)
