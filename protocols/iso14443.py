@@ -8,6 +8,7 @@ model splits an APDU into chained I-blocks for the card's FSC and prices each fr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import crcmod
 
@@ -108,6 +109,7 @@ def atqa_bit_frame_anticollision(atqa: int) -> bool:
 
 
 def sak_iso14443_4(sak: int) -> bool:
+    """Whether a final SAK (cascade bit clear) announces an ISO 14443-4 card, one that answers RATS."""
     return bool(sak & SAK_ISO14443_4) and not sak & SAK_UID_INCOMPLETE
 
 
@@ -297,7 +299,7 @@ class Pcb:
     bits 6..5 say DESELECT (00) or WTX (11), kept in ``wtx``.
     """
 
-    kind: str
+    kind: Literal["I", "R", "S"]
     block_number: int = 0
     chaining: bool = False
     cid: bool = False

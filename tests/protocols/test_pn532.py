@@ -273,6 +273,14 @@ def test_decoder_finds_the_next_frame_after_a_lost_byte():
     assert all(isinstance(e, BadFrame) for e in got[:-1]) and got[:-1]
 
 
+def test_decoder_does_not_let_a_cut_frame_swallow_the_frames_behind_it():
+    decoder = FrameDecoder()
+    cut = H("0000FF10F0D5410090")  # announces 16 bytes; the sender was reset after 4
+    got = decoder.feed(cut + H("0000FF03FDD54500E600") + ControlFrame.ACK.to_bytes())
+    assert got[0].fault is FrameFault.DATA_CHECKSUM
+    assert got[1:] == [Frame(0xD5, H("4500")), ControlFrame.ACK]
+
+
 def test_decoder_recognises_the_error_frame_split_anywhere():
     raw = ControlFrame.ERROR.to_bytes()
     for cut in range(1, len(raw)):
