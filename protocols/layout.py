@@ -40,8 +40,13 @@ class _FastField:
 
 
 def _fast_field(name: str | None, sub: c.Construct) -> _FastField:
-    if isinstance(sub, c.FormatField) and sub.fmtstr[0] in "><":
+    if isinstance(sub, c.FormatField) and (sub.fmtstr[0] == ">" or sub.length == 1):
         return _FastField(name, sub.fmtstr[1:], None, None)
+    if isinstance(sub, c.FormatField) and sub.fmtstr[0] == "<" and sub.fmtstr[1] in "hHiIlLqQ":
+        # The derived format has one byte order (big-endian): little-endian integers go through int.from_bytes.
+        n, signed = sub.length, sub.fmtstr[1].islower()
+        return _FastField(name, f"{n}s", lambda raw: int.from_bytes(raw, "little", signed=signed),
+                          lambda v: v.to_bytes(n, "little", signed=signed))
     if isinstance(sub, c.BytesInteger) and isinstance(sub.length, int) and not sub.signed and not sub.swapped:
         n = sub.length
         return _FastField(name, f"{n}s", lambda raw: int.from_bytes(raw, "big"), lambda v: v.to_bytes(n, "big"))

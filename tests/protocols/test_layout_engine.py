@@ -1,0 +1,57 @@
+"""The Layout machinery itself, on declarations made for the test (the spec layouts are covered by test_layouts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import construct as c
+import pytest
+
+from protocols.errors import ProtocolError
+from protocols.fields import BcdDate
+from protocols.layout import Layout
+
+ENGINES = ("fast", "compiled", "interpreted")
+
+
+@dataclass(slots=True)
+class Mixed:
+    le32: int
+    le16s: int
+    be24: int
+    start: dt.date | None
+    tail: bytes
+
+
+MIXED = Layout(Mixed, "le32" / c.Int32ul, "le16s" / c.Int16sl, "be24" / c.Int24ub, c.Const(b"\x27"),
+               "start" / BcdDate, "tail" / c.Bytes(2))
+RAW = bytes.fromhex("01000000 FEFF 010203 27 20401231 AABB")
+VALUE = Mixed(1, -2, 0x010203, dt.date(2040, 12, 31), b"\xaa\xbb")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_mixed_byte_orders(engine):
+    assert MIXED.parse_with(engine, RAW) == VALUE
+    assert MIXED.build_with(engine, VALUE) == RAW
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad", [Mixed(2**32, 0, 0, None, b"\0\0"), Mixed(0, 2**15, 0, None, b"\0\0"),
+                                 Mixed(0, 0, 2**24, None, b"\0\0"), Mixed(0, 0, 0, None, b"\0")])
+def test_unencodable_values(engine, bad):
+    with pytest.raises(ProtocolError):
+        MIXED.build_with(engine, bad)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_wrong_constant(engine):
+    with pytest.raises(ProtocolError):
+        MIXED.parse_with(engine, RAW[:9] + b"\x28" + RAW[10:])
+
+
+def test_declaration_must_match_model():
+    with pytest.raises(TypeError, match="do not match"):
+        Layout(Mixed, "le32" / c.Int32ul)
+    with pytest.raises(TypeError, match="not a fixed-width field"):
+        Layout(Mixed, "le32" / c.GreedyBytes)
