@@ -74,16 +74,15 @@ class Layout(Generic[M]):
         """
         self.model = model
         self.name = model.__name__
-        self.schema = c.Struct(*fields, c.Terminated)
-        self.size = c.Struct(*fields).sizeof()
         self.examples = examples
         self._compiled: c.Compiled | None = None
-
         plan = [_fast_field(getattr(f, "name", None), f.subcon if isinstance(f, c.Renamed) else f) for f in fields]
         declared = [p.name for p in plan if p.name is not None]
         model_fields = [f.name for f in dataclasses.fields(model)]  # type: ignore[arg-type]
         if declared != model_fields:
             raise TypeError(f"{self.name}: layout fields {declared} do not match the dataclass {model_fields}")
+        self.schema = c.Struct(*fields, c.Terminated)
+        self.size = c.Struct(*fields).sizeof()
         self._struct = struct.Struct(">" + "".join(p.code for p in plan))
         if self._struct.size != self.size:
             raise TypeError(f"{self.name}: derived format is {self._struct.size} bytes, layout {self.size}")
