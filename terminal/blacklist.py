@@ -23,12 +23,12 @@ What :meth:`Blacklist.open` checks, and why that is enough:
 
 * magic, version, header CRC and record size: a foreign file or a damaged header;
 * file size == 32 + 10 N exactly: a truncated, partly copied or appended-to file;
-* the records' CRC, in one sequential read (about 25 ms per 10 M records from the page cache; read, not mapped, so
-  the pages do not count against the validator's memory). The same pass keeps every 128th record as the index
-  (about 4.5 MB per 10 M records) and checks that it is strictly increasing, which catches gross disorder
-  (concatenated or reversed lists) for free.
+* the records' CRC, in one sequential read (40 ms per 10 M records from the page cache, see
+  ``bench/results/blacklist.md``; read, not mapped, so the pages do not count against the validator's memory). The
+  same pass keeps every 128th record as the index (4 MB per 10 M records) and checks that it is strictly
+  increasing, which catches gross disorder (concatenated or reversed lists) for free.
 
-Every record's order is not checked at open (about 1 s per 10 M records). The one writer, :class:`_Writer`, refuses
+Every record's order is not checked at open (1.2 s per 10 M records). The one writer, :class:`_Writer`, refuses
 a record that is not greater than the one before it, and a delta copies runs of records only from a file whose CRC
 matched, so a file whose CRC matches came out of a writer that checked its order. A file from some other tool
 can be checked in full with ``Blacklist.open(path, check_order=True)`` (``ykt blacklist info --check-order``).
@@ -270,7 +270,7 @@ def _check_header(path: Path, raw: bytes, size: int) -> BlacklistHeader:
     header = HEADER.parse(raw)
     if header.magic != MAGIC:
         raise BlacklistError(f"{path}: not a blacklist file (starts {header.magic.hex().upper()})")
-    if header.version != VERSION:
+    if header.version != VERSION:  # before the header CRC: another version may put its CRC elsewhere
         raise BlacklistError(f"{path}: format version {header.version}; this software reads version {VERSION}")
     if zlib.crc32(raw[:_CRC_SPAN]) != header.header_crc:
         raise BlacklistError(f"{path}: header checksum mismatch (damaged header)")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import io
 import os
 import stat
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -12,8 +14,9 @@ from hypothesis import strategies as st
 
 from protocols.errors import ProtocolError
 from sim.cli import run
-from terminal.blacklist import (HEADER, INDEX_STRIDE, MAGIC, BadEntries, Blacklist, BlacklistError, BlacklistHeader,
-                                _new_header, _Writer, apply_delta, build_blacklist, parse_serial)
+import terminal.blacklist as blacklist_module
+from terminal.blacklist import (HEADER, INDEX_STRIDE, BadEntries, Blacklist, BlacklistError, _new_header, _Writer,
+                                apply_delta, build_blacklist, parse_serial)
 from terminal.errors import ConfigError
 
 # Application serials from the spec (file 0x15 samples), in sorted order.
@@ -141,6 +144,19 @@ def test_lookups_across_many_index_blocks(tmp_path):
             assert bytes.fromhex(f"{v - 1:020d}") not in bl
             assert bytes.fromhex(f"{v + 1:020d}") not in bl
         assert bytes.fromhex(f"{values[-1] + 20:020d}") not in bl
+
+
+def test_open_reads_in_chunks_that_keep_index_samples_aligned(tmp_path, monkeypatch):
+    assert blacklist_module._SCAN_BYTES % (INDEX_STRIDE * 10) == 0
+    monkeypatch.setattr(blacklist_module, "_SCAN_BYTES", INDEX_STRIDE * 10 * 2)
+    records = [bytes.fromhex(s) for s in _serials(range(0, 7 * INDEX_STRIDE * 3, 3))]
+    _write_file(tmp_path / "c.bin", records)
+    with Blacklist.open(tmp_path / "c.bin", check_order=True) as bl:
+        assert bl._index == records[::INDEX_STRIDE]
+        assert all(r in bl for r in records)
+    _write_file(tmp_path / "c.bin", records[:4 * INDEX_STRIDE] + records[4 * INDEX_STRIDE - 1:])  # a duplicate
+    with pytest.raises(BlacklistError, match=f"record {4 * INDEX_STRIDE} is not greater than the one before it"):
+        Blacklist.open(tmp_path / "c.bin", check_order=True)
 
 
 @pytest.mark.parametrize("key", [B1[:9], B1 + b"\0", bytearray(B1), S1, None])
@@ -472,3 +488,19 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
 def test_cli_update_needs_a_list(small, capsys):
     assert run(["blacklist", "update", str(small)]) == 2
     assert "nothing to do: give --add and/or --remove" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_draws_progress_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "list.txt"
+    src.write_text(f"{S1}\n")
+    assert run(["blacklist", "build", str(src), "--out", str(tmp_path / "a.bin")]) == 0
+    assert capsys.readouterr().err == ""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert run(["blacklist", "build", str(src), "--out", str(tmp_path / "b.bin")]) == 0
+    assert "\rread: " in terminal.getvalue() and "\rwrite: " in terminal.getvalue()
