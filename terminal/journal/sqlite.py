@@ -1,0 +1,320 @@
+"""The validator's journal in SQLite, the embedded default.
+
+Durability. The database runs in WAL mode with ``synchronous=FULL``. By default every call that writes commits
+before it returns, so a debit's intent is on disk before DEBIT goes to the card, and a completion is on disk before the
+validator shows "paid". That costs one fsync per call (milliseconds on flash).
+
+Group commit (``group_commit=N``, for benchmarks). Writes go into a batch held in memory under the same rules, and the
+batch is committed in one transaction when the (N+1)-th intent arrives, on :meth:`SqliteJournal.flush` and on
+:meth:`SqliteJournal.close`. A change counts as acknowledged only once its batch is committed
+(:attr:`~terminal.journal.base.Journal.acknowledged`, the return of ``flush``). What a crash (process killed, power
+lost) loses in this mode: the whole open batch, i.e. up to N debits whose intents and completions were never
+acknowledged, including debits the cards did commit. That breaks "money is conserved" for those N debits, which is
+why it is a benchmark mode and never a validator's. Row ids handed out for a batch are provisional until it is
+committed. A duplicate within the batch is refused at once, as in the default mode; a duplicate of a row already on
+disk is found only when the batch is written: the rest of the batch is committed, the duplicate is dropped, and the
+next explicit :meth:`~SqliteJournal.flush` (or :meth:`~SqliteJournal.close`) raises
+:class:`~terminal.journal.base.DuplicateDebit` naming every row dropped since the last one. While a batch is open this
+journal holds SQLite's write lock; readers (export, verification) are not blocked, other writers wait.
+
+Identity. A journal file carries ``application_id`` ``0x594B544A`` ("YKTJ") and ``user_version`` (the schema version,
+:data:`SCHEMA_VERSION`). A file that is not SQLite, is another application's database, has another schema version,
+or is corrupt raises :class:`~terminal.journal.base.JournalStorageError` naming the file; the file is left untouched.
+
+Rows: see :data:`terminal.journal.base.COLUMNS`. Byte strings are stored as upper-case hex text, date-times as ISO
+8601 text: ``txn_time`` is the card's local date-time as sent to it (also when the intent was written),
+``changed_at`` the journal clock's local time of the last state change. Keys never appear in a row.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from terminal.clock import Clock
+from terminal.records import DebitState
+
+from .base import (COLUMNS, OPEN_STATES, SOURCES, STATE, DuplicateDebit, Journal, JournalError, JournalStorageError,
+                   refuse_change)
+from .memory import RowStore
+
+APPLICATION_ID = 0x594B544A  # "YKTJ"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE debit (
+    id INTEGER PRIMARY KEY,
+    card_serial TEXT NOT NULL,
+    issuer_id TEXT NOT NULL,
+    card_type INTEGER NOT NULL,
+    offline_atc INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    balance_before INTEGER NOT NULL,
+    trans_type INTEGER NOT NULL,
+    terminal_id TEXT NOT NULL,
+    tsn INTEGER NOT NULL,
+    txn_time TEXT NOT NULL,
+    key_version INTEGER NOT NULL,
+    algorithm INTEGER NOT NULL,
+    mac1 TEXT NOT NULL,
+    fare_note TEXT NOT NULL,
+    state TEXT NOT NULL,  -- pending, complete, void, unconfirmed (checked by the journal, a CHECK costs ~30%)
+    tac TEXT,
+    mac2 TEXT,
+    mac2_verified INTEGER,
+    reason TEXT NOT NULL,
+    changed_at TEXT
+);
+-- no debit is journaled twice: a card's counter value once (a void row frees it for the retry), a PSAM serial once
+CREATE UNIQUE INDEX debit_card_atc ON debit (card_serial, offline_atc) WHERE state != 'void';
+CREATE UNIQUE INDEX debit_terminal_tsn ON debit (terminal_id, tsn);
+CREATE INDEX debit_open ON debit (card_serial) WHERE state IN ('pending', 'unconfirmed');
+"""
+_OPEN_TERM = "state IN ('pending', 'unconfirmed')"  # the debit_open index's condition, verbatim, so the planner uses it
+
+_INSERT = f"INSERT INTO debit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_UPDATE = ("UPDATE debit SET state = ?, tac = ?, mac2 = ?, mac2_verified = ?, reason = ?, changed_at = ? "
+           "WHERE id = ? AND state IN (?, ?)")
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM debit"
+
+
+class SqliteJournal(Journal):
+    """A journal in one SQLite file, created on first open. See the module docstring for durability and group commit.
+
+    ``readonly=True`` opens an existing journal for reading only (export, verification), beside a running validator.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, group_commit: int | None = None, clock: Clock | None = None,
+                 readonly: bool = False) -> None:
+        super().__init__(clock)
+        if group_commit is not None and (type(group_commit) is not int or group_commit < 1):
+            raise JournalError(f"group_commit must be a positive integer, got {group_commit!r}")
+        self.path = os.fspath(path)
+        self.group_commit = group_commit
+        self._batch: RowStore | None = None
+        self._batch_intents = 0
+        self._batch_completions = 0
+        self._next_id = 1
+        self._rejected: list[int] = []
+        self._conn = self._connect(readonly)
+        self._cur = self._conn.cursor()
+
+    # -- opening --------------------------------------------------------------------------------------------------
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        conn = None
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode=ro", uri=True,
+                                       isolation_level=None)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None)
+            if self._is_empty(conn):
+                if readonly:
+                    raise JournalStorageError(f"{self.path}: empty file, not a yikatong journal")
+                self._create(conn)
+            self._check_identity(conn)
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            return conn
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise self._failed("cannot open the journal", exc) from None
+        except JournalError:
+            if conn is not None:
+                conn.close()
+            raise
+
+    @staticmethod
+    def _is_empty(conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0 and \
+            conn.execute("PRAGMA application_id").fetchone()[0] == 0
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self._is_empty(conn):  # still empty now that we hold the write lock
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _check_identity(self, conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            raise JournalStorageError(f"{self.path}: not a yikatong journal (SQLite application_id {app_id:#x}, "
+                                      f"expected {APPLICATION_ID:#x})")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise JournalStorageError(f"{self.path}: journal schema version {version} is unknown "
+                                      f"(this software reads version {SCHEMA_VERSION})")
+
+    def _failed(self, what: str, exc: sqlite3.Error) -> JournalStorageError:
+        reason = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in reason or "malformed" in reason):
+            reason = f"corrupt or not a SQLite database ({reason})"
+        return JournalStorageError(f"{self.path}: {what}: {reason}")
+
+    # -- writing --------------------------------------------------------------------------------------------------
+
+    def _insert(self, row: list[Any]) -> int:
+        if self.group_commit is None:
+            try:
+                self._cur.execute(_INSERT, row)
+            except sqlite3.IntegrityError as exc:
+                raise self._duplicate(row, exc) from None
+            except sqlite3.Error as exc:
+                raise self._failed("record_intent", exc) from None
+            return self._cur.lastrowid  # type: ignore[return-value]
+        if self._batch_intents >= self.group_commit:
+            self._commit_batch()
+        batch = self._open_batch()
+        row_id = self._next_id
+        batch.add(row_id, row)
+        self._next_id = row_id + 1
+        self._batch_intents += 1
+        return row_id
+
+    def _change(self, row_id: int, target: DebitState, values: list[Any]) -> None:
+        stamp = self._stamp()
+        if self.group_commit is not None:
+            if self._open_batch().change(row_id, target, values, stamp):
+                if target is DebitState.COMPLETE:
+                    self._batch_completions += 1
+                return
+        sources = SOURCES[target]
+        try:
+            self._cur.execute(_UPDATE, (*values, stamp, row_id, sources[0], sources[-1]))
+            if self._cur.rowcount == 0:
+                found = self._cur.execute("SELECT state FROM debit WHERE id = ?", (row_id,)).fetchone()
+                refuse_change(row_id, None if found is None else found[0], target)
+        except sqlite3.Error as exc:
+            raise self._failed(f"{target.value} row {row_id}", exc) from None
+        if target is DebitState.COMPLETE:
+            if self.group_commit is None:
+                self.acknowledged += 1
+            else:
+                self._batch_completions += 1
+
+    def _duplicate(self, row: list[Any], exc: sqlite3.IntegrityError) -> JournalError:
+        """The error for an INSERT the uniqueness rules refused, naming the row already there."""
+        try:
+            found = self._cur.execute("SELECT id FROM debit WHERE card_serial = ? AND offline_atc = ? "
+                                      "AND state != 'void'", (row[1], row[4])).fetchone()
+            if found is not None:
+                return DuplicateDebit(f"card {row[1]} ATC {row[4]} is already journaled as row {found[0]}",
+                                      existing=found[0])
+            found = self._cur.execute("SELECT id FROM debit WHERE terminal_id = ? AND tsn = ?",
+                                      (row[8], row[9])).fetchone()
+        except sqlite3.Error as lookup:
+            return self._failed("record_intent", lookup)
+        if found is not None:
+            return DuplicateDebit(f"terminal {row[8]} TSN {row[9]} is already journaled as row {found[0]}",
+                                  existing=found[0])
+        return self._failed("record_intent", exc)
+
+    def _open_batch(self) -> RowStore:
+        """The open batch, starting one (and taking the write lock) if there is none."""
+        batch = self._batch
+        if batch is None:
+            try:
+                self._cur.execute("BEGIN IMMEDIATE")
+                on_disk = self._cur.execute("SELECT coalesce(max(id), 0) + 1 FROM debit").fetchone()[0]
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._failed("cannot start a batch", exc) from None
+            self._next_id = max(self._next_id, on_disk)  # ids of dropped duplicates are not handed out again
+            batch = self._batch = RowStore()
+            self._batch_intents = 0
+            self._batch_completions = 0
+        return batch
+
+    def flush(self) -> int:
+        """Commit the open batch (group commit); returns how many completions that made durable.
+
+        Raises :class:`~terminal.journal.base.DuplicateDebit` (``rejected``: the row ids) when this or an earlier
+        automatic commit dropped rows that duplicate rows already on disk.
+        """
+        done = self._commit_batch()
+        if self._rejected:
+            ids, self._rejected = tuple(self._rejected), []
+            raise DuplicateDebit(f"rows {', '.join(map(str, ids))} were not journaled: each duplicates a row already "
+                                 "on disk (same card serial and ATC, or same terminal and TSN)", rejected=ids)
+        return done
+
+    def _commit_batch(self) -> int:
+        batch = self._batch
+        if batch is None:
+            return 0
+        self._batch = None
+        rejected: list[list[Any]] = []
+        try:
+            self._cur.execute("SAVEPOINT batch")
+            try:
+                self._cur.executemany(_INSERT, batch.rows.values())
+            except sqlite3.IntegrityError:  # a row duplicates one on disk: find which, write the rest
+                self._cur.execute("ROLLBACK TO batch")
+                for row in batch.rows.values():
+                    try:
+                        self._cur.execute(_INSERT, row)
+                    except sqlite3.IntegrityError:
+                        rejected.append(row)
+            self._cur.execute("RELEASE batch")
+            self._cur.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise self._failed(f"batch of {len(batch)} rows not written", exc) from None
+        done = self._batch_completions - sum(row[STATE] == "complete" for row in rejected)
+        self.acknowledged += done
+        self._rejected.extend(row[0] for row in rejected)
+        return done
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection is failing already; the caller reports the first error
+
+    def close(self) -> None:
+        """Commit the open batch, then close the file. Closing twice is harmless; any later call raises
+        :class:`~terminal.journal.base.JournalStorageError`."""
+        try:
+            self.flush()
+        finally:
+            self._conn.close()
+
+    # -- reading --------------------------------------------------------------------------------------------------
+
+    def _rows(self, *, states: tuple[str, ...] | None = None, card: str | None = None,
+              row_id: int | None = None) -> Iterator[Any]:
+        terms: list[str] = []
+        params: list[Any] = []
+        if states is not None:
+            if set(states) <= set(OPEN_STATES):
+                terms.append(_OPEN_TERM)
+            # the states are DebitState values checked by the caller, so they are safe to inline
+            terms.append(f"state IN ({', '.join(repr(s) for s in states)})")
+        if card is not None:
+            terms.append("card_serial = ?")
+            params.append(card)
+        if row_id is not None:
+            terms.append("id = ?")
+            params.append(row_id)
+        query = f"{_SELECT}{' WHERE ' if terms else ''}{' AND '.join(terms)} ORDER BY id"
+        batch = [] if self._batch is None else self._batch.select(states=states, card=card, row_id=row_id)
+        try:
+            yield from self._conn.execute(query, params)
+        except sqlite3.Error as exc:
+            raise self._failed("read", exc) from None
+        yield from batch
