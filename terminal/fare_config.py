@@ -8,9 +8,6 @@ wrong fare. The format is documented, with an example of every feature, in ``doc
 
 from __future__ import annotations
 
-import json
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +16,10 @@ from typing import Any, Literal, cast
 
 from protocols.card_files import CardType
 
-from .errors import ConfigError
+from .tomlconf import MAX_AMOUNT, Table, Where, check_format, parse_toml, read_text, show
 
 FORMAT = 1
 """The ``format`` this build reads; a file of another version is refused rather than half understood."""
-
-MAX_AMOUNT = 0x7FFFFFFF
-"""The largest fare in fen: what the card's signed 4-byte amount fields can hold."""
-
-MAX_MINUTES = 24 * 60
-"""Transfer windows and trips longer than a day are taken for typos."""
 
 CARD_TYPE_CODES: Mapping[str, int] = MappingProxyType({t.name.lower(): t.value for t in CardType})
 """Card type names a fare file may use (file 0x17 byte 10); any other code is written as its number."""
@@ -213,112 +204,7 @@ def line_name(code: bytes, line_numbers: LineNumbers) -> str:
     return str(int.from_bytes(code, "big"))
 
 
-# --- loading -------------------------------------------------------------------------------------------------------
-
-_TOML_POSITION = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.S)
-
-
-def _show(value: Any) -> str:
-    """A value as an error message shows it, in TOML's terms."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
-
-
-class _Where:
-    """A place in the file (file name and field path) that error messages name."""
-
-    def __init__(self, source: str, path: str) -> None:
-        self.source = source
-        self.path = path
-
-    def at(self, key: str | int) -> str:
-        if isinstance(key, int):
-            return f"{self.path}[{key}]"
-        shown = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-        return f"{self.path}.{shown}" if self.path else shown
-
-    def inner(self, key: str | int) -> _Where:
-        return _Where(self.source, self.at(key))
-
-    def error(self, reason: str, key: str | int | None = None) -> ConfigError:
-        where = self.path if key is None else self.at(key)
-        return ConfigError(f"{self.source}: {where}: {reason}" if where else f"{self.source}: {reason}")
-
-    def check_int(self, value: Any, low: int, high: int, key: str | int, *, what: str = "") -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(f"must be an integer{what}, got {_show(value)}", key)
-        if not low <= value <= high:
-            raise self.error(f"must be {low}..{high}{what}, got {value}", key)
-        return value
-
-
-class _Table(_Where):
-    """One TOML table under validation."""
-
-    def __init__(self, where: _Where, data: Any) -> None:
-        super().__init__(where.source, where.path)
-        if not isinstance(data, dict):
-            raise self.error(f"must be a table, got {_show(data)}")
-        self.data: dict[str, Any] = data
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def take(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def table(self, key: str) -> _Table | None:
-        value = self.take(key)
-        return None if value is None else _Table(self.inner(key), value)
-
-    def integer(self, key: str, low: int, high: int, default: int | None = None, *, what: str = "") -> int:
-        value = self.take(key)
-        if value is None:
-            if default is None:
-                raise self.error("required", key)
-            return default
-        return self.check_int(value, low, high, key, what=what)
-
-    def amount(self, key: str, default: int | None = None) -> int:
-        return self.integer(key, 0, MAX_AMOUNT, default, what=" (fen)")
-
-    def minutes(self, key: str) -> int:
-        return self.integer(key, 1, MAX_MINUTES, what=" (minutes)")
-
-    def string(self, key: str, default: str) -> str:
-        value = self.take(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self.error(f"must be a string, got {_show(value)}", key)
-        return value
-
-    def true(self, key: str, hint: str) -> bool:
-        """A flag that can only be switched on; ``false`` is refused because it reads as if it meant something."""
-        value = self.take(key)
-        if value is None:
-            return False
-        if value is not True:
-            raise self.error(f"must be true ({hint}), got {_show(value)}", key)
-        return True
-
-    def only(self, allowed: frozenset[str]) -> None:
-        """Refuse a key outside ``allowed``, before anything else is checked, so that a typo is named as such rather
-        than reported as a missing key: a misspelt key must never be silently ignored."""
-        for key in self.data:
-            if key not in allowed:
-                raise self.error(f"unknown key (allowed: {', '.join(sorted(allowed))})", key)
-
-
-
-def _card_type_code(where: _Where, name: Any, key: str | int) -> int:
+def _card_type_code(where: Where, name: Any, key: str | int) -> int:
     if isinstance(name, str):
         if name in CARD_TYPE_CODES:
             return CARD_TYPE_CODES[name]
@@ -327,7 +213,7 @@ def _card_type_code(where: _Where, name: Any, key: str | int) -> int:
     elif isinstance(name, int) and not isinstance(name, bool):
         return where.check_int(name, 0, 0xFF, key, what=" (a card type code)")
     names = ", ".join(CARD_TYPE_CODES)
-    raise where.error(f"unknown card type {_show(name)} (names: {names}, or a code 0..255)", key)
+    raise where.error(f"unknown card type {show(name)} (names: {names}, or a code 0..255)", key)
 
 
 _CARD_TYPE_KEYS = frozenset({"percent", "fixed", "free", "refuse", "reason"})
@@ -337,7 +223,7 @@ _FARE_KEYS = frozenset({"base"})
 _TOP_KEYS = frozenset({"format", "name", "line_numbers", "fare", "lines", "card_types", "transfer"})
 
 
-def _card_type_rule(table: _Table) -> CardTypeRule:
+def _card_type_rule(table: Table) -> CardTypeRule:
     table.only(_CARD_TYPE_KEYS)
     kinds = [k for k in ("percent", "fixed", "free", "refuse") if table.has(k)]
     rule: CardTypeRule
@@ -360,7 +246,7 @@ def _card_type_rule(table: _Table) -> CardTypeRule:
     return rule
 
 
-def _card_types(root: _Table) -> tuple[dict[int, CardTypeRule], CardTypeRule | None]:
+def _card_types(root: Table) -> tuple[dict[int, CardTypeRule], CardTypeRule | None]:
     table = root.table("card_types")
     rules: dict[int, CardTypeRule] = {}
     given_as: dict[int, str] = {}
@@ -381,7 +267,7 @@ def _card_types(root: _Table) -> tuple[dict[int, CardTypeRule], CardTypeRule | N
     return rules, other
 
 
-def _transfer(root: _Table) -> TransferRule | None:
+def _transfer(root: Table) -> TransferRule | None:
     table = root.table("transfer")
     if table is None:
         return None
@@ -395,19 +281,19 @@ def _transfer(root: _Table) -> TransferRule | None:
     names = table.take("card_types")
     if names is not None:
         if not isinstance(names, list) or not names:
-            raise table.error(f"must be a non-empty array of card types, got {_show(names)}", "card_types")
+            raise table.error(f"must be a non-empty array of card types, got {show(names)}", "card_types")
         where = table.inner("card_types")
         card_types = frozenset(_card_type_code(where, name, i) for i, name in enumerate(names))
     return TransferRule(window, off, percent, card_types)
 
 
-def _bands(line: _Table) -> tuple[FareBand, ...]:
+def _bands(line: Table) -> tuple[FareBand, ...]:
     raw = line.take("bands")
     if not isinstance(raw, list) or not raw:
-        raise line.error(f"must be a non-empty array of {{ up_to, fare }} tables, got {_show(raw)}", "bands")
+        raise line.error(f"must be a non-empty array of {{ up_to, fare }} tables, got {show(raw)}", "bands")
     bands: list[FareBand] = []
     for i, item in enumerate(raw):
-        band = _Table(line.inner("bands").inner(i), item)
+        band = Table(line.inner("bands").inner(i), item)
         band.only(_BAND_KEYS)
         up_to = band.integer("up_to", 0, 0xFF, what=" (stations)")
         fare = band.amount("fare")
@@ -417,17 +303,17 @@ def _bands(line: _Table) -> tuple[FareBand, ...]:
     return tuple(bands)
 
 
-def _matrix(line: _Table) -> tuple[tuple[int, ...], ...]:
+def _matrix(line: Table) -> tuple[tuple[int, ...], ...]:
     raw = line.take("matrix")
     where = line.inner("matrix")
     if not isinstance(raw, list) or not raw:
-        raise line.error(f"must be a non-empty array of rows, got {_show(raw)}", "matrix")
+        raise line.error(f"must be a non-empty array of rows, got {show(raw)}", "matrix")
     if len(raw) > 0xFF:
         raise line.error(f"has {len(raw)} rows; a bus record numbers stations 1..255", "matrix")
     rows = []
     for i, row in enumerate(raw):
         if not isinstance(row, list):
-            raise where.error(f"must be an array of fares, got {_show(row)}", i)
+            raise where.error(f"must be an array of fares, got {show(row)}", i)
         if len(row) != len(raw):
             raise where.error(f"has {len(row)} fares; the matrix has {len(raw)} rows and must be square", i)
         cells = where.inner(i)
@@ -438,7 +324,7 @@ def _matrix(line: _Table) -> tuple[tuple[int, ...], ...]:
 _LINE_KEYS = frozenset({"base", "bands", "matrix", "max_fare", "boarding_fare", "max_trip_minutes"})
 
 
-def _line(table: _Table) -> LineFare:
+def _line(table: Table) -> LineFare:
     table.only(_LINE_KEYS)
     if table.has("base"):
         for key in table.data:
@@ -457,7 +343,7 @@ def _line(table: _Table) -> LineFare:
     return SectionFares(table.minutes("max_trip_minutes"), max_fare, boarding_fare, bands, matrix)
 
 
-def _lines(root: _Table, line_numbers: LineNumbers) -> dict[bytes, LineFare]:
+def _lines(root: Table, line_numbers: LineNumbers) -> dict[bytes, LineFare]:
     table = root.table("lines")
     lines: dict[bytes, LineFare] = {}
     if table is None:
@@ -479,25 +365,13 @@ def _lines(root: _Table, line_numbers: LineNumbers) -> dict[bytes, LineFare]:
 
 def parse_fares(text: str, source: str = "<fares>") -> FareTable:
     """A fare file's text to a :class:`FareTable`; ``source`` names the file in error messages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        found = _TOML_POSITION.match(str(exc))
-        if found:
-            raise ConfigError(f"{source}: line {found['line']}, column {found['col']}: "
-                              f"TOML syntax error: {found['msg']}") from None
-        raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
-    root = _Table(_Where(source, ""), data)
+    root = parse_toml(text, source)
     root.only(_TOP_KEYS)
-    version = root.take("format")
-    if version is None:
-        raise root.error(f"required (this build reads format = {FORMAT})", "format")
-    if type(version) is not int or version != FORMAT:
-        raise root.error(f"unsupported version {_show(version)} (this build reads {FORMAT})", "format")
+    check_format(root, FORMAT)
     name = root.string("name", "")
     numbers = root.string("line_numbers", "binary")
     if numbers not in ("binary", "bcd"):
-        raise root.error(f'must be "binary" or "bcd", got {_show(numbers)}', "line_numbers")
+        raise root.error(f'must be "binary" or "bcd", got {show(numbers)}', "line_numbers")
     line_numbers = cast(LineNumbers, numbers)
     fare = root.table("fare")
     default = None
@@ -515,13 +389,4 @@ def parse_fares(text: str, source: str = "<fares>") -> FareTable:
 
 def read_fares(path: str | Path) -> FareTable:
     """Read and validate a fare file; any problem, including an unreadable file, is a :class:`ConfigError`."""
-    source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    return parse_fares(text, source)
+    return parse_fares(read_text(path), str(path))

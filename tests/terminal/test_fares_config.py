@@ -338,7 +338,7 @@ def test_card_type_rule_apply(rule, fare, paid):
 def test_percent_rounds_half_up(fare, percent):
     exact = Fraction(fare * percent, 100)
     paid = CardTypeRule("percent", percent).apply(fare)
-    assert paid - Fraction(1, 2) < exact <= paid + Fraction(1, 2)
+    assert paid - Fraction(1, 2) <= exact < paid + Fraction(1, 2)
     assert 0 <= paid <= fare
 
 
