@@ -1,0 +1,126 @@
+"""Validator settings: where it stands, what it accepts, and its windows. A versioned TOML file, strictly checked.
+
+Every setting has a default that works with the simulator out of the box; a real deployment sets at least the place
+(city, institution, operator, line, vehicle) and the accepted issuers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tomlconf import MAX_MINUTES, Table, Where, check_format, parse_toml, read_text
+
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where the validator stands, as the card's 0x1A and 0x1E records name it (bytes as the cards store them)."""
+
+    city_code: bytes = bytes.fromhex("2900")
+    institution_id: bytes = bytes.fromhex("02002900FFFFFFFF")
+    operator_code: bytes = bytes.fromhex("0001")
+    line: int = 1
+    station: int = 1
+    vehicle: bytes = bytes.fromhex("0000000000000001")
+    industry_code: int = 0x02  # 0x1E byte 9; bus per the BJ/SH validators (UNCONFIRMED mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorConfig:
+    """What a validator checks and how long it waits.
+
+    ``accepted_issuers``: issuer IDs (file 0x15 bytes 0..7) accepted; empty accepts every issuer. A card whose issuer city
+    (issuer ID bytes 2..3) is not ``place.city_code`` is non-local and must carry a non-zero interoperability class in
+    file 0x17. ``purchase``: ``composite`` (INITIALIZE FOR CAPP PURCHASE, transaction type 09, with 0x1E and, for section
+    fares, 0x1A records) or ``simple`` (type 06, no records: only for flat fares). ``recovery_window_s``: how long a
+    torn debit waits for its card. ``repeat_tap_s``: a card accepted less than this long ago is not charged again.
+    """
+
+    place: Place = field(default_factory=Place)
+    purchase: str = "composite"
+    application_types: frozenset[int] = frozenset({0x02})
+    min_application_version: int = 1
+    accepted_issuers: frozenset[bytes] = frozenset()
+    recovery_window_s: int = 30
+    repeat_tap_s: int = 60
+    card_timeout_s: float = 0.5
+    sam_timeout_s: float = 2.0
+
+
+_TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
+                  "recovery_window_s", "repeat_tap_s", "card_timeout_s", "sam_timeout_s"})
+_PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
+
+
+def _hex_value(where: Where, value: object, size: int, key: str | int) -> bytes:
+    if not isinstance(value, str):
+        raise where.error(f"must be a hex string of {size} bytes", key)
+    try:
+        raw = bytes.fromhex(value.replace(" ", ""))
+    except ValueError:
+        raise where.error(f"{value!r} is not hex", key) from None
+    if len(raw) != size:
+        raise where.error(f"must be {size} bytes, got {len(raw)}", key)
+    return raw
+
+
+def _hex(table: Table, key: str, size: int, default: bytes) -> bytes:
+    value = table.take(key)
+    return default if value is None else _hex_value(table, value, size, key)
+
+
+def _seconds(table: Table, key: str, default: float, low: float, high: float) -> float:
+    value = table.take(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise table.error(f"must be a number of seconds {low}..{high}, got {value!r}", key)
+    return float(value)
+
+
+def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
+    """A validator settings file's text to a :class:`ValidatorConfig`; errors name the file and field."""
+    root = parse_toml(text, source)
+    root.only(_TOP)
+    check_format(root, FORMAT)
+    defaults = ValidatorConfig()
+    place = defaults.place
+    table = root.table("place")
+    if table is not None:
+        table.only(_PLACE)
+        place = Place(_hex(table, "city_code", 2, place.city_code),
+                      _hex(table, "institution_id", 8, place.institution_id),
+                      _hex(table, "operator_code", 2, place.operator_code),
+                      table.integer("line", 0, 0xFFFF, place.line), table.integer("station", 0, 0xFF, place.station),
+                      _hex(table, "vehicle", 8, place.vehicle),
+                      table.integer("industry_code", 0, 0xFF, place.industry_code))
+    purchase = root.string("purchase", defaults.purchase)
+    if purchase not in ("composite", "simple"):
+        raise root.error(f'must be "composite" or "simple", got {purchase!r}', "purchase")
+    types = root.take("application_types")
+    if types is None:
+        app_types = defaults.application_types
+    elif isinstance(types, list) and types:
+        app_types = frozenset(root.inner("application_types").check_int(t, 0, 0xFF, i) for i, t in enumerate(types))
+    else:
+        raise root.error("must be a non-empty array of application type codes", "application_types")
+    issuers = root.take("accepted_issuers")
+    accepted: frozenset[bytes] = frozenset()
+    if issuers is not None:
+        if not isinstance(issuers, list):
+            raise root.error("must be an array of 8-byte issuer IDs in hex", "accepted_issuers")
+        where = root.inner("accepted_issuers")
+        accepted = frozenset(_hex_value(where, v, 8, i) for i, v in enumerate(issuers))
+    return ValidatorConfig(
+        place, purchase, app_types, root.integer("min_application_version", 0, 0xFF, defaults.min_application_version),
+        accepted, root.integer("recovery_window_s", 0, MAX_MINUTES * 60, defaults.recovery_window_s),
+        root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s),
+        _seconds(root, "card_timeout_s", defaults.card_timeout_s, 0.01, 60),
+        _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60))
+
+
+def load_config(path: str | Path) -> ValidatorConfig:
+    """Read and validate a validator settings file; any problem is a :class:`terminal.errors.ConfigError`."""
+    return parse_config(read_text(path), str(path))

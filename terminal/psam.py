@@ -1,0 +1,102 @@
+"""The PSAM as a validator uses it: started once, then MAC1, MAC2 and line-protection MACs on demand.
+
+A PSAM that stops answering, or answers garbage, takes the validator out of service (:class:`OutOfService`) rather
+than letting it charge blindly; a PSAM that refuses one card's computation with a status word is a
+:class:`StatusError` for that tap alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from protocols import psam_commands as pc
+from protocols.crypto import pad
+from protocols.errors import ProtocolError
+
+from .channel import Channel
+from .errors import LinkError, OutOfService, StatusError
+
+_MAC_COMMAND = b"\x84\x1e\x00\x00\x04"  # APPLICATION BLOCK header + Lc: what the line-protection MAC covers
+
+
+class Psam:
+    """A started T-Union PSAM behind a :class:`Channel`.
+
+    ``two_level`` says whether the PSAM diversifies by issuer then card (T-Union, Lc 24 in 8070) or by card alone.
+    ``session_tsn`` is the TSN of the last INIT SAM FOR PURCHASE while its session is still open (8072 not yet sent):
+    tear recovery checks a proven MAC2 only when the session it needs is still the PSAM's current one.
+    """
+
+    def __init__(self, channel: Channel, *, df: int = pc.T_UNION_PSAM_DF, two_level: bool = True,
+                 maintenance_key_version: int = 0x02) -> None:
+        self.channel = channel
+        self.df = df
+        self.two_level = two_level
+        self.maintenance_key_version = maintenance_key_version
+        self.terminal_id = b""
+        self.key_index = 0
+        self.session_tsn: int | None = None
+        self._cmd_terminal = pc.read_terminal_number().to_bytes()
+        self._cmd_select = pc.select_application(df).to_bytes()
+        self._cmd_key_index = pc.read_key_index().to_bytes()
+
+    def _call(self, apdu: bytes, command: str) -> bytes:
+        try:
+            return self.channel.call(apdu, command).data
+        except LinkError as exc:
+            raise OutOfService(f"PSAM not answering ({command}): {exc}") from exc
+        except ProtocolError as exc:
+            raise OutOfService(f"PSAM answered garbage ({command}): {exc}") from exc
+
+    def start(self) -> None:
+        """Power up, read the terminal number, select the purchase DF, read the key index."""
+        try:
+            if self.channel.activate() is None:
+                raise OutOfService("no PSAM in the SAM slot")
+            terminal_id = self._call(self._cmd_terminal, "READ BINARY terminal number")
+            self._call(self._cmd_select, f"SELECT DF {self.df:04X}")
+            key_index = self._call(self._cmd_key_index, "READ BINARY key index")
+        except StatusError as exc:
+            raise OutOfService(f"PSAM refused start-up: {exc}") from exc
+        except LinkError as exc:
+            raise OutOfService(f"PSAM not answering at start-up: {exc}") from exc
+        if len(terminal_id) != pc.TERMINAL_NUMBER_SIZE or len(key_index) != 1:
+            raise OutOfService(f"PSAM start-up: terminal number of {len(terminal_id)} bytes, "
+                               f"key index of {len(key_index)} bytes")
+        self.terminal_id = terminal_id
+        self.key_index = key_index[0]
+        self.session_tsn = None
+
+    def purchase_mac1(self, *, random: bytes, offline_atc: int, amount: int, transaction_type: int, when: dt.datetime,
+                      key_version: int, algorithm_id: int, card_serial: bytes, issuer_id: bytes) -> tuple[int, bytes]:
+        """INIT SAM FOR PURCHASE: the TSN and MAC1 for a debit. ``card_serial`` is the 8-byte diversification factor."""
+        command = pc.InitSamForPurchase(random, offline_atc, amount, transaction_type, when, key_version, algorithm_id,
+                                        card_serial, issuer_id if self.two_level else None)
+        self.session_tsn = None
+        data = self._call(command.to_bytes(), "INIT SAM FOR PURCHASE")
+        try:
+            answer = pc.SAM_PURCHASE_RESPONSE.parse(data)
+        except ProtocolError as exc:
+            raise OutOfService(f"PSAM answered garbage (INIT SAM FOR PURCHASE): {exc}") from exc
+        self.session_tsn = answer.tsn
+        return answer.tsn, answer.mac1
+
+    def check_mac2(self, mac2: bytes) -> bool:
+        """CREDIT SAM FOR PURCHASE: True when the PSAM accepts the card's MAC2. Closes the PSAM's session."""
+        self.session_tsn = None
+        try:
+            self._call(pc.CreditSamForPurchase(mac2).to_bytes(), "CREDIT SAM FOR PURCHASE")
+        except StatusError:
+            return False
+        return True
+
+    def block_mac(self, challenge: bytes, card_serial: bytes, issuer_id: bytes) -> bytes:
+        """The line-protection MAC for APPLICATION BLOCK (spec §3.6): DES INIT with the card's factors, then MAC with
+        the card's challenge as IV over the padded command header."""
+        factors = (card_serial, issuer_id) if self.two_level else (card_serial,)
+        self.session_tsn = None
+        self._call(pc.DesInit(pc.KeyUsage.MAINTENANCE, self.maintenance_key_version, factors).to_bytes(), "DES INIT")
+        mac = self._call(pc.DesMac(challenge.ljust(8, b"\0"), pad(_MAC_COMMAND)).to_bytes(), "DES MAC")
+        if len(mac) < 4:
+            raise OutOfService(f"PSAM answered a {len(mac)}-byte MAC to DES MAC")
+        return mac[:4]

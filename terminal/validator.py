@@ -1,0 +1,412 @@
+"""The validator: one tap at a time, from SELECT to the journaled TAC, and recovery of debits torn mid-flight.
+
+A composite purchase (spec §5.2) in as few exchanges as possible: SELECT (the FCI's 9F0C stands in for READ BINARY
+0x15), READ BINARY 0x17 (card type, interoperability), only the records the fare rules need, INITIALIZE FOR CAPP
+PURCHASE (it gives the balance), the PSAM's MAC1, UPDATE CAPP DATA CACHE for 0x1A (section fares) and 0x1E, the
+journal's intent, DEBIT, the PSAM's MAC2 check, the journal's completion.
+
+Money is conserved: the intent is journaled before DEBIT is sent. A card that leaves during DEBIT leaves a pending row
+that the same card settles when it comes back within the recovery window: GET TRANSACTION PROVE for ATC+1 answers the
+TAC when the debit happened; when it answers a bare status word, the card's counter (from the next INITIALIZE) tells
+whether the debit was made (counter moved: the row goes to the back office as unconfirmed) or not (counter unchanged:
+the row is void and the rider is charged afresh). Rows still pending when the window ends become unconfirmed.
+
+The validator is driven by its caller, one :meth:`Validator.poll` at a time: it never sleeps, starts no thread, and reads
+time only from the injected clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+from protocols import card_commands as cc
+from protocols.card_files import (
+    BUS_RECORD_ID,
+    MANAGEMENT_INFO,
+    PUBLIC_APP_INFO,
+    SFI_MANAGEMENT,
+    SFI_PROCESS,
+    SFI_PUBLIC_APP_INFO,
+    SFI_TRANSIT_LOG,
+    TRANSIT_RECORD,
+    BusProcessRecord,
+    BusStop,
+    ManagementInfo,
+    PublicAppInfo,
+    TransactionType,
+    TransitRecord,
+    build_process_record,
+    parse_process_record,
+)
+from protocols.errors import ProtocolError
+from protocols.fci import T_UNION_EP_AID, Fci
+from protocols.status import format_sw
+
+from .blacklist import Blacklist
+from .channel import Channel
+from .clock import Clock
+from .config import ValidatorConfig
+from .errors import CardRemoved, ConfigError, LinkError, LinkTimeout, OutOfService, StatusError
+from .fares import NEED_BUS_RECORD, NEED_TRANSIT_RECORD, FareContext, FareQuote, FareRefusal, FareRules
+from .journal import Journal, JournalError
+from .link import Link
+from .outcome import Decline, TapOutcome, TapStatus
+from .psam import Psam
+from .records import DebitRecord
+from .trace import ExchangeLog, Tracer, Tracers
+
+_SELECT = cc.SelectByName(T_UNION_EP_AID).to_bytes()
+_READ_15 = cc.ReadBinary(SFI_PUBLIC_APP_INFO, 0, 30).to_bytes()
+_READ_17 = cc.ReadBinary(SFI_MANAGEMENT, 0, 60).to_bytes()
+_READ_1E = cc.ReadRecord(SFI_TRANSIT_LOG, 1, le=TRANSIT_RECORD.size).to_bytes()
+_READ_1A = cc.ReadRecord(SFI_PROCESS, BUS_RECORD_ID, le=128).to_bytes()
+_GET_BALANCE = cc.GetBalance().to_bytes()
+_GET_CHALLENGE = cc.GetChallenge(4).to_bytes()
+_NO_RECORD = (0x6A83, 0x6A82)
+_SELECT_DECLINES = {0x6283: Decline.CARD_LOCKED, 0x6284: Decline.CARD_INVALID, 0x9303: Decline.CARD_INVALID,
+                    0x6A82: Decline.NOT_TRANSIT_CARD, 0x6A81: Decline.NOT_TRANSIT_CARD}
+_RECENT_LIMIT = 4096  # remembered accepted cards before expired ones are pruned
+
+
+class _Stop(Exception):
+    """Ends a tap early with its outcome (a decline, a retry, a recovered debit)."""
+
+    def __init__(self, outcome: TapOutcome) -> None:
+        super().__init__(outcome.status.value)
+        self.outcome = outcome
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A debit torn mid-flight, waiting for its card."""
+
+    row_id: int
+    record: DebitRecord
+    deadline: dt.datetime
+
+
+class Validator:
+    """A bus validator: a card reader, a PSAM, fare rules, a journal, a blacklist and a clock.
+
+    Call :meth:`start` once (it raises :class:`OutOfService` when the PSAM is missing or silent), then :meth:`poll`
+    in the validator's loop. ``tracer`` sees every card and PSAM exchange (a trace file, a live display).
+    """
+
+    def __init__(self, card: Link, sam: Link, fares: FareRules, journal: Journal, *, clock: Clock,
+                 blacklist: Blacklist | None = None, config: ValidatorConfig | None = None,
+                 tracer: Tracer | None = None, psam_two_level: bool = True) -> None:
+        self.config = config or ValidatorConfig()
+        self.fares = fares
+        self.journal = journal
+        self.blacklist = blacklist
+        self.clock = clock
+        self._log = ExchangeLog()
+        observer: Tracer = self._log if tracer is None else Tracers(self._log, tracer)
+        self.card = Channel(card, peer="card", timeout=self.config.card_timeout_s, tracer=observer)
+        self.psam = Psam(Channel(sam, peer="PSAM", timeout=self.config.sam_timeout_s, tracer=observer),
+                         two_level=psam_two_level)
+        self.composite = self.config.purchase == "composite"
+        self.out_of_service: str | None = "not started"
+        self.stop: BusStop | None = None
+        self._needs: frozenset[str] = frozenset()
+        self._pending: dict[bytes, _Pending] = {}
+        self._recent: dict[bytes, dt.datetime] = {}
+        self._window = dt.timedelta(seconds=self.config.recovery_window_s)
+        self._repeat = dt.timedelta(seconds=self.config.repeat_tap_s)
+
+    # -- life cycle -------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the PSAM and take up the debits a previous run left pending."""
+        place = self.config.place
+        line = self.fares.line_code(place.line)
+        needs = self.fares.needs_for(line)
+        if NEED_BUS_RECORD in needs and not self.composite:
+            raise ConfigError(f"line {place.line} has tap-on/tap-off fares, which need purchase = \"composite\"")
+        try:
+            self.psam.start()
+        except OutOfService as exc:
+            self.out_of_service = str(exc)
+            raise
+        self._needs = needs
+        self.stop = BusStop(place.city_code, place.institution_id, place.operator_code, line, place.station,
+                            place.vehicle, b"\0\0" + self.psam.terminal_id)
+        for entry in self.journal.pending():
+            rec = entry.record
+            self._pending[rec.card_serial] = _Pending(entry.row_id, rec, rec.when + self._window)
+        self.out_of_service = None
+
+    @property
+    def pending(self) -> list[DebitRecord]:
+        """The torn debits waiting for their cards."""
+        return [p.record for p in self._pending.values()]
+
+    def expire(self) -> int:
+        """Hand the debits whose recovery window has ended to the back office (unconfirmed); returns how many."""
+        if not self._pending:
+            return 0
+        now = self.clock.now()
+        expired = [p for p in self._pending.values() if p.deadline <= now]
+        for p in expired:
+            self.journal.mark_unconfirmed(p.row_id)
+            del self._pending[p.record.card_serial]
+        return len(expired)
+
+    def poll(self, timeout: float = 0.0) -> TapOutcome | None:
+        """Look for a card once; when one is there, run its tap and return the outcome, else ``None``.
+
+        Raises :class:`OutOfService` while the PSAM cannot compute MACs (call :meth:`start` to try again) and
+        :class:`terminal.errors.ReaderGone` when the card reader fails.
+        """
+        if self.out_of_service is not None:
+            raise OutOfService(self.out_of_service)
+        self.expire()
+        if self.card.activate(timeout) is None:
+            return None
+        self._log.exchanges = []
+        outcome = self._tap()
+        outcome.exchanges = self._log.exchanges
+        try:
+            self.card.link.deactivate()
+        except LinkError:
+            pass
+        return outcome
+
+    # -- one tap ----------------------------------------------------------------------------------------------------
+
+    def _tap(self) -> TapOutcome:
+        serial: bytes | None = None
+        try:
+            now = self.clock.now()
+            info = self._select()
+            serial = info.serial
+            pending = self._pending.get(serial)
+            if pending is not None:
+                self._recover(pending, info, now)
+            last = self._recent.get(serial)
+            if last is not None and now - last < self._repeat:
+                raise _Stop(TapOutcome(TapStatus.DECLINED, Decline.REPEAT_TAP, card_serial=serial))
+            self._check_application(info, now)
+            management = self._management(info)
+            if self.blacklist is not None and serial in self.blacklist:
+                self._block(info, management)
+            quote = self._quote(info, management, now)
+            return self._purchase(info, management, quote, now)
+        except _Stop as stop:
+            return stop.outcome
+        except (CardRemoved, LinkTimeout) as exc:
+            return TapOutcome(TapStatus.DECLINED, Decline.CARD_REMOVED, str(exc), card_serial=serial)
+        except StatusError as exc:
+            reason = Decline.SAM_REFUSED if exc.peer == "PSAM" else Decline.CARD_ERROR
+            return TapOutcome(TapStatus.DECLINED, reason, str(exc), card_serial=serial)
+        except ProtocolError as exc:
+            return TapOutcome(TapStatus.DECLINED, Decline.CARD_ERROR, f"malformed answer: {exc}", card_serial=serial)
+        except (OutOfService, JournalError) as exc:
+            self.out_of_service = str(exc)
+            return TapOutcome(TapStatus.OUT_OF_SERVICE, detail=str(exc), card_serial=serial)
+
+    def _decline(self, reason: Decline, serial: bytes, detail: str = "", **fields) -> _Stop:
+        return _Stop(TapOutcome(TapStatus.DECLINED, reason, detail, card_serial=serial, **fields))
+
+    def _select(self) -> PublicAppInfo:
+        """SELECT the purse application; file 0x15 comes from the FCI's 9F0C, or by READ BINARY when it is absent."""
+        answer = self.card.transmit(_SELECT)
+        if answer.sw != 0x9000:
+            reason = _SELECT_DECLINES.get(answer.sw, Decline.CARD_ERROR)
+            raise _Stop(TapOutcome(TapStatus.DECLINED, reason, f"SELECT: {format_sw(answer.sw)}"))
+        raw = Fci.parse(answer.data).file15
+        if raw is None:
+            raw = self.card.call(_READ_15, "READ BINARY 0x15").data
+        return PUBLIC_APP_INFO.parse(raw)
+
+    def _check_application(self, info: PublicAppInfo, now: dt.datetime) -> None:
+        serial = info.serial
+        if info.app_type not in self.config.application_types or \
+                info.app_version < self.config.min_application_version:
+            raise self._decline(Decline.BAD_APPLICATION, serial,
+                                f"type {info.app_type:02X} version {info.app_version:02X}")
+        today = now.date()
+        if info.start_date is not None and today < info.start_date:
+            raise self._decline(Decline.NOT_YET_VALID, serial, f"valid from {info.start_date.isoformat()}")
+        if info.expiry_date is None or today > info.expiry_date:
+            shown = info.expiry_date.isoformat() if info.expiry_date else "no date"
+            raise self._decline(Decline.EXPIRED, serial, f"expired {shown}")
+        accepted = self.config.accepted_issuers
+        if accepted and info.issuer_id not in accepted:
+            raise self._decline(Decline.ISSUER_NOT_ACCEPTED, serial, info.issuer_id.hex().upper())
+
+    def _management(self, info: PublicAppInfo) -> ManagementInfo:
+        management = MANAGEMENT_INFO.parse(self.card.call(_READ_17, "READ BINARY 0x17").data)
+        if info.city_code != self.config.place.city_code and management.interop_class == 0:
+            raise self._decline(Decline.NOT_INTEROPERABLE, info.serial, f"issuer city {info.city_code.hex()}",
+                                card_type=management.card_type)
+        return management
+
+    def _block(self, info: PublicAppInfo, management: ManagementInfo) -> None:
+        """A blacklisted card is blocked (APPLICATION BLOCK with the PSAM's line-protection MAC), then declined."""
+        detail = "application blocked"
+        try:
+            challenge = self.card.call(_GET_CHALLENGE, "GET CHALLENGE").data
+            mac = self.psam.block_mac(challenge[:4], info.diversification_factor, info.issuer_id)
+            self.card.call(cc.ApplicationBlock(mac).to_bytes(), "APPLICATION BLOCK")
+        except (LinkError, StatusError, ProtocolError) as exc:
+            detail = f"blocking failed: {exc}"
+        raise self._decline(Decline.BLACKLISTED, info.serial, detail, card_type=management.card_type)
+
+    def _record(self, command: bytes, what: str) -> bytes | None:
+        answer = self.card.transmit(command)
+        if answer.sw in _NO_RECORD:
+            return None
+        if answer.sw != 0x9000:
+            raise StatusError(what, answer.sw)
+        return answer.data
+
+    def _quote(self, info: PublicAppInfo, management: ManagementInfo, now: dt.datetime) -> FareQuote:
+        transit = bus = None
+        if NEED_TRANSIT_RECORD in self._needs:
+            raw = self._record(_READ_1E, "READ RECORD 0x1E")
+            transit = None if raw is None else TRANSIT_RECORD.parse(raw)
+        if NEED_BUS_RECORD in self._needs:
+            raw = self._record(_READ_1A, "READ RECORD 0x1A")
+            record = None if raw is None else parse_process_record(raw)
+            bus = record if isinstance(record, BusProcessRecord) else None
+        assert self.stop is not None
+        quote = self.fares.quote(FareContext(management.card_type, now, self.stop, transit, bus))
+        if isinstance(quote, FareRefusal):
+            reason = Decline.CARD_TYPE_REFUSED if quote.kind == "card_type" else Decline.NO_FARE
+            raise self._decline(reason, info.serial, quote.reason, card_type=management.card_type)
+        return quote
+
+    # -- the debit ---------------------------------------------------------------------------------------------------
+
+    def _purchase(self, info: PublicAppInfo, management: ManagementInfo, quote: FareQuote,
+                  now: dt.datetime) -> TapOutcome:
+        serial, amount = info.serial, quote.amount
+        terminal_id = self.psam.terminal_id
+        init_class = cc.InitializeForCappPurchase if self.composite else cc.InitializeForPurchase
+        answer = self.card.transmit(init_class(self.psam.key_index, amount, terminal_id).to_bytes())
+        if answer.sw == 0x9401:
+            raise self._decline(Decline.INSUFFICIENT_FUNDS, serial, f"fare {amount / 100:.2f}", fare=amount,
+                                card_type=management.card_type, balance_before=self._balance())
+        if answer.sw != 0x9000:
+            raise StatusError("INITIALIZE FOR PURCHASE", answer.sw)
+        init = cc.PURCHASE_INIT_RESPONSE.parse(answer.data)
+        self._settle_unproven(serial, init.offline_atc)
+        trans_type = TransactionType.COMPOSITE_PURCHASE if self.composite else TransactionType.EP_PURCHASE
+        tsn, mac1 = self.psam.purchase_mac1(
+            random=init.random, offline_atc=init.offline_atc, amount=amount, transaction_type=trans_type, when=now,
+            key_version=init.key_version, algorithm_id=init.algorithm_id, card_serial=info.diversification_factor,
+            issuer_id=info.issuer_id)
+        balance_after = init.balance - amount
+        if self.composite:
+            self._stage_records(quote, tsn, balance_after, now)
+        record = DebitRecord(serial, info.issuer_id, management.card_type, init.offline_atc, amount, init.balance,
+                             int(trans_type), terminal_id, tsn, now, init.key_version, init.algorithm_id, mac1,
+                             fare_note=quote.rule)
+        row = self.journal.record_intent(record)
+        outcome = TapOutcome(TapStatus.ACCEPTED, card_serial=serial, card_type=management.card_type, fare=amount,
+                             rule=quote.rule, balance_before=init.balance, balance_after=balance_after, journal_row=row)
+        try:
+            answer = self.card.transmit(cc.DebitForPurchase(tsn, now, mac1).to_bytes())
+            if answer.sw != 0x9000:
+                self.journal.void(row, f"DEBIT answered {format_sw(answer.sw)}")
+                reason = Decline.MAC1_REJECTED if answer.sw == 0x9302 else Decline.CARD_ERROR
+                return TapOutcome(TapStatus.DECLINED, reason, f"DEBIT: {format_sw(answer.sw)}", card_serial=serial,
+                                  card_type=management.card_type, fare=amount, balance_before=init.balance)
+            debit = cc.DEBIT_RESPONSE.parse(answer.data)
+        except (LinkError, ProtocolError) as exc:
+            # The card may or may not have debited: the row stays pending until the card proves which.
+            self._pending[serial] = _Pending(row, record, now + self._window)
+            outcome.status, outcome.detail = TapStatus.RETRY, f"DEBIT unanswered: {exc}"
+            return outcome
+        outcome.tac = debit.tac
+        self._finish(outcome, row, debit.tac, debit.mac2, check_mac2=True)
+        self._remember(serial, now)
+        return outcome
+
+    def _balance(self) -> int | None:
+        """The balance to show with an insufficient-funds decline; ``None`` when the card will not say."""
+        try:
+            answer = self.card.transmit(_GET_BALANCE)
+            return cc.BALANCE_RESPONSE.parse(answer.data).balance if answer.sw == 0x9000 else None
+        except (LinkError, ProtocolError):
+            return None
+
+    def _stage_records(self, quote: FareQuote, tsn: int, balance_after: int, now: dt.datetime) -> None:
+        """UPDATE CAPP DATA CACHE: the card stages these and commits them with the debit, or drops them."""
+        stop = self.stop
+        assert stop is not None
+        if quote.bus_record is not None:
+            bus = dataclasses.replace(quote.bus_record, transaction_serial=tsn.to_bytes(8, "big"))
+            self.card.call(cc.UpdateCappDataCache(SFI_PROCESS, bus.record_id, build_process_record(bus)).to_bytes(),
+                           "UPDATE CAPP DATA CACHE 0x1A")
+        transit = TransitRecord(quote.record_type, stop.device, self.config.place.industry_code, stop.line,
+                                stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount, balance_after,
+                                now, stop.city_code, stop.institution_id, bytes(6))
+        self.card.call(cc.UpdateCappDataCache(SFI_TRANSIT_LOG, 0, TRANSIT_RECORD.build(transit)).to_bytes(),
+                       "UPDATE CAPP DATA CACHE 0x1E")
+
+    def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes, *, check_mac2: bool) -> None:
+        """Journal a debit the card made. The PSAM checks MAC2 first when it still holds the session; if the PSAM fails
+        here the debit is journaled anyway (the card has paid) and the validator goes out of service."""
+        verified: bool | None = None
+        failure: OutOfService | None = None
+        if check_mac2:
+            try:
+                verified = self.psam.check_mac2(mac2)
+            except OutOfService as exc:
+                failure = exc
+        self.journal.complete(row, tac, mac2, verified)
+        outcome.tac, outcome.mac2_verified = tac, verified
+        if verified is False:
+            outcome.detail = "MAC2 not verified by the PSAM: debit kept, flagged for the back office"
+        if failure is not None:
+            self.out_of_service = str(failure)
+            outcome.detail = f"debit journaled; then {failure}"
+
+    def _remember(self, serial: bytes, now: dt.datetime) -> None:
+        recent = self._recent
+        if len(recent) >= _RECENT_LIMIT:
+            cutoff = now - self._repeat
+            for key in [k for k, when in recent.items() if when <= cutoff]:
+                del recent[key]
+        recent[serial] = now
+
+    # -- torn debits -------------------------------------------------------------------------------------------------
+
+    def _recover(self, pending: _Pending, info: PublicAppInfo, now: dt.datetime) -> None:
+        """The card of a torn debit is back: GET TRANSACTION PROVE for ATC+1.
+
+        Proof (MAC2 ‖ TAC): the debit happened; it is journaled and the tap ends accepted. A bare status word: the
+        debit's fate is settled by the counter at the next INITIALIZE (:meth:`_settle_unproven`) and the tap goes on.
+        """
+        rec = pending.record
+        try:
+            answer = self.card.transmit(cc.GetTransactionProve(rec.trans_type, (rec.offline_atc + 1) & 0xFFFF).to_bytes())
+        except (CardRemoved, LinkTimeout) as exc:
+            raise _Stop(TapOutcome(TapStatus.RETRY, detail=f"GET TRANSACTION PROVE unanswered: {exc}",
+                                   card_serial=rec.card_serial, fare=rec.amount, journal_row=pending.row_id))
+        if answer.sw != 0x9000:
+            return  # no proof: settled at INITIALIZE below, or by the end of the window if no INITIALIZE comes
+        proof = cc.PROVE_RESPONSE.parse(answer.data)
+        del self._pending[rec.card_serial]
+        outcome = TapOutcome(TapStatus.ACCEPTED, card_serial=rec.card_serial, card_type=rec.card_type,
+                             fare=rec.amount, rule=rec.fare_note, balance_before=rec.balance_before,
+                             balance_after=rec.balance_before - rec.amount, recovered=True,
+                             journal_row=pending.row_id)
+        self._finish(outcome, pending.row_id, proof.tac, proof.mac2, check_mac2=self.psam.session_tsn == rec.tsn)
+        self._remember(rec.card_serial, now)
+        raise _Stop(outcome)
+
+    def _settle_unproven(self, serial: bytes, offline_atc: int) -> None:
+        """A torn debit the card gave no proof for: an unchanged counter shows it never happened (void); a counter that
+        moved means the card debited something since, which only the card's log can tell apart (unconfirmed)."""
+        pending = self._pending.pop(serial, None)
+        if pending is None:
+            return
+        if offline_atc == pending.record.offline_atc:
+            self.journal.void(pending.row_id, "no proof from the card and its counter had not moved")
+        else:
+            self.journal.mark_unconfirmed(pending.row_id)
