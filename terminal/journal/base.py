@@ -85,6 +85,15 @@ _INT_FIELDS = (("card_type", 0xFF), ("offline_atc", 0xFFFF), ("amount", 0xFFFFFF
 _BALANCE_LIMIT = 0xFFFFFFFF  # a 4-byte balance; negative values (overdraft shown signed) down to -this
 
 
+def _storable(text: str) -> bool:
+    """Whether SQLite can store ``text`` (UTF-8 cannot encode lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _bad_field(rec: DebitRecord) -> str:
     """Why ``rec`` cannot be journaled as an intent (the slow path: only called once the quick check failed)."""
     if not isinstance(rec, DebitRecord):
@@ -105,8 +114,8 @@ def _bad_field(rec: DebitRecord) -> str:
     if rec.state is not DebitState.PENDING or rec.tac is not None or rec.mac2 is not None \
             or rec.mac2_verified is not None:
         return f"an intent is pending with no TAC, MAC2 or MAC2 check yet (state is {rec.state!r})"
-    if not isinstance(rec.fare_note, str):
-        return f"fare_note must be text, got {type(rec.fare_note).__name__}"
+    if type(rec.fare_note) is not str or not _storable(rec.fare_note):
+        return f"fare_note must be text that UTF-8 can encode, got {type(rec.fare_note).__name__}"
     return ""
 
 
@@ -126,7 +135,8 @@ def _check_intent(rec: DebitRecord) -> None:
               and 0 <= rec.algorithm <= 0xFF and -_BALANCE_LIMIT <= rec.balance_before <= _BALANCE_LIMIT
               and type(rec.card_type) is type(rec.offline_atc) is type(rec.amount) is type(rec.trans_type)
               is type(rec.tsn) is type(rec.key_version) is type(rec.algorithm) is type(rec.balance_before) is int
-              and type(rec.when) is dt.datetime and type(rec.fare_note) is str
+              and type(rec.when) is dt.datetime
+              and type(rec.fare_note) is str and (rec.fare_note.isascii() or _storable(rec.fare_note))
               and rec.state is DebitState.PENDING and rec.tac is None and rec.mac2 is None
               and rec.mac2_verified is None)
     except TypeError:  # a comparison with a value of the wrong type
@@ -234,8 +244,8 @@ class Journal(abc.ABC):
     def void(self, row_id: int, reason: str) -> None:
         """The card proved it never made this debit (GET TRANSACTION PROVE answered no proof, or its counter never
         moved past the row's ATC): nothing is owed. ``reason`` says how that was known."""
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidDebit("a void needs a reason")
+        if type(reason) is not str or not reason.strip() or not _storable(reason):
+            raise InvalidDebit("a void needs a reason (text that UTF-8 can encode)")
         self._change(row_id, DebitState.VOID, ["void", None, None, None, reason])
 
     def mark_unconfirmed(self, row_id: int) -> None:

@@ -22,7 +22,7 @@ class RowStore:
     __slots__ = ("rows", "_card_atc", "_terminal_tsn", "_open")
 
     def __init__(self) -> None:
-        self.rows: dict[int, list[Any]] = {}
+        self.rows: dict[int, list[Any] | tuple[Any, ...]] = {}
         self._card_atc: dict[tuple[str, int], int] = {}  # rows that are not void
         self._terminal_tsn: dict[tuple[str, int], int] = {}
         self._open: dict[int, None] = {}  # ids of pending and unconfirmed rows, in id order
@@ -61,10 +61,13 @@ class RowStore:
             del self._card_atc[(row[CARD], row[ATC])]
         if target is not DebitState.UNCONFIRMED:
             del self._open[row_id]
+            # a final row never changes again: as a tuple of plain values the garbage collector stops tracking it,
+            # which keeps collections cheap in a journal of millions of rows
+            self.rows[row_id] = tuple(row)  # type: ignore[assignment]
         return True
 
     def select(self, *, states: tuple[str, ...] | None = None, card: str | None = None,
-               row_id: int | None = None) -> list[list[Any]]:
+               row_id: int | None = None) -> list[list[Any] | tuple[Any, ...]]:
         """Rows in id order, filtered like :meth:`terminal.journal.base.Journal._rows`."""
         if row_id is not None:
             row = self.rows.get(row_id)
@@ -105,5 +108,5 @@ class MemoryJournal(Journal):
             self.acknowledged += 1
 
     def _rows(self, *, states: tuple[str, ...] | None = None, card: str | None = None,
-              row_id: int | None = None) -> list[list[Any]]:
+              row_id: int | None = None) -> list[list[Any] | tuple[Any, ...]]:
         return self._store.select(states=states, card=card, row_id=row_id)

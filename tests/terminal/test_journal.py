@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,6 +235,7 @@ BAD_INTENTS = [
     ({"tac": TAC}, "an intent is pending"),
     ({"mac2_verified": False}, "an intent is pending"),
     ({"fare_note": None}, "fare_note must be text"),
+    ({"fare_note": "transfer \ud800"}, "fare_note must be text that UTF-8 can encode, got str"),
 ]
 
 
@@ -268,7 +270,7 @@ def test_malformed_completions_are_refused(journal: Journal, args: tuple[object,
     assert journal.get(row).record.state is DebitState.PENDING
 
 
-@pytest.mark.parametrize("reason", ["", "   ", None])
+@pytest.mark.parametrize("reason", ["", "   ", None, "\udc80"])
 def test_void_needs_a_reason(journal: Journal, reason: object) -> None:
     row = journal.record_intent(spec_record())
     with pytest.raises(InvalidDebit, match="a void needs a reason"):
@@ -392,3 +394,79 @@ def test_backends_follow_the_model(kind: str, tmp_path_factory: pytest.TempPathF
         assert _journal_run(journal, ops) == (_group_model_run(ops) if kind == "sqlite-group" else _model_run(ops))
     finally:
         journal.close()
+
+
+# -- any well-formed record round-trips through every backend ----------------------------------------------------------
+
+def _bytes(n: int) -> st.SearchStrategy[bytes]:
+    return st.binary(min_size=n, max_size=n)
+
+
+_RECORDS = st.builds(
+    DebitRecord, card_serial=_bytes(10), issuer_id=_bytes(8), card_type=st.integers(0, 0xFF),
+    offline_atc=st.integers(0, 0xFFFF), amount=st.integers(0, 0xFFFFFFFF),
+    balance_before=st.integers(-0xFFFFFFFF, 0xFFFFFFFF), trans_type=st.integers(0, 0xFF), terminal_id=_bytes(6),
+    tsn=st.integers(0, 0xFFFFFFFF), when=st.datetimes(), key_version=st.integers(0, 0xFF),
+    algorithm=st.integers(0, 0xFF), mac1=_bytes(4), fare_note=st.text())
+_ENDINGS = st.sampled_from(["pending", "complete", "void", "unconfirmed"])
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rec=_RECORDS, ending=_ENDINGS, tac=_bytes(4), mac2=_bytes(4), verified=st.sampled_from([True, False, None]),
+       reason=st.text(min_size=1).filter(str.strip))
+def test_any_record_round_trips(kind: str, tmp_path_factory: pytest.TempPathFactory, rec: DebitRecord, ending: str,
+                                tac: bytes, mac2: bytes, verified: bool | None, reason: str) -> None:
+    path = tmp_path_factory.mktemp("j") / "journal.db"
+    journal = open_journal(kind, path)
+    row = journal.record_intent(rec)
+    expected = dataclasses.replace(rec)
+    if ending == "complete":
+        journal.complete(row, tac, mac2, verified)
+        expected = dataclasses.replace(rec, state=DebitState.COMPLETE, tac=tac, mac2=mac2, mac2_verified=verified)
+    elif ending == "void":
+        journal.void(row, reason)
+        expected = dataclasses.replace(rec, state=DebitState.VOID)
+    elif ending == "unconfirmed":
+        journal.mark_unconfirmed(row)
+        expected = dataclasses.replace(rec, state=DebitState.UNCONFIRMED)
+    journal.close()
+    if kind != "memory":
+        journal = open_journal(kind, path)  # read back from the file
+    entry = journal.get(row)
+    assert entry.record == expected
+    assert entry.reason == (reason if ending == "void" else "")
+    journal.close()
+
+
+_EDGES = [sign * (edge + delta) for edge in (0, 0xFF, 0xFFFF, 0xFFFFFFFF) for delta in (-1, 0, 1) for sign in (1, -1)]
+_ODD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(1 << 40), 1 << 40), st.floats(allow_nan=False),
+                        st.binary(max_size=12), st.text(max_size=3), st.text(st.characters(categories=["Cs"])), st.just(bytearray(10)), st.dates(),
+                        st.sampled_from(list(DebitState)))
+
+
+def _check_agreement(rec: DebitRecord) -> None:
+    from terminal.journal.base import _bad_field, _check_intent
+
+    reason = _bad_field(rec)
+    if reason:
+        with pytest.raises(InvalidDebit, match=f"^debit intent: {re.escape(reason)}$"):
+            _check_intent(rec)
+    else:
+        _check_intent(rec)
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(DebitRecord)])
+@settings(max_examples=150)
+@given(rec=_RECORDS, value=_ODD_VALUES)
+def test_quick_check_and_diagnosis_agree(rec: DebitRecord, field: str, value: object) -> None:
+    """The intent check has a fast path and a field-by-field diagnosis; they must accept exactly the same records."""
+    setattr(rec, field, value)
+    _check_agreement(rec)
+
+
+@pytest.mark.parametrize("field", ["card_type", "offline_atc", "amount", "balance_before", "trans_type", "tsn",
+                                   "key_version", "algorithm"])
+def test_quick_check_and_diagnosis_agree_on_range_edges(field: str) -> None:
+    for value in _EDGES:
+        _check_agreement(spec_record(**{field: value}))
