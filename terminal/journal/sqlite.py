@@ -12,8 +12,9 @@ lost) loses in this mode: the whole open batch, i.e. up to N debits whose intent
 acknowledged, including debits the cards did commit. That breaks "money is conserved" for those N debits, which is
 why it is a benchmark mode and never a validator's. Row ids handed out for a batch are provisional until it is
 committed. A duplicate within the batch is refused at once, as in the default mode; a duplicate of a row already on
-disk is found only when the batch is written: the rest of the batch is committed, the duplicate is dropped, and the
-next explicit :meth:`~SqliteJournal.flush` (or :meth:`~SqliteJournal.close`) raises
+disk is found only when the batch is written, judged by the row's state then (a row voided before its batch is
+written no longer holds its card counter): the rest of the batch is committed, the duplicate is dropped, and the next
+explicit :meth:`~SqliteJournal.flush` (or :meth:`~SqliteJournal.close`) raises
 :class:`~terminal.journal.base.DuplicateDebit` naming every row dropped since the last one. While a batch is open this
 journal holds SQLite's write lock; readers (export, verification) are not blocked, other writers wait.
 

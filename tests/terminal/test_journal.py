@@ -320,7 +320,7 @@ def _model_run(ops: list[tuple]) -> tuple[list[str], dict[int, tuple]]:
 
 def _group_model_run(ops: list[tuple], limit: int = 3) -> tuple[list[str], dict[int, tuple]]:
     """The same rules under group commit: a batch holds ``limit`` intents; a duplicate of a row on disk is dropped when
-    its batch is written, and the next explicit flush reports it."""
+    its batch is written (judged by the row's state then), and the next explicit flush reports it."""
     disk: dict[int, list] = {}
     batch: dict[int, list] = {}
     dropped: list[int] = []
@@ -329,7 +329,10 @@ def _group_model_run(ops: list[tuple], limit: int = 3) -> tuple[list[str], dict[
 
     def commit() -> None:
         for row_id, row in sorted(batch.items()):
-            if _conflicts(disk, *row[1:]):
+            card, atc, tsn = row[1:]
+            if row[0] == "void":  # voided before it was written: it no longer holds the card's counter
+                card = -1
+            if _conflicts(disk, card, atc, tsn):
                 dropped.append(row_id)
             else:
                 disk[row_id] = row
