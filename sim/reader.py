@@ -38,7 +38,14 @@ from terminal.link import Activation, Link, ModeledTime
 
 from .device import Device
 from .scripted import ApduPattern, as_pattern
-from .timing import ContactlessModel, ContactlessTiming, ContactModel, ContactTiming
+from .timing import (
+    DEFAULT_CONTACT,
+    DEFAULT_CONTACTLESS,
+    ContactlessModel,
+    ContactlessTiming,
+    ContactModel,
+    ContactTiming,
+)
 
 
 class SlotError(YktError):
@@ -270,7 +277,7 @@ class SimSlot(Link):
 class SimReader(SimSlot):
     """A contactless reader's field (ISO 14443-4), with the contactless timing model (``timing=None``: none)."""
 
-    def __init__(self, device: Device | None = None, *, timing: ContactlessTiming | None = ContactlessTiming(),
+    def __init__(self, device: Device | None = None, *, timing: ContactlessTiming | None = DEFAULT_CONTACTLESS,
                  tears: Iterable[Tear] = (), name: str = "reader") -> None:
         self.timing = timing
         self.activation_model: ModeledTime | None = None
@@ -291,7 +298,7 @@ class SimReader(SimSlot):
 class SimSamSlot(SimSlot):
     """A SAM slot (ISO 7816 contacts), with the T=0 timing model (``timing=None``: none)."""
 
-    def __init__(self, device: Device | None = None, *, timing: ContactTiming | None = ContactTiming(),
+    def __init__(self, device: Device | None = None, *, timing: ContactTiming | None = DEFAULT_CONTACT,
                  tears: Iterable[Tear] = (), name: str = "sam") -> None:
         self.timing = timing
         self._contact = None if timing is None else timing.model()

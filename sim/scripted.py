@@ -1,4 +1,4 @@
-"""A scripted card for QA and replay: a :class:`~sim.device.Device` that expects a list of commands and gives set answers.
+"""A scripted card for QA and replay: a :class:`~sim.device.Device` that expects given commands and gives set answers.
 
 Each :class:`Step` names the command it expects (an :class:`ApduPattern`: exact bytes, ``??`` wildcards, a prefix)
 and the response to give (data and status word), or says the card leaves the field there (``tear``: the reader sees
@@ -76,7 +76,7 @@ class ApduPattern:
         if self.mask:
             if len(self.mask) != len(self.value) or any(b not in (0x00, 0xFF) for b in self.mask):
                 raise ProtocolError("pattern mask: one FF or 00 byte per value byte")
-            if any(v and not m for v, m in zip(self.value, self.mask)):
+            if any(v and not m for v, m in zip(self.value, self.mask, strict=True)):
                 raise ProtocolError("pattern value must be 00 where the mask is 00")
             if all(self.mask):
                 object.__setattr__(self, "mask", b"")
@@ -107,7 +107,7 @@ class ApduPattern:
 
     def __str__(self) -> str:
         mask = self.mask or b"\xff" * len(self.value)
-        text = "".join(f"{v:02X}" if m else "??" for v, m in zip(self.value, mask))
+        text = "".join(f"{v:02X}" if m else "??" for v, m in zip(self.value, mask, strict=True))
         return text + "*" if self.prefix else text
 
     def matches(self, command: bytes) -> bool:
@@ -185,6 +185,15 @@ class ScriptedCard:
         self.activations = 0
         self.divergences: list[Divergence] = []
         self._divergence_response = divergence_sw.to_bytes(2, "big")
+
+    @classmethod
+    def from_exchanges(cls, exchanges: Iterable[tuple[bytes, bytes | None]], **options: Any) -> ScriptedCard:
+        """A card that replays recorded exchanges byte for byte: each command exact, its response given back; a
+        response of ``None`` (the exchange failed, the card was gone) becomes a tear step. ``options`` are those of
+        the constructor."""
+        steps = [Step(ApduPattern.exact(command), b"" if response is None else response, response is None)
+                 for command, response in exchanges]
+        return cls(steps, **options)
 
     def power_on(self) -> Activation:
         self.activations += 1

@@ -7,7 +7,8 @@ Contactless card, ISO 14443-A/-4 (:class:`ContactlessTiming`, :class:`Contactles
     One etu is 128/fc at 106 kbit/s, halved at 212, 424 and 848 (``protocols.iso14443.etu``). A type A standard
     frame carries each byte as 8 data bits and an odd parity bit, 1 etu each, so **9 etu per byte**, framed by a
     start of communication (1 etu) and an end of communication: 2 etu from the reader (a logic 0 then sequence Y,
-    Modified Miller) and 1 etu from the card (sequence F, Manchester)::
+    Modified Miller) and 1 etu from the card (sequence F, Manchester). (Characters of 10 etu, with start and stop
+    bits, are type B's; type A has none around each byte.)::
 
         reader frame = (3 + 9·n) etu        card frame = (2 + 9·n) etu      n = bytes incl. PCB, [CID] and CRC_A
 
@@ -33,7 +34,7 @@ PSAM, ISO 7816-3 T=0 (:class:`ContactTiming`, :class:`ContactModel`)
     One etu is 1/baud (9600 Bd unless configured; CL opens its PSAM at 9600). Every character takes **12 etu**
     (start bit, 8 data bits, parity, 2 etu guard time) plus the extra guard time N of TC(1); when the direction
     changes, ISO 7816-3 wants 16 etu between the leading edges of the two characters, so a turnaround costs
-    ``max(0, 16 − (12 + N))`` etu more. The exchange is the T=0 procedure::
+    ``max(0, 16 - (12 + N))`` etu more. The exchange is the T=0 procedure::
 
         header (5) → [ACK procedure byte (1) → data (Lc)] → [ACK (1) if not yet sent] → response data → SW (2)
 
@@ -42,8 +43,8 @@ PSAM, ISO 7816-3 T=0 (:class:`ContactTiming`, :class:`ContactModel`)
 
 Processing times (:class:`ProcessingTimes`)
     Per INS, configurable. The defaults are estimates: spec §7 puts the card's EEPROM commits at 80DC and 8054 at
-    about 10–30 ms each (UNCONFIRMED), the whole transaction typically at 150–300 ms, and gives no figure for
-    reads or the PSAM; reads are taken at 1–2 ms, INITIALIZE at 5 ms (a session key and a random), and the PSAM's
+    about 10 to 30 ms each (UNCONFIRMED), the whole transaction typically at 150 to 300 ms, and gives no figure for
+    reads or the PSAM; reads are taken at 1 to 2 ms, INITIALIZE at 5 ms (a session key and a random), and the PSAM's
     cryptography at a few ms (8070 at 10 ms, diversification and the TSN's EEPROM update included). A command the
     card refuses (a status word other than 9000, 61xx, 62xx, 63xx) costs ``rejected_us`` at most: it wrote nothing.
 
@@ -182,6 +183,9 @@ class ContactlessTiming:
         return ContactlessModel(self, ats)
 
 
+DEFAULT_CONTACTLESS = ContactlessTiming()
+
+
 def _negotiated(asked: int, offered: tuple[int, ...]) -> int:
     return max(rate for rate in offered if rate <= asked)
 
@@ -198,6 +202,7 @@ class ContactlessModel:
             to_picc = to_pcd = min(to_picc, to_pcd)
         self.kbps_to_picc = to_picc
         self.kbps_to_pcd = to_pcd
+        self._card_us = timing.card.us
         self.fsc = ats.fsc
         self.fwt_us = ats.fwt * _US
         self.fdt_us = FDT_MIN_FC / FC_HZ * _US
@@ -252,7 +257,7 @@ class ContactlessModel:
         """The modeled time of one command and its response."""
         out_us, out_blocks = self.command_us(len(command))
         in_us, in_blocks = self.response_us(len(response))
-        device_us = self.timing.card.us(command, response)
+        device_us = self._card_us(command, response)
         wtx = self.wtx_rounds(device_us) if device_us > self.fwt_us else 0
         return ContactlessTime(out_us + in_us + wtx * self._wtx_round_us, device_us, out_blocks, in_blocks, wtx)
 
@@ -260,7 +265,7 @@ class ContactlessModel:
         """An exchange the card left: the command went out, the reader waited one FWT for nothing. ``response`` is
         what the card computed before it left (``None``: it left before processing)."""
         out_us, out_blocks = self.command_us(len(command))
-        device_us = 0.0 if response is None else self.timing.card.us(command, response)
+        device_us = 0.0 if response is None else self._card_us(command, response)
         return ContactlessTime(out_us + self.fwt_us, device_us, out_blocks, 0, 0)
 
     def activation(self, activation: Activation) -> ModeledTime:
@@ -314,6 +319,9 @@ class ContactTiming:
     def model(self, activation: Activation | None = None) -> ContactModel:
         """The model for one SAM. The baud rate is the setting's (the ATR's TA(1) is not read)."""
         return ContactModel(self)
+
+
+DEFAULT_CONTACT = ContactTiming()
 
 
 class ContactModel:

@@ -293,7 +293,7 @@ def test_tear_at_every_exchange() -> None:
 
 
 def test_cancel_tears() -> None:
-    reader, card = activated(tears=[Tear.before(0)])
+    reader, _ = activated(tears=[Tear.before(0)])
     reader.cancel_tears()
     assert reader.planned == ()
     run(reader, [SELECT])

@@ -154,8 +154,8 @@ def test_torn_exchange_costs_the_command_and_one_fwt() -> None:
 
 
 def test_activation_air_time() -> None:
-    # 7-byte UID, 5-byte ATS, SFGI 0: REQA 10 etu, ATQA 20; per level ANTICOLLISION 21 + UID CLn 47 + SELECT 84 + SAK 29;
-    # RATS 39, ATS 2 + 9·7 = 65 etu; twelve frames, twelve FDTs.
+    # 7-byte UID, 5-byte ATS, SFGI 0: REQA 10 etu, ATQA 20; per level ANTICOLLISION 21 + UID CLn 47 + SELECT 84
+    # + SAK 29; RATS 39, ATS 2 + 9·7 = 65 etu; twelve frames, twelve FDTs.
     time = model().activation(card("0578777002"))
     assert time.line_us == pytest.approx(((10 + 20 + 2 * 181 + 39 + 65) * ETU + 12 * FDT) / FC_MHZ)
     assert time.device_us == 0.0
