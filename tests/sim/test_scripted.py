@@ -272,6 +272,19 @@ def test_activation_json_round_trip(activation: Activation) -> None:
     assert activation_from_json(json.loads(json.dumps(activation_to_json(activation)))) == activation
 
 
+steps = st.one_of(
+    st.builds(Step, patterns, st.binary(min_size=2, max_size=40)),
+    st.builds(lambda pattern: Step(pattern, tear=True), patterns))
+
+
+@given(st.lists(steps, max_size=8), activations)
+def test_script_json_round_trip(script: list[Step], activation: Activation) -> None:
+    doc = json.loads(json.dumps(ScriptedCard(script, activation=activation).to_json()))
+    again = ScriptedCard.from_json(doc)
+    assert again.steps == tuple(script) and again.activation == activation
+    assert again.to_json() == doc
+
+
 def good_doc() -> dict:
     return json.loads(json.dumps(purchase_script().to_json()))
 
