@@ -28,7 +28,11 @@ def journal() -> None:
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to this file instead of standard output.")
 def export(db: Path, fmt: str, states: tuple[str, ...], out: Path | None) -> None:
-    """Export the debits of journal DB for settlement: one line per debit with its TAC, card, ATC, TSN and amount."""
+    """Export the debits of DB for settlement (CSV or JSON Lines).
+
+    One line per debit with its TAC, card serial, issuer, ATC, TSN, amount, type, terminal, date-time, state and MAC2
+    check, in journal order. The rows go to standard output unless --out is given; the count goes to standard error.
+    """
     from terminal.settlement import export as export_rows
 
     if out is None:

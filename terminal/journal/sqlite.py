@@ -74,6 +74,11 @@ CREATE UNIQUE INDEX debit_card_atc ON debit (card_serial, offline_atc) WHERE sta
 CREATE UNIQUE INDEX debit_terminal_tsn ON debit (terminal_id, tsn);
 CREATE INDEX debit_open ON debit (card_serial) WHERE state IN ('pending', 'unconfirmed');
 """
+# Group commit writes thousands of rows per transaction. Each lands at a random place in the (card serial, ATC) index,
+# so a batch dirties about one index page per row once the index outgrows the page cache, and every commit then
+# copies those pages to the WAL and, at each checkpoint, back into the database. A larger cache and rarer checkpoints
+# (a WAL of up to ~80 MB) halve the cost per row in a journal of a million rows.
+_BULK_PRAGMAS = ("PRAGMA cache_size = -65536", "PRAGMA wal_autocheckpoint = 20000")
 _OPEN_TERM = "state IN ('pending', 'unconfirmed')"  # the debit_open index's condition, verbatim, so the planner uses it
 
 _INSERT = f"INSERT INTO debit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -121,6 +126,9 @@ class SqliteJournal(Journal):
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
+                if self.group_commit is not None:
+                    for pragma in _BULK_PRAGMAS:
+                        conn.execute(pragma)
             return conn
         except sqlite3.Error as exc:
             if conn is not None:

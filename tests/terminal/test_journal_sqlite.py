@@ -55,6 +55,17 @@ def test_identity_pragmas_and_durable_settings(tmp_path: Path) -> None:
     assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(1,)]
 
 
+def test_group_commit_keeps_fsync_and_widens_cache_and_checkpoints(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db", group_commit=1000)
+    assert journal._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # a committed batch is on disk
+    assert journal._conn.execute("PRAGMA cache_size").fetchone() == (-65536,)
+    assert journal._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (20000,)
+    journal.close()
+    durable = SqliteJournal(tmp_path / "j.db")
+    assert durable._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    durable.close()
+
+
 def test_durable_calls_are_committed_when_they_return(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     journal = SqliteJournal(path)
