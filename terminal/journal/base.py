@@ -265,7 +265,10 @@ class Journal(abc.ABC):
 
     def entries(self, states: Iterable[DebitState | str] | None = None) -> Iterator[JournalEntry]:
         """Every row (or those in ``states``), in row-id order: what export and verification read."""
-        wanted = None if states is None else tuple(DebitState(s).value for s in states)
+        try:
+            wanted = None if states is None else tuple(DebitState(s).value for s in states)
+        except ValueError:
+            raise InvalidDebit(f"unknown state in {states!r}") from None
         return (entry_from_row(r) for r in self._rows(states=wanted))
 
     def get(self, row_id: int) -> JournalEntry:

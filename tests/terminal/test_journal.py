@@ -103,6 +103,8 @@ def test_ids_increase_and_entries_are_in_id_order(journal: Journal) -> None:
     assert [e.row_id for e in journal.entries()] == rows
     assert [e.row_id for e in journal.entries([DebitState.PENDING])] == [1, 3, 5]
     assert [e.row_id for e in journal.entries(["void", DebitState.COMPLETE])] == [2, 4]
+    with pytest.raises(InvalidDebit, match="unknown state"):
+        journal.entries(["paid"])
 
 
 def test_void_keeps_reason_and_frees_the_counter_for_the_retry(journal: Journal) -> None:
