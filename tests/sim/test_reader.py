@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from protocols.card_commands import (
+    DEBIT_RESPONSE,
+    PURCHASE_INIT_RESPONSE,
+    DebitForPurchase,
+    GetTransactionProve,
+    InitializeForCappPurchase,
+    PurchaseInitResponse,
+    ReadRecord,
+    UpdateCappDataCache,
+)
 from protocols.errors import YktError
 from protocols.hexutil import parse_hex
+from protocols.psam_commands import (
+    SAM_PURCHASE_RESPONSE,
+    CreditSamForPurchase,
+    InitSamForPurchase,
+    read_key_index,
+    read_terminal_number,
+    select_application,
+)
+from sim.card import SimCard
+from sim.issuing import issue_card, load_demo_keyset
+from sim.psam import demo_psam
 from sim.reader import SimReader, SimSamSlot, SlotError, Tear, TearEvent
 from sim.scripted import ApduPattern
 from sim.timing import ContactlessTime, ContactlessTiming, ContactTime, ContactTiming
@@ -328,3 +351,84 @@ def test_channel_traces_a_torn_exchange_with_its_model() -> None:
 def test_bad_tear_plans(kwargs: dict) -> None:
     with pytest.raises(SlotError):
         Tear(**kwargs)
+
+
+# --- with the simulated T-Union card and PSAM ----------------------------------------------------------------------
+
+WHEN = dt.datetime(2024, 5, 1, 8, 30, 0)
+SELECT_EP = H("00A4040008A00000063201010500")
+
+
+def t_union_lanes(*tears: Tear) -> tuple[SimCard, Channel, Channel, SimReader, ExchangeLog]:
+    card = issue_card(load_demo_keyset(), serial="03104770040067442802", balance=10_000)
+    log = ExchangeLog()
+    reader = SimReader(card, tears=tears)
+    psam = Channel(SimSamSlot(demo_psam(t0=True)), peer="PSAM", tracer=log)
+    psam.activate()
+    return card, Channel(reader, tracer=log), psam, reader, log
+
+
+def composite_purchase(card: SimCard, lane: Channel, psam: Channel, amount: int = 200) -> PurchaseInitResponse:
+    """The spec §5.2 flow up to DEBIT and the PSAM's MAC2 check; returns INITIALIZE's answer."""
+    terminal = psam.call(read_terminal_number().to_bytes(), "READ BINARY 16").data
+    psam.call(select_application().to_bytes(), "SELECT 8011")
+    key_index = psam.call(read_key_index().to_bytes(), "READ BINARY 17").data[0]
+    lane.activate()
+    lane.call(SELECT_EP, "SELECT")
+    record = lane.call(ReadRecord(0x1A, 2).to_bytes(), "READ RECORD 1A").data
+    init = PURCHASE_INIT_RESPONSE.parse(
+        lane.call(InitializeForCappPurchase(key_index, amount, terminal).to_bytes(), "INITIALIZE").data)
+    mac1 = SAM_PURCHASE_RESPONSE.parse(psam.call(InitSamForPurchase(
+        init.random, init.offline_atc, amount, 0x09, WHEN, init.key_version, init.algorithm_id, card.serial[2:],
+        card.issuer_id).to_bytes(), "INIT SAM FOR PURCHASE").data)
+    lane.call(UpdateCappDataCache(0x1A, 2, record).to_bytes(), "UPDATE CAPP DATA CACHE")
+    debit = DEBIT_RESPONSE.parse(lane.call(DebitForPurchase(mac1.tsn, WHEN, mac1.mac1).to_bytes(), "DEBIT").data)
+    psam.call(CreditSamForPurchase(debit.mac2).to_bytes(), "CREDIT SAM FOR PURCHASE")
+    return init
+
+
+def test_composite_purchase_with_modeled_times() -> None:
+    card, lane, psam, reader, log = t_union_lanes()
+    log.exchanges.clear()
+    composite_purchase(card, lane, psam)
+    assert card.balance == 9_800
+    by_ins = {(exchange.link, exchange.command[1]): exchange.model for exchange in log.exchanges}
+    assert by_ins["sam", 0x70] == ContactTime(544 / 9600 * 1e6, 10_000.0, 44)  # 8070 at 9600 Bd, answered 61 08
+    assert by_ins["sam", 0xC0] == ContactTime(200 / 9600 * 1e6, 200.0, 16)
+    assert by_ins["reader", 0xDC].blocks_out == 3  # type: ignore[union-attr]  # the card's ATS says FSC 64
+    assert by_ins["reader", 0x54].device_us == 25_000.0  # type: ignore[union-attr]
+    total = sum(exchange.model.total_us for exchange in log.exchanges)  # type: ignore[union-attr]
+    assert reader.activation_model is not None
+    assert 100_000 < total + reader.activation_model.total_us < 400_000  # DB31/T 239-2020: one purchase ≤ 400 ms
+
+
+def offline_atc(log: ExchangeLog) -> int:
+    """The ATC INITIALIZE answered, from the trace (the tap never returned it)."""
+    (init,) = [exchange.response for exchange in log.exchanges if exchange.command[:2] == H("8050")]
+    return PURCHASE_INIT_RESPONSE.parse(init[:-2]).offline_atc  # type: ignore[index]
+
+
+def test_tear_after_the_debit_committed_is_proved_when_the_card_returns() -> None:
+    card, lane, psam, reader, log = t_union_lanes(Tear.after("8054"))
+    with pytest.raises(CardRemoved):
+        composite_purchase(card, lane, psam)
+    assert card.balance == 9_800  # the card committed; the terminal never saw TAC ‖ MAC2
+    lost = DEBIT_RESPONSE.parse(reader.torn[0].response[:-2])  # type: ignore[index]
+    assert lane.activate() is None  # gone until it is put back
+    reader.put_back()
+    lane.activate()
+    lane.call(SELECT_EP, "SELECT")
+    proof = lane.call(GetTransactionProve(0x09, offline_atc(log) + 1).to_bytes(), "GET TRANSACTION PROVE")
+    assert proof.data == lost.mac2 + lost.tac
+
+
+def test_tear_before_the_debit_leaves_the_purse_untouched() -> None:
+    card, lane, psam, reader, log = t_union_lanes(Tear.before("8054"))
+    with pytest.raises(CardRemoved):
+        composite_purchase(card, lane, psam)
+    assert card.balance == 10_000 and reader.torn[0].response is None
+    reader.put_back()
+    lane.activate()
+    lane.call(SELECT_EP, "SELECT")
+    proof = lane.transmit(GetTransactionProve(0x09, offline_atc(log) + 1).to_bytes())
+    assert (proof.data, proof.sw) == (b"", 0x9406)
