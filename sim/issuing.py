@@ -83,7 +83,10 @@ def _serial_bytes(serial: bytes | str) -> bytes:
             raise IssueError(str(exc)) from None
     if not isinstance(serial, bytes) or len(serial) != 10:
         raise IssueError(f"serial: 10 bytes of BCD, got {serial!r}")
-    bcd.digits(serial, what="serial")
+    try:
+        bcd.digits(serial, what="serial")
+    except ProtocolError as exc:
+        raise IssueError(str(exc)) from None
     return serial
 
 

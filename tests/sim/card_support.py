@@ -69,10 +69,10 @@ class Purchase:
 
 def composite_purchase(card: SimCard, psam: SimPsam, amount: int, *, when: dt.datetime = WHEN,
                        records: tuple[bytes, ...] = (), stop_before_debit: bool = False,
-                       kind: type = cc.InitializeForCappPurchase) -> Purchase:
+                       kind: type = cc.InitializeForCappPurchase, key_index: int = 1) -> Purchase:
     """Select, INITIALIZE, 8070, the UPDATE CAPP DATA CACHE commands given, DEBIT and 8072, as §5.2 orders them."""
     assert sw(card, SELECT_EP) == 0x9000
-    answer = call(card, kind(1, amount, TERMINAL).to_bytes())
+    answer = call(card, kind(key_index, amount, TERMINAL).to_bytes())
     assert answer.sw == 0x9000, hex(answer.sw)
     init = cc.PURCHASE_INIT_RESPONSE.parse(answer.data)
     tx_type = 0x09 if kind is cc.InitializeForCappPurchase else 0x06
