@@ -95,7 +95,8 @@ def dumps(image: CardImage) -> str:
 
 
 def save_fixture(card: SimCard | CardImage, path: str | os.PathLike[str]) -> None:
-    """Write the card's current state to ``path``, replacing it atomically (a reader sees the old or the new file)."""
+    """Write the card's current state to ``path``, replacing it atomically (a reader sees the old or the new file,
+    never a part) and durably (file and rename synced). A new file gets mode 644, a replaced one keeps its mode."""
     image = card.image if isinstance(card, SimCard) else card
     text = dumps(image)
     target = Path(path)
@@ -108,7 +109,17 @@ def save_fixture(card: SimCard | CardImage, path: str | os.PathLike[str]) -> Non
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        try:
+            mode = target.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(name, mode)
         os.replace(name, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     except OSError as exc:
         Path(name).unlink(missing_ok=True)
         raise FixtureError(f"{target}: cannot write ({exc.strerror or exc})") from None
@@ -128,6 +139,8 @@ class _Reader:
     def object(self, value: Any, field: str, names: tuple[str, ...], required: tuple[str, ...] | None = None
                ) -> dict[str, Any]:
         if not isinstance(value, dict):
+            if not field:
+                raise FixtureError(f"{self.source}: a card fixture is a JSON object")
             raise self.fail(field, "expected an object")
         for name in names if required is None else required:
             if name not in value:
@@ -157,7 +170,7 @@ class _Reader:
         except ProtocolError as exc:
             raise FixtureError(f"{self.source}: {exc}") from None
         if size is not None and len(raw) != size:
-            raise self.fail(field, f"expected {size} bytes, got {len(raw)}")
+            raise self.fail(field, f"expected {size} byte{'s' if size > 1 else ''}, got {len(raw)}")
         return raw
 
     def byte_name(self, name: Any, field: str) -> int:
