@@ -47,7 +47,7 @@ from terminal.link import Activation
 
 from .card.files import (
     OK, SW_CONDITIONS, SW_DATA_NOT_FOUND, SW_FILE_NOT_FOUND, SW_INTERNAL, SW_MAC, SW_NOT_SUPPORTED, SW_WRONG_DATA,
-    SW_WRONG_P1P2, read_binary, status,
+    SW_WRONG_P1P2, describe_command, read_binary, status,
 )
 from .issuing import load_demo_keyset
 
@@ -111,17 +111,15 @@ class SimPsam:
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
-            is_get_response = len(apdu) > 1 and apdu[1] == 0xC0
             session, waiting = self._session, self._waiting
-            if not is_get_response:
-                self._session = None
-                self._waiting = None
             try:
                 command = parse_psam_command(apdu)
             except ProtocolError as exc:
+                self._session = self._waiting = None
                 return status(SW_INTERNAL if exc.sw is None else exc.sw)
             if type(command) is GetResponse:
                 return self._get_response(command, waiting)
+            self._session = self._waiting = None  # anything but GET RESPONSE ends the session and drops waiting data
             handler = _HANDLERS[type(command)]
             answer = handler(self, command, apdu, session)
             if self.t0 and len(answer) > 2 and len(apdu) > 5 and apdu[4] and answer[-2:] == OK:
@@ -131,7 +129,7 @@ class SimPsam:
             return answer
         except Exception:  # the device contract: a status word for anything; a bug is counted and logged
             self.internal_errors += 1
-            log.exception("simulated PSAM: internal error on %s", bytes(apdu[:5]).hex().upper())
+            log.exception("simulated PSAM: internal error on %s", describe_command(apdu))
             return status(SW_INTERNAL)
 
     # --- handlers ---------------------------------------------------------------------------------------------------

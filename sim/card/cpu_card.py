@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import logging
 import random as _random
-from collections.abc import Callable
 import struct
+from collections.abc import Callable
 
 from protocols.card_commands import (
     LOAD_INIT_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock, ApplicationUnblock, Command, CreditForLoad,
@@ -61,7 +61,7 @@ from .files import (
     OK, SW_ATC_EXHAUSTED, SW_CONDITIONS, SW_DATA_NOT_FOUND, SW_FILE_NOT_FOUND, SW_INCOMPATIBLE_FILE,
     SW_INSUFFICIENT, SW_INTERNAL, SW_KEY_INDEX, SW_MAC, SW_NO_CHALLENGE, SW_NO_PROOF, SW_NOT_SUPPORTED,
     SW_RECORD_NOT_FOUND, SW_WARNING_BLOCKED, SW_WRONG_DATA, SW_WRONG_LENGTH, SW_WRONG_P1P2, read_binary, read_record,
-    status,
+    describe_command, status,
 )
 from .image import MAX_ATC, MAX_BALANCE, CardImage, KeySlot, Proof, PurseState
 
@@ -202,13 +202,15 @@ class SimCard:
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
-            command = _parse(apdu)
+            command = _PARSED.get(apdu)  # the common case, inline: a command seen before, byte for byte
+            if command is None:
+                command = _parse(apdu)
             if type(command) is int:
                 return status(command)
             return _HANDLERS[type(command)](self, command, apdu, tx, challenge)
         except Exception:  # the card contract: a status word for anything; a bug is counted and logged, not raised
             self.internal_errors += 1
-            log.exception("simulated card: internal error on %s", bytes(apdu[:5]).hex().upper())
+            log.exception("simulated card: internal error on %s", describe_command(apdu))
             return status(SW_INTERNAL)
 
     # --- conveniences for tests, tools and fixtures -----------------------------------------------------------------

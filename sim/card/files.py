@@ -41,6 +41,13 @@ def status(sw: int) -> bytes:
     return raw
 
 
+def describe_command(apdu: object) -> str:
+    """A command's header for a log line (never its data, which may carry MACs): whatever ``apdu`` turned out to be."""
+    if isinstance(apdu, (bytes, bytearray)):
+        return bytes(apdu[:4]).hex().upper() or "(empty)"
+    return type(apdu).__name__
+
+
 def read_binary(content: bytes, offset: int, le: int) -> bytes:
     """The response APDU to READ BINARY of ``content`` at ``offset`` with ``le`` (256 for ``00``)."""
     left = len(content) - offset
