@@ -138,6 +138,10 @@ class Pn532Chip:
         self.registers: dict[int, int] = {}
         self.last_error = ChipError.NONE
         self.received: collections.deque[bytes] = collections.deque(maxlen=256)
+        self.commands = 0
+        """Host commands handled."""
+        self.apdus = 0
+        """Commands the card processed (InDataExchange, InCommunicateThru I-blocks)."""
         self._decoder = FrameDecoder()
         self._last_answer: bytes | None = None
         self._waiting: _Waiting | None = None
@@ -256,6 +260,7 @@ class Pn532Chip:
 
     def _frame(self, data: bytes, now: float) -> bytes:
         self.received.append(data)
+        self.commands += 1
         self._waiting = None  # a new command ends one still running
         try:
             command = parse_command(data)
@@ -404,6 +409,7 @@ class Pn532Chip:
         card = self.card
         if card is None:
             return None
+        self.apdus += 1
         try:
             return card.execute(apdu)
         except CardRemoved as exc:

@@ -6,9 +6,9 @@ descriptor of the slave side open, or reads on the master fail with EIO whenever
 temporary name and renamed into place, so the link appearing means the chip is ready; it is removed when the server
 stops, if it still points at this server's pty.
 
-One thread runs the loop (:meth:`Pn532PtyServer.serve_forever`); :meth:`stop` may be called from any thread or a
-signal handler. Methods that change the field (:meth:`put_card`, :meth:`take_card`, :meth:`retap`) take the same lock
-as the loop, so a test can move the card while a client talks to the chip.
+One thread runs the loop (:meth:`Pn532PtyServer.serve_forever`); :meth:`stop` and :meth:`request_retap` may be
+called from any thread or a signal handler. Methods that change the field (:meth:`put_card`, :meth:`take_card`,
+:meth:`retap`) take the same lock as the loop, so a test can move the card while a client talks to the chip.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class Pn532PtyServer:
         self._wake_r = self._wake_w = -1
         self._pending_out = bytearray()
         self._stopping = False
+        self._retap_due = False
         self._thread: threading.Thread | None = None
 
     # --- life cycle -----------------------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ class Pn532PtyServer:
         except OSError as exc:
             self.close()
             raise EmulatorError(f"cannot create the link {self.link}: {exc}") from exc
-        log.info("PN532 emulator on %s -> %s", self.link, self.slave_name)
+        log.debug("PN532 emulator on %s -> %s", self.link, self.slave_name)
 
     def close(self) -> None:
         """Remove the symlink (if it is still ours) and close the pty."""
@@ -133,6 +134,12 @@ class Pn532PtyServer:
             card = self.chip.take()
             if card is not None:
                 self.chip.put(card)
+                log.info("the card left the field and was tapped again")
+        self._poke()
+
+    def request_retap(self) -> None:
+        """:meth:`retap` at the loop's next turn: safe from a signal handler, which may interrupt the chip."""
+        self._retap_due = True
         self._poke()
 
     def _poke(self) -> None:
@@ -157,6 +164,9 @@ class Pn532PtyServer:
                 continue
             if wake in readable:
                 os.read(wake, 64)
+            if self._retap_due:
+                self._retap_due = False
+                self.retap()
             out = b""
             if master in readable:
                 try:
