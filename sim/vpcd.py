@@ -18,13 +18,13 @@ about 48 ms. ``TCP_NODELAY`` on our socket does not help; ``TCP_QUICKACK`` set b
 clears it again by itself) brings an exchange to about a tenth of a millisecond. ``quickack=False`` shows the trap.
 
 One thread serves every slot (a selector over their sockets); :meth:`VpcdServer.stop` may be called from another
-thread or a signal handler. When pcscd goes away the slot reconnects every ``retry_s`` seconds until it is back.
+thread or a signal handler. When pcscd goes away (or the device tears an exchange) the slot reconnects every
+``retry_s`` seconds until vpcd takes it again: the card is back in the reader.
 """
 
 from __future__ import annotations
 
 import collections
-import errno
 import selectors
 import socket
 import struct
@@ -35,6 +35,7 @@ from protocols.errors import ProtocolError, YktError
 from protocols.hexutil import to_hex
 from protocols.iso14443 import Ats
 from terminal.drivers.pcsc import GET_UID, contactless_atr
+from terminal.errors import CardRemoved
 
 from .device import Device
 
@@ -48,6 +49,7 @@ _LENGTH = struct.Struct(">H")
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _UID_OK = b"\x90\x00"
 _NO_UID = b"\x6a\x81"  # function not supported: GET DATA for anything but the UID
+_TORN = "the device left the field in the middle of an exchange"
 
 
 class VpcdError(YktError):
@@ -117,20 +119,20 @@ class VpcdSlot:
         if sock is not None:
             sock.close()
 
-    def receive(self) -> bool:
-        """Read what vpcd sent and answer every complete message; ``False`` when vpcd closed the connection."""
+    def receive(self) -> str | None:
+        """Read what vpcd sent and answer every complete message; why the connection must end, or ``None``."""
         sock = self.sock
         assert sock is not None
         if self.quickack:
             sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         try:
             data = sock.recv(65538)
+        except InterruptedError:
+            return None
         except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EINTR):
-                return True
-            data = b""
+            return f"the connection failed ({exc.strerror or exc})"
         if not data:
-            return False
+            return "vpcd closed the connection (pcscd stopped?)"
         buffer = self._buffer
         buffer += data
         while len(buffer) >= 2:
@@ -139,16 +141,23 @@ class VpcdSlot:
                 break
             message = bytes(buffer[2:2 + size])
             del buffer[:2 + size]
-            reply = self.answer(message)
+            try:
+                reply = self.answer(message)
+            except CardRemoved:
+                return _TORN
             if reply is not None:
                 try:
                     sock.sendall(_LENGTH.pack(len(reply)) + reply)
-                except OSError:
-                    return False
-        return True
+                except OSError as exc:
+                    return f"the connection failed ({exc.strerror or exc})"
+        return None
 
     def answer(self, message: bytes) -> bytes | None:
-        """The reply to one message from vpcd (``None`` for control messages that take none)."""
+        """The reply to one message from vpcd (``None`` for control messages that take none).
+
+        A device that raises :class:`~terminal.errors.CardRemoved` (a scripted tear) leaves the reader: the connection
+        is closed with the command unanswered, and the device comes back after the server's ``return_s``.
+        """
         if len(message) == 1:
             control = message[0]
             if control == GET_ATR:
@@ -175,14 +184,20 @@ class VpcdSlot:
 
 
 class VpcdServer:
-    """Serves :class:`VpcdSlot` objects until :meth:`stop`; ``status`` receives one line per event (connections)."""
+    """Serves :class:`VpcdSlot` objects until :meth:`stop`; ``status`` receives one line per event (connections).
 
-    def __init__(self, slots: Iterable[VpcdSlot], *, retry_s: float = 0.25,
+    ``retry_s``: how often a slot tries to reach vpcd while nothing listens. ``return_s``: how long a device that tore
+    an exchange stays out of the reader, long enough for pcscd (which looks every 0.4 s) to see it leave: back sooner,
+    pcscd would not notice that the card was ever gone.
+    """
+
+    def __init__(self, slots: Iterable[VpcdSlot], *, retry_s: float = 0.25, return_s: float = 1.0,
                  status: Callable[[str], None] | None = None) -> None:
         self.slots = list(slots)
         if not self.slots:
             raise VpcdError("nothing to serve")
         self.retry_s = retry_s
+        self.return_s = return_s
         self.status = status or (lambda line: None)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -226,11 +241,14 @@ class VpcdServer:
                     if slot is None:
                         self._wake_r.recv(64)
                         continue
-                    if not slot.receive():
+                    ended = slot.receive()
+                    if ended is not None:
                         self._selector.unregister(slot.sock)
                         slot.disconnect()
-                        waiting[id(slot)] = time.monotonic() + self.retry_s
-                        self.status(f"{slot.name}: vpcd closed the connection (pcscd stopped?); reconnecting")
+                        torn = ended is _TORN
+                        waiting[id(slot)] = time.monotonic() + (self.return_s if torn else self.retry_s)
+                        self.status(f"{slot.name}: {ended}; {'back in' if torn else 'reconnecting'}"
+                                    + (f" {self.return_s:g} s" if torn else ""))
         finally:
             for slot in self.slots:
                 if slot.sock is not None:

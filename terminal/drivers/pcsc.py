@@ -42,6 +42,7 @@ SCOPE_USER = 0
 SHARE_EXCLUSIVE = 1
 PROTOCOL_T0 = 0x1
 PROTOCOL_T1 = 0x2
+LEAVE_CARD = 0
 RESET_CARD = 1
 UNPOWER_CARD = 2
 STATE_UNAWARE = 0x0
@@ -55,6 +56,8 @@ S_SUCCESS = 0x0
 E_TIMEOUT = 0x8010000A
 E_NO_READERS_AVAILABLE = 0x8010002E
 
+RETRY_S = 0.1
+"""How often :meth:`PcscLink.activate` tries again to connect to a card that is present but cannot be connected to."""
 CONTROL_TIMEOUT_S = 5.0
 """How long a PC/SC call other than a transmission may take before the daemon is taken as hung."""
 GET_UID = bytes.fromhex("FFCA000000")
@@ -319,16 +322,24 @@ class PcscLink(Link):
     # --- Link ------------------------------------------------------------------------------------------------------
 
     def activate(self, timeout: float) -> Activation | None:
-        """Wait up to ``timeout`` seconds for a card, connect to it exclusively and return its activation."""
+        """Wait up to ``timeout`` seconds for a card, connect to it exclusively and return its activation.
+
+        A card that cannot be connected to (it left again, or does not answer reset) is tried again every
+        :data:`RETRY_S` seconds rather than only when pcscd reports a change: pcsc-lite can go on reporting a card
+        that left and came back quickly (a virtual card reconnecting) as the old, unusable one.
+        """
         if self._closed:
             raise ReaderGone(f"{self.name} is closed")
         self._disconnect(UNPOWER_CARD)
         deadline = time.monotonic() + max(0.0, timeout)
-        known = STATE_UNAWARE
+        known, until = STATE_UNAWARE, deadline
         while True:
-            state = self._wait_change(known, deadline)
+            state = self._wait_change(known, until)
             if state is None:
-                return None
+                if until >= deadline:
+                    return None
+                known, until = STATE_UNAWARE, deadline  # retry the connection now
+                continue
             known = state & ~STATE_CHANGED
             events = state >> 16
             if state & STATE_PRESENT and not state & STATE_MUTE and \
@@ -336,6 +347,7 @@ class PcscLink(Link):
                 activation = self._connect(events)
                 if activation is not None:
                     return activation
+                until = min(deadline, time.monotonic() + RETRY_S)
             if time.monotonic() >= deadline:
                 return None
 
@@ -349,7 +361,7 @@ class PcscLink(Link):
             raise self._failed(code, "transmit")  # pcsc-lite leaves garbage in the buffer of a failed call
         if len(response) < 2:
             # vpcd and some readers report a card that vanished mid-exchange as success with nothing in it
-            self._card = None
+            self._forget_card()
             raise CardRemoved(f"{self.name}: transmit: the card answered nothing (it left the field or went mute)")
         return bytes(response)
 
@@ -375,7 +387,7 @@ class PcscLink(Link):
         """The typed error for ``code``; the card or the whole context is forgotten as the error says."""
         error = pcsc_error(code, f"{self.name}: {doing}")
         if isinstance(error, (CardRemoved, ReaderGone)):
-            self._card = None
+            self._forget_card()
         if isinstance(error, ReaderGone):
             self._context.drop()
         return error
@@ -398,15 +410,13 @@ class PcscLink(Link):
         return state
 
     def _connect(self, events: int) -> Activation | None:
-        """Connect to the card that is present; ``None`` when it left or does not answer reset (it is then skipped
-        until it comes back, so that a mute card is not retried in a busy loop)."""
+        """Connect to the card that is present; ``None`` when it left or does not answer reset."""
         code, card, protocol = self._context.call(
             "SCardConnect", self._scard.SCardConnect, self._context.establish(), self.reader, SHARE_EXCLUSIVE,
             PROTOCOL_T0 | PROTOCOL_T1)
         if code != S_SUCCESS:
             error = self._failed(code, "connecting to the card")
             if isinstance(error, CardRemoved):
-                self._events_seen = events
                 return None
             raise error
         self._card, self._protocol, self._events_seen = card, protocol, events
@@ -431,6 +441,15 @@ class PcscLink(Link):
         except ProtocolError:
             return b""
         return response[:-2] if response[-2:] == b"\x90\x00" else b""
+
+    def _forget_card(self) -> None:
+        """Give up a card that is gone. Its handle is still released (without waiting), or it would keep the reader
+        exclusively when the card comes back before pcscd noticed it leave; with ``SCARD_LEAVE_CARD``, because
+        pcsc-lite marks the reader empty when powering down a card that does not answer, and keeps it so even after
+        the card is back."""
+        card, self._card = self._card, None
+        if card is not None:
+            self._context.worker.post(self._scard.SCardDisconnect, (card, LEAVE_CARD))
 
     def _disconnect(self, disposition: int) -> None:
         card, self._card = self._card, None
