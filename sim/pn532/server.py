@@ -21,6 +21,7 @@ import threading
 import time
 import tty
 from pathlib import Path
+from typing import Self
 
 from protocols.errors import YktError
 
@@ -97,7 +98,7 @@ class Pn532PtyServer:
             except OSError:
                 pass  # the pipe is full: the loop is waking up anyway
 
-    def start(self) -> Pn532PtyServer:
+    def start(self) -> Self:
         """Open and serve in a background thread (tests); :meth:`shutdown` ends it."""
         self.open()
         self._thread = threading.Thread(target=self.serve_forever, name=f"pn532 {self.link}", daemon=True)
@@ -111,7 +112,7 @@ class Pn532PtyServer:
             self._thread = None
         self.close()
 
-    def __enter__(self) -> Pn532PtyServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

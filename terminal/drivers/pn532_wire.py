@@ -26,18 +26,27 @@ import serial
 from protocols.errors import ProtocolError
 from protocols.pn532 import (
     HSU_WAKEUP,
+    TFI_CHIP,
     BadFrame,
     ControlFrame,
     Frame,
     FrameDecoder,
     FrameFault,
-    TFI_CHIP,
     format_status,
     host_frame,
     name_of,
 )
 
 from ..errors import LinkTimeout, ReaderGone
+
+try:
+    from termios import (
+        error as _TermiosError,  # pyserial's POSIX port lets termios.error through (tcflush)
+    )
+except ImportError:  # not a POSIX system
+    _PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError)
+else:
+    _PORT_ERRORS = (serial.SerialException, OSError, _TermiosError)
 
 ACK = ControlFrame.ACK.to_bytes()
 NACK = ControlFrame.NACK.to_bytes()
@@ -111,21 +120,21 @@ class Pn532Wire:
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise self._fault(exc) from exc
 
     def _read(self, wait: float) -> bytes:
         try:
             self.port.timeout = wait
             return self.port.read(self.port.in_waiting or 1)
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise self._fault(exc) from exc
 
     def flush_input(self) -> None:
         """Drop whatever the chip sent that nobody asked for (a late answer to an abandoned command)."""
         try:
             self.port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise self._fault(exc) from exc
         self._restart()
 
@@ -139,7 +148,7 @@ class Pn532Wire:
     def close(self) -> None:
         try:
             self.port.close()
-        except (serial.SerialException, OSError):
+        except _PORT_ERRORS:
             pass  # closing a port that already failed: nothing left to give back
 
     def line_time(self, size: int) -> float:

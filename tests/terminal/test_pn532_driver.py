@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import termios
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from protocols.errors import ProtocolError
 from protocols.hexutil import parse_hex
 from protocols.iso14443 import fwt
-from protocols.mifare import KeyType, SectorTrailer, TRANSPORT_ACCESS
+from protocols.mifare import TRANSPORT_ACCESS, KeyType, SectorTrailer
 from terminal.drivers.pn532 import MifareAuthError, Pn532Link
 from terminal.drivers.pn532_mifare import MifareClassic
 from terminal.drivers.pn532_wire import Pn532Error
@@ -112,6 +113,7 @@ class FakePort:
         self.last_nack_replies: list[tuple[float, bytes]] = []
         self.fail_on_write: Exception | None = None
         self.fail_on_read: Exception | None = None
+        self.fail_on_flush: Exception | None = None
 
     def script(self, expect: bytes, *replies: tuple[float, bytes] | bytes,
                on_nack: list[tuple[float, bytes]] | None = None) -> None:
@@ -162,6 +164,8 @@ class FakePort:
         return len(data)
 
     def reset_input_buffer(self) -> None:
+        if self.fail_on_flush is not None:
+            raise self.fail_on_flush
         self.flushes += 1
         self.queue.clear()
 
@@ -186,10 +190,9 @@ def new_port(clock: Clock) -> FakePort:
 
 
 def open_link(port: FakePort, clock: Clock, **options) -> Pn532Link:
-    settings_ = dict(ack_timeout=ACK_TIMEOUT, gap_timeout=0.01, command_timeout=0.1, wake_timeout=0.2,
-                     list_timeout=0.05, exchange_margin=0.01, retries=2, timer=clock)
-    settings_.update(options)
-    return Pn532Link("/dev/fake", BAUD, port=port, **settings_)
+    chosen = {"ack_timeout": ACK_TIMEOUT, "gap_timeout": 0.01, "command_timeout": 0.1, "wake_timeout": 0.2,
+              "list_timeout": 0.05, "exchange_margin": 0.01, "retries": 2, "timer": clock, **options}
+    return Pn532Link("/dev/fake", BAUD, port=port, **chosen)
 
 
 @pytest.fixture
@@ -514,6 +517,12 @@ def test_serial_faults_are_reader_gone(link: Pn532Link, port: FakePort, fault: E
     port.script(SELECT_FRAME, *answer(OK_9000))
     with pytest.raises(ReaderGone, match="serial port failed"):
         link.transceive(SELECT, 0.5)
+
+
+def test_a_pty_whose_other_end_went_away_is_reader_gone(link: Pn532Link, port: FakePort) -> None:
+    port.fail_on_flush = termios.error(5, "Input/output error")  # pyserial lets tcflush's error through
+    with pytest.raises(ReaderGone, match="Input/output error"):
+        link.activate(0.1)
 
 
 @settings(max_examples=200, deadline=None)
