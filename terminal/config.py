@@ -47,10 +47,13 @@ class ValidatorConfig:
     repeat_tap_s: int = 60
     card_timeout_s: float = 0.5
     sam_timeout_s: float = 2.0
+    maintenance_key_version: int = 0x01
+    psam_two_level: bool = True
 
 
 _TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
-                  "recovery_window_s", "repeat_tap_s", "card_timeout_s", "sam_timeout_s"})
+                  "recovery_window_s", "repeat_tap_s", "card_timeout_s", "sam_timeout_s", "maintenance_key_version",
+                  "psam_two_level"})
 _PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
 
 
@@ -118,7 +121,18 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
         accepted, root.integer("recovery_window_s", 0, MAX_MINUTES * 60, defaults.recovery_window_s),
         root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s),
         _seconds(root, "card_timeout_s", defaults.card_timeout_s, 0.01, 60),
-        _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60))
+        _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60),
+        root.integer("maintenance_key_version", 0, 0xFF, defaults.maintenance_key_version),
+        _flag(root, "psam_two_level", defaults.psam_two_level))
+
+
+def _flag(table: Table, key: str, default: bool) -> bool:
+    value = table.take(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise table.error(f"must be true or false, got {value!r}", key)
+    return value
 
 
 def load_config(path: str | Path) -> ValidatorConfig:

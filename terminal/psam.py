@@ -28,7 +28,7 @@ class Psam:
     """
 
     def __init__(self, channel: Channel, *, df: int = pc.T_UNION_PSAM_DF, two_level: bool = True,
-                 maintenance_key_version: int = 0x02) -> None:
+                 maintenance_key_version: int = 0x01) -> None:
         self.channel = channel
         self.df = df
         self.two_level = two_level

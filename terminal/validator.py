@@ -50,11 +50,11 @@ from .clock import Clock
 from .config import ValidatorConfig
 from .errors import CardRemoved, ConfigError, LinkError, LinkTimeout, OutOfService, StatusError
 from .fares import NEED_BUS_RECORD, NEED_TRANSIT_RECORD, FareContext, FareQuote, FareRefusal, FareRules
-from .journal import Journal, JournalError
+from .journal import DuplicateDebit, Journal, JournalError
 from .link import Link
 from .outcome import Decline, TapOutcome, TapStatus
 from .psam import Psam
-from .records import DebitRecord
+from .records import DebitRecord, DebitState
 from .trace import ExchangeLog, Tracer, Tracers
 
 _SELECT = cc.SelectByName(T_UNION_EP_AID).to_bytes()
@@ -96,7 +96,7 @@ class Validator:
 
     def __init__(self, card: Link, sam: Link, fares: FareRules, journal: Journal, *, clock: Clock,
                  blacklist: Blacklist | None = None, config: ValidatorConfig | None = None,
-                 tracer: Tracer | None = None, psam_two_level: bool = True) -> None:
+                 tracer: Tracer | None = None) -> None:
         self.config = config or ValidatorConfig()
         self.fares = fares
         self.journal = journal
@@ -106,7 +106,8 @@ class Validator:
         observer: Tracer = self._log if tracer is None else Tracers(self._log, tracer)
         self.card = Channel(card, peer="card", timeout=self.config.card_timeout_s, tracer=observer)
         self.psam = Psam(Channel(sam, peer="PSAM", timeout=self.config.sam_timeout_s, tracer=observer),
-                         two_level=psam_two_level)
+                         two_level=self.config.psam_two_level,
+                         maintenance_key_version=self.config.maintenance_key_version)
         self.composite = self.config.purchase == "composite"
         self.out_of_service: str | None = "not started"
         self.stop: BusStop | None = None
@@ -137,6 +138,14 @@ class Validator:
             rec = entry.record
             self._pending[rec.card_serial] = _Pending(entry.row_id, rec, rec.when + self._window)
         self.out_of_service = None
+
+    def arrive(self, station: int) -> None:
+        """The bus reached ``station`` (from the driver's console or GPS): taps from now on board or alight here."""
+        if self.stop is None:
+            raise OutOfService("not started")
+        if not 0 <= station <= 0xFF:
+            raise ConfigError(f"station must be 0..255, got {station}")
+        self.stop = dataclasses.replace(self.stop, station=station)
 
     @property
     def pending(self) -> list[DebitRecord]:
@@ -305,7 +314,7 @@ class Validator:
         record = DebitRecord(serial, info.issuer_id, management.card_type, init.offline_atc, amount, init.balance,
                              int(trans_type), terminal_id, tsn, now, init.key_version, init.algorithm_id, mac1,
                              fare_note=quote.rule)
-        row = self.journal.record_intent(record)
+        row = self._record_intent(record)
         outcome = TapOutcome(TapStatus.ACCEPTED, card_serial=serial, card_type=management.card_type, fare=amount,
                              rule=quote.rule, balance_before=init.balance, balance_after=balance_after, journal_row=row)
         try:
@@ -325,6 +334,22 @@ class Validator:
         self._finish(outcome, row, debit.tac, debit.mac2, check_mac2=True)
         self._remember(serial, now)
         return outcome
+
+    def _record_intent(self, record: DebitRecord) -> int:
+        """Journal the intent. A row already holding this card's counter that is still open (pending, or unconfirmed
+        after its window) was never debited: the card's counter has not moved past it. It is voided, then the intent
+        is written."""
+        try:
+            return self.journal.record_intent(record)
+        except DuplicateDebit as dup:
+            if dup.existing is None:
+                raise
+            old = self.journal.get(dup.existing).record
+            if old.state not in (DebitState.PENDING, DebitState.UNCONFIRMED) or \
+                    (old.card_serial, old.offline_atc) != (record.card_serial, record.offline_atc):
+                raise
+            self.journal.void(dup.existing, "the card's counter had not moved past this debit")
+            return self.journal.record_intent(record)
 
     def _balance(self) -> int | None:
         """The balance to show with an insufficient-funds decline; ``None`` when the card will not say."""

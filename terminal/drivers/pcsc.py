@@ -260,8 +260,15 @@ class _Context:
     def drop(self) -> None:
         """Forget the context (after the daemon failed): the next :meth:`establish` makes a new one."""
         handle, self.handle = self.handle, None
-        if handle is not None:
-            self.worker.post(self.scard.SCardReleaseContext, (handle,))  # its outcome changes nothing
+        if handle is None:
+            return
+        if self.worker.busy:
+            self.worker.post(self.scard.SCardReleaseContext, (handle,))
+            return
+        try:
+            self.worker.call(self.scard.SCardReleaseContext, (handle,), CONTROL_TIMEOUT_S)
+        except Exception:  # a context the daemon lost needs no release; its outcome changes nothing
+            pass
 
     def list_readers(self) -> list[str]:
         code, readers = self.call("SCardListReaders", self.scard.SCardListReaders, self.establish(), [])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import serial
 
@@ -35,6 +36,8 @@ from protocols.pn532 import (
     ERROR_MASK,
     MAX_EXCHANGE_DATA,
     ChipError,
+    Command,
+    FirmwareVersion,
     GetFirmwareVersion,
     InDataExchange,
     InDataExchangeResponse,
@@ -50,7 +53,6 @@ from protocols.pn532 import (
     chip_frame,
     describe_error,
 )
-from protocols.pn532.commands import Command, FirmwareVersion
 
 from ..errors import CardRemoved, LinkError, LinkTimeout, ReaderGone
 from ..link import Activation, Link
@@ -126,6 +128,10 @@ class Pn532Link(Link):
                               retries=retries, timer=timer)
         try:
             self._set_up()
+        except ReaderGone:
+            self.wire.close()
+            self._closed = True
+            raise
         except (LinkError, ProtocolError) as exc:
             self.wire.close()
             self._closed = True
@@ -141,8 +147,7 @@ class Pn532Link(Link):
     def _set_up(self) -> None:
         self.wire.wake()
         self._configure(SAMConfiguration(SamMode.NORMAL), ack_timeout=self.wake_timeout)
-        firmware = self._command(GetFirmwareVersion())
-        assert isinstance(firmware, FirmwareVersion)
+        firmware: FirmwareVersion = self._command(GetFirmwareVersion())
         if firmware.ic != PN532_IC:
             raise ProtocolError(f"GetFirmwareVersion answered IC {firmware.ic:02X} ({firmware.name}), "
                                 f"a PN532 answers {PN532_IC:02X}")
@@ -158,14 +163,16 @@ class Pn532Link(Link):
         if self._closed:
             raise ReaderGone(f"{self.name} is closed")
 
-    def _command(self, command: Command, timeout: float | None = None, **options: object):
+    def _command(self, command: Command, timeout: float | None = None, *, repeatable: bool = True,
+                 ack_timeout: float | None = None) -> Any:
+        """Send a command, return its parsed answer (the type its ``RESPONSE`` names)."""
         self._check_open()
         answer = self.wire.call(command.to_bytes(), self.command_timeout if timeout is None else timeout,
-                                **options)  # type: ignore[arg-type]
+                                repeatable=repeatable, ack_timeout=ack_timeout)
         return command.parse_response(answer)
 
-    def _configure(self, command: Command, **options: object) -> None:
-        self._command(command, **options)
+    def _configure(self, command: Command, *, ack_timeout: float | None = None) -> None:
+        self._command(command, ack_timeout=ack_timeout)
 
     def exchange_timeout(self) -> float:
         """The least wait for an InDataExchange answer: the card's FWT, the longest answer's time on the line, the
@@ -236,10 +243,10 @@ class Pn532Link(Link):
 
     def deactivate(self) -> None:
         """Release the card (InRelease of every target). A card that has already gone is not an error."""
-        if self._closed or self._tg is None:
-            self.activation, self._tg = None, None
-            return
+        active = self._tg is not None
         self.activation, self._tg = None, None
+        if self._closed or not active:
+            return
         try:
             self._command(InRelease(0))
         except (LinkTimeout, ProtocolError):
