@@ -1,5 +1,6 @@
 """Our PN532 driver through a pseudo-terminal to the emulated PN532: a full composite purchase through the terminal
-core, and ``ykt validate --reader pn532:LINK`` against ``ykt sim pn532`` run as a user would."""
+core, MIFARE Classic commands through the chip, and ``ykt validate --reader pn532:LINK`` against ``ykt sim pn532``
+run as a user would."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from protocols.card_files import TRANSIT_RECORD
 from protocols.hexutil import parse_hex
+from protocols.mifare import KeyType, ValueBlock
 from protocols.pn532 import CommandCode
 from sim.fixture import load_image, save_fixture
 from sim.issuing import issue_card, load_demo_keyset
@@ -18,9 +20,11 @@ from sim.psam import SimPsam
 from sim.reader import SimSamSlot
 from terminal.clock import ManualClock
 from terminal.drivers.pn532 import Pn532Link
+from terminal.drivers.pn532_mifare import MifareClassic
 from terminal.errors import ReaderGone
 from terminal.fares import load_fares
 from terminal.journal import MemoryJournal
+from terminal.link import Activation
 from terminal.outcome import Decline, TapStatus
 from terminal.records import DebitState
 
@@ -68,6 +72,39 @@ def test_composite_purchase_through_the_pn532_driver(tmp_path: Path) -> None:
     apdus = [command[2:] for command in received if command[0] == CommandCode.InDataExchange]
     assert [apdu[:2].hex().upper() for apdu in apdus[:5]] == ["00A4", "00B0", "8050", "80DC", "8054"]
     assert received[-1] == parse_hex("320100")  # closing the link switched the field off
+
+
+class ClassicStub:
+    """A MIFARE Classic 1K that answers a list of commands in order (the chip ran Crypto1; the card sees plain
+    commands); an empty answer is the chip's bare success."""
+
+    activation = Activation("MIFARE", uid=parse_hex("01020304"), atqa=parse_hex("0004"), sak=0x08)
+
+    def __init__(self, exchanges: list[tuple[str, bytes]]) -> None:
+        self.expected = [(parse_hex(command), answer) for command, answer in exchanges]
+        self.seen: list[bytes] = []
+
+    def power_on(self) -> Activation:
+        return self.activation
+
+    def execute(self, command: bytes) -> bytes:
+        self.seen.append(command)
+        expected, answer = self.expected[len(self.seen) - 1]
+        assert command == expected
+        return answer
+
+
+def test_mifare_classic_through_the_pn532_driver(tmp_path: Path) -> None:
+    classic = ClassicStub([("6005FFFFFFFFFFFF01020304", b""), ("3005", ValueBlock(1000, 5).to_bytes()),
+                           ("C10564000000", b""), ("B005", b""), ("3005", ValueBlock(1100, 5).to_bytes())])
+    with emulated_pn532(classic, tmp_path) as server, Pn532Link(str(server.link)) as link:
+        assert link.activate(1.0) == classic.activation
+        card = MifareClassic(link)
+        card.authenticate(5, b"\xff" * 6, KeyType.A)
+        assert card.read_value(5) == ValueBlock(1000, 5)
+        card.increment(5, 100)
+        assert card.read_value(5).value == 1100
+    assert len(classic.seen) == 5
 
 
 def test_the_driver_reports_a_vanished_emulator_as_reader_gone(tmp_path: Path) -> None:

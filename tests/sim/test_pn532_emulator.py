@@ -10,9 +10,11 @@ import time
 
 import pytest
 import serial
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.hexutil import parse_hex
-from protocols.pn532 import chip_frame, host_frame
+from protocols.pn532 import BadFrame, ControlFrame, FrameDecoder, chip_frame, host_frame
 from sim.pn532 import EmulatorError, Pn532Chip, Pn532PtyServer
 from sim.scripted import ApduPattern, ScriptedCard, Step
 from terminal.link import Activation
@@ -374,6 +376,35 @@ def test_registers_diagnose_status_and_power_down(host: Host) -> None:
     assert host.answer("16F0") == H("1700")
     assert not host.chip.field
     assert host.answer("04") == H("0500000000")
+
+
+# --- robustness -------------------------------------------------------------------------------------------------------
+
+_CODES = [0x00, 0x02, 0x04, 0x06, 0x08, 0x12, 0x14, 0x16, 0x32, 0x40, 0x42, 0x44, 0x4A, 0x52, 0x54, 0x60, 0x8C]
+_commands = st.builds(lambda code, body: host_frame(bytes((code,)) + body), st.sampled_from(_CODES),
+                      st.binary(max_size=24))
+_noise = st.one_of(st.binary(max_size=24), st.sampled_from([ACK, NACK, ERROR_FRAME, H("0000FF")]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_commands, _noise), max_size=16), st.lists(st.booleans(), max_size=16))
+def test_any_host_bytes_get_whole_frames_back_and_never_an_exception(chunks: list[bytes], moves: list[bool]) -> None:
+    chip = Pn532Chip(card(step(SELECT, "9000")))
+    out = bytearray()
+    now = 0.0
+    for index, chunk in enumerate(chunks):
+        out += chip.receive(chunk, now)
+        now += 0.1
+        out += chip.due(now)
+        if index < len(moves):  # the card leaves, or leaves and comes back
+            taken = chip.take()
+            if moves[index]:
+                chip.put(taken or card())
+    decoder = FrameDecoder()
+    events = decoder.feed(bytes(out))
+    assert decoder.discarded == 0 and decoder.pending == 0
+    assert not any(isinstance(event, BadFrame) for event in events)
+    assert all(isinstance(event, ControlFrame) or event.tfi == 0xD5 for event in events)
 
 
 # --- the pty server ---------------------------------------------------------------------------------------------------
