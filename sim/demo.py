@@ -1,0 +1,151 @@
+"""A simulated validator session: the main job, and what a newcomer runs first.
+
+Riders with a generated card population tap a validator on a simulated reader; the validator has a simulated PSAM, the
+demo fares and a SQLite journal, as a real one would. Some riders pull their card away mid-payment and tap again, some
+tap twice, some carry cards the validator must refuse. At the end every fen the cards lost is compared with what the
+journal holds: the two must be equal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from terminal.clock import ManualClock
+from terminal.config import Place, ValidatorConfig
+from terminal.fares import load_fares
+from terminal.journal import SqliteJournal
+from terminal.outcome import Decline, TapOutcome, TapStatus
+from terminal.records import DebitState
+from terminal.settlement import verify
+from terminal.trace import Tracer
+from terminal.validator import Validator
+
+from .issuing import DEFAULT_ISSUERS, generate_population, load_demo_keyset
+from .psam import demo_psam
+from .reader import SimReader, SimSamSlot, Tear
+
+DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
+DEMO_START = dt.datetime(2026, 3, 2, 7, 30, 0)
+
+
+@dataclass
+class DemoReport:
+    """What a session did. ``fen_charged`` is money journaled complete; ``fen_taken_from_cards`` the sum of every
+    card's balance decrease, read back from the cards themselves."""
+
+    taps: int
+    seed: int
+    journal: str
+    accepted: int = 0
+    recovered: int = 0
+    declined: Counter = field(default_factory=Counter)
+    retried: int = 0
+    fen_charged: int = 0
+    fen_taken_from_cards: int = 0
+    unconfirmed: int = 0
+    tacs_verified: int = 0
+    tac_mismatches: int = 0
+    wall_s: float = 0.0
+    modeled_ms: list[float] = field(default_factory=list)
+
+    @property
+    def conserved(self) -> bool:
+        return self.fen_charged == self.fen_taken_from_cards and self.tac_mismatches == 0
+
+    def as_dict(self) -> dict:
+        modeled = sorted(self.modeled_ms)
+        return {
+            "taps": self.taps, "seed": self.seed, "accepted": self.accepted, "recovered": self.recovered,
+            "declined": sum(self.declined.values()), "declined_by_reason": dict(self.declined.most_common()),
+            "retried": self.retried, "fen_charged": self.fen_charged,
+            "fen_taken_from_cards": self.fen_taken_from_cards, "unconfirmed": self.unconfirmed,
+            "tacs_verified": self.tacs_verified, "tac_mismatches": self.tac_mismatches, "conserved": self.conserved,
+            "taps_per_s": round(self.taps / self.wall_s, 1) if self.wall_s else None,
+            "modeled_purchase_ms_p50": round(statistics.median(modeled), 1) if modeled else None,
+            "modeled_purchase_ms_max": round(modeled[-1], 1) if modeled else None,
+            "journal": self.journal,
+        }
+
+
+def _modeled_ms(outcome: TapOutcome) -> float:
+    return sum(e.model.total_us for e in outcome.exchanges if e.model is not None) / 1000
+
+
+def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = None, tear_share: float = 0.03,
+             odd_share: float = 0.1, tracer: Tracer | None = None,
+             progress: Callable[[int], None] | None = None) -> DemoReport:
+    """Run ``taps`` taps of a generated population on a validator journaling to ``journal_path``.
+
+    Riders tap at a busy stop (a few seconds apart, a few of them twice); ``tear_share`` of the taps are torn away at a
+    random exchange and the rider taps again a moment later; ``odd_share`` of the cards are expired, blocked, broke...
+    """
+    rng = random.Random(seed)
+    keyset = load_demo_keyset()
+    home = DEFAULT_ISSUERS[0]
+    population = generate_population(keyset, cards or max(10, taps // 2), seed, odd_share=odd_share,
+                                     on=DEMO_START.date())
+    start_balance = {id(c): c.balance for c in population}
+    clock = ManualClock(DEMO_START)
+    reader, sam = SimReader(), SimSamSlot(demo_psam())
+    journal = SqliteJournal(journal_path, clock=clock)
+    config = ValidatorConfig(place=Place(city_code=home[2:4], institution_id=home))
+    validator = Validator(reader, sam, load_fares(DEMO_FARES), journal, clock=clock, config=config, tracer=tracer)
+    report = DemoReport(taps, seed, str(journal_path))
+    started = time.perf_counter()
+    try:
+        validator.start()
+        for n in range(taps):
+            rider = rng.choice(population)
+            clock.advance(rng.choice((2, 3, 5, 8, 40, 90)))
+            if rng.random() < tear_share:
+                reader.plan_tear((Tear.before if rng.random() < 0.5 else Tear.after)(rng.randrange(5)))
+            outcome = _tap(validator, reader, rider)
+            reader.cancel_tears()
+            while outcome is not None and (outcome.status is TapStatus.RETRY
+                                           or outcome.decline is Decline.CARD_REMOVED):
+                report.retried += 1
+                clock.advance(2)
+                outcome = _tap(validator, reader, rider)
+            _count(report, outcome)
+            if progress is not None:
+                progress(n + 1)
+        clock.advance(config.recovery_window_s + 1)
+        validator.expire()
+    finally:
+        journal.close()
+    report.wall_s = time.perf_counter() - started
+    report.fen_taken_from_cards = sum(start_balance[id(c)] - c.balance for c in population)
+    with SqliteJournal(journal_path, readonly=True) as done:
+        report.fen_charged = sum(e.record.amount for e in done.entries([DebitState.COMPLETE]))
+        report.unconfirmed = sum(1 for _ in done.entries([DebitState.UNCONFIRMED]))
+        check = verify(done, keyset)
+    report.tacs_verified, report.tac_mismatches = check.verified, len(check.mismatches) + len(check.unverifiable)
+    return report
+
+
+def _tap(validator: Validator, reader: SimReader, card) -> TapOutcome | None:
+    reader.put(card)
+    try:
+        return validator.poll()
+    finally:
+        if reader.present:
+            reader.take()
+
+
+def _count(report: DemoReport, outcome: TapOutcome | None) -> None:
+    if outcome is None:
+        return
+    if outcome.accepted:
+        report.accepted += 1
+        report.recovered += outcome.recovered
+        report.modeled_ms.append(_modeled_ms(outcome))
+    else:
+        report.declined[outcome.decline.value if outcome.decline else outcome.status.value] += 1
+

@@ -1,0 +1,52 @@
+"""The main job: a simulated validator session whose money adds up."""
+
+from __future__ import annotations
+
+import json
+
+from sim.cli import run
+from sim.demo import run_demo
+from terminal.journal import SqliteJournal
+from terminal.records import DebitState
+
+
+def test_session_with_many_tears_conserves_money(tmp_path):
+    report = run_demo(400, 5, tmp_path / "j.db", tear_share=0.25, odd_share=0.2)
+    assert report.retried > 50 and report.recovered > 5
+    assert report.fen_charged == report.fen_taken_from_cards > 0
+    assert report.tacs_verified == report.accepted and report.tac_mismatches == 0 and report.unconfirmed == 0
+    assert report.declined  # odd cards were refused
+    with SqliteJournal(tmp_path / "j.db", readonly=True) as journal:
+        assert list(journal.entries([DebitState.PENDING])) == []
+
+
+def test_same_seed_same_session(tmp_path):
+    one = run_demo(120, 9, tmp_path / "a.db").as_dict()
+    two = run_demo(120, 9, tmp_path / "b.db").as_dict()
+    for volatile in ("journal", "taps_per_s"):
+        one.pop(volatile), two.pop(volatile)
+    assert one == two
+
+
+def test_cli_json(capsys, tmp_path):
+    code = run(["demo", "--taps", "60", "--seed", "2", "--journal", str(tmp_path / "d.db"), "--json"])
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert code == 0 and err == ""
+    assert summary["accepted"] + summary["declined"] == 60
+    assert summary["fen_charged"] == summary["fen_taken_from_cards"]
+    assert summary["conserved"] is True and summary["journal"] == str(tmp_path / "d.db")
+
+
+def test_cli_text(capsys, tmp_path):
+    assert run(["demo", "--taps", "30", "--journal", str(tmp_path / "d.db")]) == 0
+    out = capsys.readouterr().out
+    assert "Simulated validator session: 30 taps, seed 1" in out
+    assert "equal" in out and "NOT EQUAL" not in out
+
+
+def test_cli_refuses_to_overwrite_a_journal(capsys, tmp_path):
+    (tmp_path / "d.db").write_bytes(b"precious")
+    assert run(["demo", "--journal", str(tmp_path / "d.db")]) == 2
+    assert "exists; the demo writes a new journal" in capsys.readouterr().err
+    assert (tmp_path / "d.db").read_bytes() == b"precious"
