@@ -5,13 +5,15 @@ on a real UART, so every read has a deadline, a damaged answer is asked for agai
 last answer and sends it again; nothing runs twice), and an answer that is still missing when its deadline passes
 is abandoned with ACK, which aborts the command in the chip, before :class:`~terminal.errors.LinkTimeout` is raised.
 
-Whether a command frame is sent again when no ACK comes depends on the command. Configuration commands are
-repeated: running one twice is harmless. A command that reaches the card (InDataExchange, InCommunicateThru) is
-never repeated, as the chip may have received it and lost only its ACK: the driver waits for the answer instead,
-and a card command either gets its answer or ends in ``LinkTimeout``, never in a second debit.
+Whether a command frame is sent again when no ACK comes is the caller's choice (``repeatable``). Configuration
+commands are: running one twice is harmless. A command that reaches the card (InDataExchange) is not, as the chip
+may have received it and lost only its ACK: the wire waits for the answer instead, and a card command either gets
+its answer or ends in ``LinkTimeout``, never in a second debit.
 
 A frame that stops part-way (a dropped byte), or whose start code was damaged, is noticed by the silence after it:
-when no byte follows for ``gap_timeout`` the broken frame is dropped and a NACK asks for the answer again.
+when no byte follows for ``gap_timeout`` the broken frame is dropped and a NACK asks for the answer again. The
+checksums are sums, blind to a lost 00 when the postamble slides into its place, so an answer counts only once its
+postamble has been seen.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ else:
 
 ACK = ControlFrame.ACK.to_bytes()
 NACK = ControlFrame.NACK.to_bytes()
+_CUT_SHORT = BadFrame(FrameFault.LENGTH, b"")  # what silence inside a frame is reported as
 
 
 class SerialPort(Protocol):
@@ -182,7 +185,7 @@ class Pn532Wire:
                 self._events.extend(self.decoder.feed(chunk))
             elif broken:
                 self._restart()
-                return BadFrame(FrameFault.LENGTH, b"")  # the frame stopped part-way, or lost its start code
+                return _CUT_SHORT  # the frame stopped part-way, or lost its start code
         return self._events.popleft()
 
     # --- one command ----------------------------------------------------------------------------------------------
@@ -268,7 +271,7 @@ class Pn532Wire:
                     return event.data
                 fault = "no postamble after it"
             elif isinstance(event, BadFrame):
-                fault = event.fault.value
+                fault = "cut short" if event is _CUT_SHORT else event.fault.value
             elif event is ControlFrame.ERROR:
                 raise Pn532Error(code, None)
             else:
