@@ -76,7 +76,8 @@ class VpcdSlot:
     """One device in one vpcd reader slot: the TCP connection to vpcd's port for that slot, and the answers.
 
     ``history`` keeps the last :data:`HISTORY` exchanges (command, response); ``apdus`` counts every exchange and
-    ``power_ons`` every power-on or reset pcscd asked for; ``on_exchange(name, command, response)`` sees each one.
+    ``power_ons`` the device's power-ons since the slot was made (a power-on or reset from pcscd, or an APDU reaching
+    a card pcscd had powered off); ``on_exchange(name, command, response)`` sees each exchange.
     """
 
     def __init__(self, device: Device, port: int, *, host: str = "127.0.0.1", name: str = "card",
@@ -171,6 +172,7 @@ class VpcdSlot:
             return None
         if not self.powered:  # pcscd powers a card on before any APDU; if it did not, do it as a reader would
             self.device.power_on()
+            self.power_ons += 1
             self.powered = True
         if self.uid is not None and message[:2] == GET_UID[:2]:
             response = self.uid + _UID_OK if message == GET_UID else _NO_UID

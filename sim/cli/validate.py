@@ -43,7 +43,8 @@ def _line(outcome: TapOutcome, when: str) -> str:
         parts.append(f"TAC {outcome.tac.hex().upper()}")
     if outcome.journal_row is not None:
         parts.append(f"row {outcome.journal_row}")
-    parts.append(f"({len(outcome.exchanges)} APDUs, {_tap_ms(outcome):.1f} ms)")
+    count = len(outcome.exchanges)
+    parts.append(f"({count} APDU{'' if count == 1 else 's'}, {_tap_ms(outcome):.1f} ms)")
     return "  ".join(parts)
 
 
