@@ -86,7 +86,7 @@ def open_link(spec: str | DeviceSpec, *, role: Role) -> Link:
     A PC/SC card reader is opened with ``new_cards_only``: a card resting on it is one tap, not a tap per poll.
     """
     if role not in ("card", "sam"):
-        raise ValueError(f"role must be 'card' or 'sam', got {role!r}")
+        raise DeviceError(f"role must be 'card' or 'sam', got {role!r}")
     parsed = parse_device(spec) if isinstance(spec, str) else spec
     if parsed.kind == "pcsc":
         from terminal.drivers.pcsc import PcscLink

@@ -128,8 +128,6 @@ class VpcdSlot:
             sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         try:
             data = sock.recv(65538)
-        except InterruptedError:
-            return None
         except OSError as exc:
             return f"the connection failed ({exc.strerror or exc})"
         if not data:
@@ -238,19 +236,22 @@ class VpcdServer:
                                 announced.add(key)
                                 self.status(f"{slot.name}: waiting for pcscd's vpcd to listen on {slot.address}")
                 timeout = max(0.0, min(waiting.values()) - now) if waiting else None
-                for key, _ in self._selector.select(timeout):
-                    slot = key.data
+                for selected, _ in self._selector.select(timeout):
+                    slot = selected.data
                     if slot is None:
                         self._wake_r.recv(64)
                         continue
                     ended = slot.receive()
-                    if ended is not None:
-                        self._selector.unregister(slot.sock)
-                        slot.disconnect()
-                        torn = ended is _TORN
-                        waiting[id(slot)] = time.monotonic() + (self.return_s if torn else self.retry_s)
-                        self.status(f"{slot.name}: {ended}; {'back in' if torn else 'reconnecting'}"
-                                    + (f" {self.return_s:g} s" if torn else ""))
+                    if ended is None:
+                        continue
+                    self._selector.unregister(slot.sock)
+                    slot.disconnect()
+                    if ended is _TORN:
+                        delay, then = self.return_s, f"back in {self.return_s:g} s"
+                    else:
+                        delay, then = self.retry_s, "reconnecting"
+                    waiting[id(slot)] = time.monotonic() + delay
+                    self.status(f"{slot.name}: {ended}; {then}")
         finally:
             for slot in self.slots:
                 if slot.sock is not None:

@@ -137,7 +137,7 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
                 if outcome is None:
                     continue
                 counts[outcome.status] += 1
-                if outcome.status is TapStatus.ACCEPTED and not outcome.recovered:
+                if outcome.status is TapStatus.ACCEPTED:  # a recovered debit too: the card paid it
                     charged += outcome.fare
                 when = validator.clock.now().isoformat(sep=" ")
                 click.echo(_json(outcome, when) if as_json else _line(outcome, when))
@@ -147,7 +147,8 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
             if blacklist is not None:
                 blacklist.close()
             tapped = sum(counts.values())
-            click.echo(f"{tapped} tap{'' if tapped == 1 else 's'}: {counts[TapStatus.ACCEPTED]} accepted ({_yuan(charged)} CNY charged), "
+            click.echo(f"{tapped} tap{'' if tapped == 1 else 's'}: {counts[TapStatus.ACCEPTED]} accepted "
+                       f"({_yuan(charged)} CNY charged), "
                        f"{counts[TapStatus.DECLINED]} declined, {counts[TapStatus.RETRY]} to tap again, "
                        f"{counts[TapStatus.OUT_OF_SERVICE]} out of service; journal {journal_path}"
                        + (" (stopped by signal)" if stopping else ""), err=True)

@@ -313,7 +313,7 @@ class PcscLink(Link):
             self._context.close()
             raise
         self.name = f"pcsc:{self.reader}"
-        self._context.name = f"PC/SC reader {self.reader!r}"
+        self._context.name = self.name
         self.new_cards_only = new_cards_only
         self.last_model = None
         self._card: int | None = None

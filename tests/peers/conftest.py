@@ -118,7 +118,7 @@ class Pcscd:
         self.port = free_port_pair()
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf.mkdir()
-        driver = sorted(glob.glob(VPCD_DRIVERS))[0]
+        driver = min(glob.glob(VPCD_DRIVERS))
         (self.conf / "vpcd").write_text(f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:{self.port}\n'
                                         f"LIBPATH {driver}\nCHANNELID {self.port}\n")
 

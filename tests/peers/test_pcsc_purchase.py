@@ -1,5 +1,5 @@
-"""A full composite purchase through the terminal core over pyscard → pcscd → vpcd → the simulated card and T=0 PSAM:
-journaled in SQLite, its TAC verified as the back office does, the debit read back from the saved card fixture."""
+"""A full composite purchase through the terminal core over pyscard → pcscd → vpcd → the simulated card and T=0
+PSAM: journaled in SQLite, its TAC verified as the back office does, the debit read back from the saved fixture."""
 
 from __future__ import annotations
 

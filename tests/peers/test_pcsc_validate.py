@@ -33,7 +33,8 @@ TAP_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  accepted        card 31
 
 
 def ykt(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*YKT, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run([*YKT, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          check=False)
 
 
 class Lines:
@@ -103,8 +104,9 @@ def test_ykt_validate_buys_a_ride_from_ykt_sim_vpcd(pcscd, tmp_path: Path) -> No
     assert load_image(fixture).purse.balance == 4600
     with SqliteJournal(db, readonly=True) as journal:
         rows = [journal.get(1).record, journal.get(2).record]
-    assert [(r.state, r.amount, r.balance_before, r.tsn, r.tac.hex().upper()) for r in rows] == \
-        [(DebitState.COMPLETE, 200, 5000, 100, tap["tac"]), (DebitState.COMPLETE, 200, 4800, 101, rows[1].tac.hex().upper())]
+    assert [(r.state, r.amount, r.balance_before, r.tsn) for r in rows] == \
+        [(DebitState.COMPLETE, 200, 5000, 100), (DebitState.COMPLETE, 200, 4800, 101)]
+    assert rows[0].tac is not None and rows[0].tac.hex().upper() == tap["tac"]
     report = verify(db, load_demo_keyset())
     assert report.ok and report.verified == 2
 

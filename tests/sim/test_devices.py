@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from sim.cli import run
-from sim.devices import DEFAULT_BAUD, RANDOM_BALANCE, SIM_TERMINAL, DeviceError, DeviceSpec, open_link, parse_device, sim_psam
+from sim.devices import (
+    DEFAULT_BAUD,
+    RANDOM_BALANCE,
+    SIM_TERMINAL,
+    DeviceError,
+    DeviceSpec,
+    open_link,
+    parse_device,
+    sim_psam,
+)
 from sim.fixture import save_fixture
 from sim.issuing import issue_card, load_demo_keyset
 from sim.psam import DEFAULT_ATR

@@ -156,7 +156,8 @@ def test_unknown_and_signed_status_codes() -> None:
 def test_contactless_atr_examples() -> None:
     assert contactless_atr(b"") == bytes.fromhex("3B80800101")
     assert contactless_atr(b"\x80") == CL_ATR
-    assert contactless_atr(bytes(range(1, 21))) == bytes.fromhex("3B8F8001") + bytes(range(1, 16)) + b"\x0e"  # TCK: 8F^80^01^(1^2^..^15 = 0)
+    # at most 15 historical bytes; TCK = 8F ^ 80 ^ 01 ^ (01 ^ 02 ^ ... ^ 0F = 00) = 0E
+    assert contactless_atr(bytes(range(1, 21))) == bytes.fromhex("3B8F8001") + bytes(range(1, 16)) + b"\x0e"
     assert is_contactless_atr(CL_ATR) and is_contactless_atr(bytes.fromhex("3B80800101"))
     for atr in (PSAM_ATR, T1_ATR, CL_ATR[:-1], CL_ATR[:-1] + b"\x81", CL_ATR + b"\x00", b"", b"\x3b\x80\x80\x01"):
         assert not is_contactless_atr(atr), atr.hex()
@@ -173,7 +174,7 @@ def test_is_contactless_atr_never_raises(atr: bytes) -> None:
     assert is_contactless_atr(atr) in (True, False)
 
 
-# --- reader choice -----------------------------------------------------------------------------------------------------
+# --- reader choice ----------------------------------------------------------------------------------------------------
 
 def test_choose_reader() -> None:
     assert choose_reader(READERS, "0") == READERS[0]
@@ -218,7 +219,7 @@ def test_a_bad_reader_releases_the_context(fake: FakeScard) -> None:
     assert fake.named("SCardReleaseContext") == [(1001,)]
 
 
-# --- activation ----------------------------------------------------------------------------------------------------------
+# --- activation -------------------------------------------------------------------------------------------------------
 
 def test_activation_of_a_contact_card(fake: FakeScard) -> None:
     fake.present(T1_ATR)
@@ -280,9 +281,8 @@ def test_a_mute_card_is_not_activated(fake: FakeScard) -> None:
 
 def test_a_vanished_reader_is_reader_gone(fake: FakeScard) -> None:
     fake.state = UNAVAILABLE
-    with PcscLink("0", scard=fake) as link:
-        with pytest.raises(ReaderGone, match="the reader is gone"):
-            link.activate(1.0)
+    with PcscLink("0", scard=fake) as link, pytest.raises(ReaderGone, match="the reader is gone"):
+        link.activate(1.0)
 
 
 def test_a_card_that_cannot_be_connected_to_is_tried_again(fake: FakeScard) -> None:
@@ -296,10 +296,9 @@ def test_a_card_that_cannot_be_connected_to_is_tried_again(fake: FakeScard) -> N
 def test_a_reader_held_by_another_program(fake: FakeScard) -> None:
     fake.present(T1_ATR)
     fake.codes["SCardConnect"] = [SHARING]
-    with PcscLink("0", scard=fake) as link:
-        with pytest.raises(ReaderGone, match=r"connecting to the card: another application holds the reader "
-                                             r"\(SCARD_E_SHARING_VIOLATION\)"):
-            link.activate(1.0)
+    refused = r"connecting to the card: another application holds the reader \(SCARD_E_SHARING_VIOLATION\)"
+    with PcscLink("0", scard=fake) as link, pytest.raises(ReaderGone, match=refused):
+        link.activate(1.0)
 
 
 def test_new_cards_only_skips_a_resting_card(fake: FakeScard) -> None:
@@ -316,7 +315,7 @@ def test_new_cards_only_skips_a_resting_card(fake: FakeScard) -> None:
         assert plain.activate(0.1) is not None
 
 
-# --- exchanges ---------------------------------------------------------------------------------------------------------
+# --- exchanges --------------------------------------------------------------------------------------------------------
 
 def test_transceive(fake: FakeScard) -> None:
     fake.present(T1_ATR)
