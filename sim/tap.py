@@ -1,0 +1,164 @@
+"""One tap on the simulated reader, with the timing model's breakdown: what ``ykt tap`` prints and draws.
+
+The validator runs as it would in a bus (demo PSAM over T=0, the demo flat fare, a journal) against a card from a
+fixture, on a simulated reader whose timing model (:mod:`sim.timing`) prices every exchange: air time on the
+contactless link, contact-line time to the PSAM, and the time the card and the PSAM spend computing. The tap's total
+is the activation's air time plus every exchange's line and device time, one after the other (the validator never
+overlaps them), and is held against the 400 ms that DB31/T 239-2020 §6.3.2 allows for one purchase. The PSAM's
+start-up exchanges happen when the validator starts, before any card, and are not part of a tap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocols import card_commands as cc
+from protocols.card_commands import parse_card_command
+from protocols.errors import ProtocolError
+from protocols.psam_commands import parse_psam_command
+from terminal.clock import Clock
+from terminal.config import ValidatorConfig
+from terminal.fares import load_fares
+from terminal.journal import MemoryJournal
+from terminal.outcome import TapOutcome
+from terminal.link import Activation
+from terminal.trace import Tracer, Tracers
+from terminal.validator import Validator
+
+from .card import SimCard
+from .devices import sim_psam
+from .reader import SimReader, SimSamSlot
+from .timing import ContactlessTiming, ContactTiming
+
+DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
+LIMIT_US = 400_000.0
+"""DB31/T 239-2020 §6.3.2: one IC-card purchase, record included, in at most 400 ms."""
+CARD_LINK = "reader"
+SAM_LINK = "psam"
+
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def command_label(command: bytes, role: str = "card") -> str:
+    """A command's name as the spec writes it, with the file it reads or writes: ``READ BINARY 0x17``,
+    ``INIT SAM FOR PURCHASE``. ``role`` (``"card"``/``"sam"``) says which command set to read it with."""
+    try:
+        parsed = parse_psam_command(command) if role == "sam" else parse_card_command(command)
+    except ProtocolError:
+        return f"{command[:2].hex().upper()} (unknown command)" if len(command) >= 2 else "(not a command)"
+    name = _CAMEL.sub(" ", type(parsed).__name__).upper()
+    if isinstance(parsed, cc.SelectByName):
+        return f"SELECT {parsed.aid.hex().upper()}"
+    if isinstance(parsed, cc.SelectByFid):
+        return f"SELECT {parsed.fid:04X}"
+    if isinstance(parsed, (cc.ReadBinary, cc.ReadRecord, cc.UpdateCappDataCache)):
+        return f"{name} 0x{parsed.sfi:02X}"
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class TapStep:
+    """One exchange of the tap: ``role`` ``"card"`` or ``"sam"``; ``line_us`` on the air (card) or the contact line
+    (PSAM), of which ``out_us`` carries the command before the device computes and the rest its answer; ``device_us``
+    computing in the card or the PSAM; ``start_us`` on the tap's timeline (0 = the start of the activation)."""
+
+    number: int
+    role: str
+    label: str
+    command: bytes
+    response: bytes | None
+    line_us: float
+    out_us: float
+    device_us: float
+    start_us: float
+
+    @property
+    def total_us(self) -> float:
+        return self.line_us + self.device_us
+
+
+@dataclass(slots=True)
+class TapReport:
+    """A tap and its modeled times."""
+
+    outcome: TapOutcome
+    kbps: int
+    kbps_to_card: int
+    kbps_to_reader: int
+    baud: int
+    activation_us: float
+    steps: list[TapStep]
+
+    def _sum(self, role: str, attr: str) -> float:
+        return sum(getattr(step, attr) for step in self.steps if step.role == role)
+
+    @property
+    def air_us(self) -> float:
+        """Air time of the contactless link: the activation and every card exchange."""
+        return self.activation_us + self._sum("card", "line_us")
+
+    @property
+    def card_us(self) -> float:
+        return self._sum("card", "device_us")
+
+    @property
+    def psam_line_us(self) -> float:
+        return self._sum("sam", "line_us")
+
+    @property
+    def psam_us(self) -> float:
+        return self._sum("sam", "device_us")
+
+    @property
+    def total_us(self) -> float:
+        return self.air_us + self.card_us + self.psam_line_us + self.psam_us
+
+    @property
+    def within_limit(self) -> bool:
+        return self.total_us <= LIMIT_US
+
+
+class _Activations(Tracer):
+    """The last activation of each link (the card's ATS decides its bit rates)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, Activation] = {}
+
+    def activation(self, link: str, activation: Activation | None, at_ns: int) -> None:
+        if activation is not None:
+            self.last[link] = activation
+
+
+def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int = 9600, config: ValidatorConfig | None = None,
+            fares: Path = DEMO_FARES, tracer: Tracer | None = None) -> TapReport:
+    """Start a validator with the demo PSAM (T=0 at ``baud``) and tap ``card`` once at ``kbps``; ``tracer`` sees the
+    PSAM's start-up and the tap, on links :data:`CARD_LINK` and :data:`SAM_LINK`."""
+    timing, contact = ContactlessTiming(kbps=kbps), ContactTiming(baud=baud)
+    reader = SimReader(card, timing=timing, name=CARD_LINK)
+    sam = SimSamSlot(sim_psam("psam"), timing=contact, name=SAM_LINK)
+    seen = _Activations()
+    validator = Validator(reader, sam, load_fares(fares), MemoryJournal(clock=clock), clock=clock, config=config,
+                          tracer=seen if tracer is None else Tracers(seen, tracer))
+    validator.start()
+    outcome = validator.poll()
+    activation = seen.last.get(CARD_LINK)
+    assert outcome is not None and activation is not None and reader.activation_model is not None, \
+        "a card in the field is always tapped"
+    model, contact_model = timing.model(activation), contact.model()
+    at = reader.activation_model.total_us
+    steps = []
+    for number, exchange in enumerate(outcome.exchanges, 1):
+        role = "card" if exchange.link == CARD_LINK else "sam"
+        line = exchange.model.line_us if exchange.model is not None else 0.0
+        device = exchange.model.device_us if exchange.model is not None else 0.0
+        if role == "card":
+            out = model.command_us(len(exchange.command))[0]
+        else:  # what a torn exchange costs on the line, less the waiting: the header and data that went out
+            out = contact_model.torn(exchange.command, None).line_us - contact.wwt_us
+        steps.append(TapStep(number, role, command_label(exchange.command, role), exchange.command, exchange.response,
+                             line, min(out, line), device, at))
+        at += line + device
+    return TapReport(outcome, kbps, model.kbps_to_picc, model.kbps_to_pcd, baud, reader.activation_model.total_us,
+                     steps)
