@@ -1,0 +1,252 @@
+"""The throughput benchmark: small runs whose counts add up and whose money is conserved (speed is never asserted),
+and the cryptography floor held to the operations a real tap makes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import Counter
+
+import pytest
+
+import sim.bench as bench
+import sim.card.cpu_card as cpu_card
+import sim.psam as sim_psam
+from protocols.crypto import ciphers, diversify, purchase_tac
+from protocols.crypto.ciphers import BlockKey
+from sim.bench import (BenchError, BenchSpec, Rig, Sampler, WorkerResult, category_of, floor_keys, floor_purchase,
+                       percentile, run_bench, run_worker)
+from sim.cli import run
+from terminal.journal import SqliteJournal
+from terminal.records import DebitState
+
+SMALL = BenchSpec(taps=120, cards=12, journal="memory", profile_taps=60, floor_iterations=10)
+KEYS = ("tx_per_s", "us_per_tx_mean", "us_per_tx_p50", "us_per_tx_p90", "us_per_tx_p99", "crypto_floor_us_per_tx",
+        "floor_ratio", "taps", "accepted", "acknowledged", "declined", "breakdown_us", "money_conserved")
+
+
+def test_memory_run_counts_add_up_and_money_is_conserved():
+    report = run_bench(SMALL)
+    assert set(KEYS) <= set(report)
+    assert report["taps"] == report["accepted"] == report["acknowledged"] == 120
+    assert report["declined"] == {}
+    assert report["money_conserved"] is True and report["fen_journaled"] == report["fen_taken_from_cards"] > 0
+    assert 0 < report["us_per_tx_p50"] <= report["us_per_tx_p90"] <= report["us_per_tx_p99"]
+    assert report["crypto_floor_us_per_tx"] > 0
+    assert report["floor_ratio"] == pytest.approx(report["us_per_tx_mean"] / report["crypto_floor_us_per_tx"],
+                                                  rel=0.01)
+    assert report["tx_per_s"] == pytest.approx(1e6 / report["us_per_tx_mean"], rel=0.01)
+    parts = report["breakdown_us"]
+    assert set(parts) <= set(bench.CATEGORIES) | {"other"}
+    assert sum(parts.values()) == pytest.approx(report["us_per_tx_mean"], abs=0.05 * len(parts))
+    assert report["workers"] == 1 and report["journal"] == "memory" and report["group_commit"] is None
+
+
+def test_sqlite_group_commit_counts_only_acknowledged_and_flushes_at_the_end(tmp_path):
+    spec = dataclasses.replace(SMALL, journal="sqlite", group_commit=50, taps=130, directory=str(tmp_path),
+                               profile_taps=0)
+    result = run_worker(spec)
+    assert result.taps == result.accepted == result.acknowledged == 130  # 130 is not a multiple of 50: flushed
+    assert len(result.latencies_ns) == 130 and result.samples == {}
+    assert result.fen_journaled == result.fen_taken > 0
+    with SqliteJournal(tmp_path / "bench-journal-0.db", readonly=True) as journal:
+        rows = list(journal.entries())
+    assert len(rows) == 12 + 130  # the warm-up tap of each card, then the timed taps
+    assert {e.record.state for e in rows} == {DebitState.COMPLETE}
+    assert sum(e.record.amount for e in rows) == result.fen_journaled
+
+
+def test_durable_sqlite_journal(tmp_path):
+    report = run_bench(dataclasses.replace(SMALL, journal="sqlite", group_commit=0, taps=15, cards=5,
+                                           directory=str(tmp_path), profile_taps=0))
+    assert report["acknowledged"] == 15 and report["group_commit"] is None and report["money_conserved"]
+    assert report["breakdown_us"] == {} and report["breakdown_method"] is None
+
+
+def test_a_temporary_journal_directory_is_removed(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench.tempfile, "tempdir", str(tmp_path))
+    run_bench(dataclasses.replace(SMALL, journal="sqlite", taps=10, cards=5, profile_taps=0))
+    assert os.listdir(tmp_path) == []
+
+
+def test_few_cards_still_pass_the_repeat_tap_window():
+    # three cards tapped 40 times each: the clock moves on far enough between a card's taps
+    report = run_bench(dataclasses.replace(SMALL, taps=120, cards=3, profile_taps=0))
+    assert report["accepted"] == 120 and report["declined"] == {}
+
+
+def test_seconds_run():
+    report = run_bench(dataclasses.replace(SMALL, taps=None, seconds=0.2, profile_taps=0))
+    assert report["acknowledged"] == report["taps"] > 0 and report["money_conserved"]
+
+
+def test_two_workers_report_scaling():
+    report = run_bench(dataclasses.replace(SMALL, taps=60, cards=6, profile_taps=30), workers=2)
+    assert report["workers"] == 2 and len(report["per_worker_tx_per_s"]) == 2
+    assert report["taps"] == report["acknowledged"] == 120  # 60 taps in each worker
+    assert report["scaling"] > 0 and report["single_worker_tx_per_s"] > 0
+    assert report["crypto_floor_us_per_tx"] > 0 and report["money_conserved"]
+
+
+def test_a_failing_worker_is_reported_and_the_others_released(monkeypatch):
+    real = bench.Rig
+
+    def rig(spec, index=0):
+        if index == 1:
+            raise BenchError("broken rig")
+        return real(spec, index)
+    monkeypatch.setattr(bench, "Rig", rig)  # the worker processes are forked: they inherit the patch
+    with pytest.raises(BenchError, match="worker 1: BenchError: broken rig"):
+        run_bench(dataclasses.replace(SMALL, taps=5, cards=2, profile_taps=0), workers=2)
+
+
+def test_a_journal_directory_that_exists_is_refused(tmp_path):
+    (tmp_path / "parallel").mkdir()
+    with pytest.raises(BenchError, match="parallel"):
+        run_bench(dataclasses.replace(SMALL, journal="sqlite", taps=5, cards=2, profile_taps=0,
+                                      directory=str(tmp_path)), workers=2)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"taps": None}, "one of the two"),
+    ({"seconds": 1.0}, "one of the two"),
+    ({"taps": 0}, "positive"),
+    ({"journal": "paper"}, "journal must be"),
+    ({"group_commit": -1}, "batch size"),
+    ({"cards": 0}, "at least one card"),
+    ({"taps": 60_001, "cards": 1, "profile_taps": 0}, "use more cards"),
+])
+def test_bad_specs_are_refused(changes, message):
+    with pytest.raises(BenchError, match=message):
+        run_bench(dataclasses.replace(SMALL, **changes))
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert [percentile(values, q) for q in (0.5, 0.9, 0.99, 1.0)] == [50.0, 90.0, 99.0, 100.0]
+    assert percentile([7], 0.99) == 7.0 and percentile([], 0.5) == 0.0
+    assert percentile([1, 2, 3], 0.5) == 2.0
+
+
+def test_categories_follow_the_modules():
+    assert category_of(ciphers.__file__) == "cryptography"
+    assert category_of(bench.cryptography.__file__) == "cryptography"
+    assert category_of(bench.__file__) == "bench loop"
+    assert category_of(cpu_card.__file__) == category_of(sim_psam.__file__) == "simulated reader, card and PSAM"
+    assert category_of(bench.Validator.poll.__code__.co_filename) == "state machine"
+    assert category_of(bench.SqliteJournal.flush.__code__.co_filename) == "journal"
+    assert category_of(percentile.__code__.co_filename) == "bench loop"
+    assert category_of(dataclasses.__file__) == "pass"  # the standard library is charged to its caller
+    assert category_of(bench.ManualClock.now.__code__.co_filename) == "pass"
+
+
+def test_sampler_charges_the_innermost_project_frame():
+    sampler = Sampler(interval=0.0005)
+    with sampler.running():
+        report = run_worker(dataclasses.replace(SMALL, profile_taps=0, taps=300), measure_extras=False)
+    assert report.acknowledged == 300
+    assert sum(sampler.samples.values()) > 0
+    assert set(sampler.samples) <= set(bench.CATEGORIES) | {"other"}
+    assert sampler.breakdown(100.0) and sum(sampler.breakdown(100.0).values()) == pytest.approx(100.0)
+    assert Sampler().breakdown(5.0) == {}
+
+
+# --- the floor makes exactly the cipher operations of a real tap -----------------------------------------------------
+
+def _count_operations(monkeypatch) -> Counter:
+    counts: Counter = Counter()
+
+    def counting(name, original, label=None):
+        def wrapper(self, *args, **kwargs):
+            counts[label(self, *args, **kwargs) if label else name] += 1
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(BlockKey, name, wrapper)
+
+    counting("__init__", BlockKey.__init__, lambda self, *a, **k: f"new {type(self).__name__}")
+    counting("_context", BlockKey._context,
+             lambda self, mode, *, decrypt=False: f"context {type(mode).__name__}{' decrypt' if decrypt else ''}")
+    counting("encrypt", BlockKey.encrypt)
+    counting("decrypt", BlockKey.decrypt)
+    counting("cbc_last", BlockKey.cbc_last)
+    original_equal = bench.macs_equal
+
+    def equal(*args):
+        counts["macs_equal"] += 1
+        return original_equal(*args)
+    for module in (bench, cpu_card, sim_psam):
+        monkeypatch.setattr(module, "macs_equal", equal)
+    return counts
+
+
+def test_floor_makes_the_cipher_operations_of_one_purchase(monkeypatch):
+    rig = Rig(dataclasses.replace(SMALL, cards=2))
+    rig.drive(WorkerResult(0), taps=2)  # each card's first tap makes its long-lived key contexts
+    keys = floor_keys(rig.cards[0], rig.psam)
+    counts = _count_operations(monkeypatch)
+    tapped = WorkerResult(0)
+    rig.drive(tapped, taps=1)
+    assert tapped.accepted == 1
+    in_tap = dict(counts)
+    counts.clear()
+    floor_purchase(keys, b"\x01\x02\x03\x04", 5, 6, 200, bytes.fromhex("20260302060000"))
+    assert dict(counts) == in_tap
+    # card: its session key (ECB on its DPK), MAC1 checked, MAC2, TAC; PSAM: DPK from the issuer key, its session
+    # key, MAC1, MAC2 checked. New: the PSAM's DPK and two session keys; contexts: the DPK's ECB, two CBC-MACs.
+    assert in_tap == {"new TdesKey": 1, "new DesKey": 2, "context ECB": 1, "context CBC": 2, "encrypt": 3,
+                      "cbc_last": 5, "macs_equal": 2}
+
+
+def test_floor_keys_are_the_keys_of_the_card_and_the_psam():
+    rig = Rig(dataclasses.replace(SMALL, cards=2))
+    card = rig.cards[1]
+    keys = floor_keys(card, rig.psam)
+    assert diversify(keys.issuer_key, keys.factor).export() == keys.card_dpk.export()  # the PSAM's DPK is the card's
+    tapped = WorkerResult(0)
+    rig.drive(tapped, taps=2)
+    log = card.image.transaction_log[0]  # ATC, overdraft limit, amount, type, terminal, date-time
+    amount, when = int.from_bytes(log[5:9], "big"), log[16:23]
+    tsn = rig.psam.tsn - 1  # the card tapped last
+    assert purchase_tac(keys.card_tac, amount, 0x09, keys.terminal, tsn, when) == card.image.proofs[0x09].tac
+
+
+def test_floor_refuses_keys_that_disagree():
+    rig = Rig(dataclasses.replace(SMALL, cards=2))
+    keys = floor_keys(rig.cards[0], rig.psam)
+    wrong = dataclasses.replace(keys, card_dpk=floor_keys(rig.cards[1], rig.psam).card_dpk)
+    with pytest.raises(BenchError, match="MAC1"):
+        floor_purchase(wrong, b"\x01\x02\x03\x04", 1, 2, 200, bytes.fromhex("20260302060000"))
+
+
+# --- the command ------------------------------------------------------------------------------------------------------
+
+def test_cli_json(capsys):
+    code = run(["bench", "--taps", "40", "--cards", "8", "--journal", "memory", "--profile-taps", "20", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    report = json.loads(out)
+    assert set(KEYS) <= set(report)
+    assert report["acknowledged"] == 40 and report["money_conserved"] is True
+    assert report["command"].startswith("ykt bench")
+
+
+def test_cli_text(capsys, tmp_path):
+    assert run(["bench", "--taps", "30", "--cards", "6", "--dir", str(tmp_path), "--group-commit", "8",
+                "--profile-taps", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "30 composite purchases acknowledged (sqlite, group commit 8), 1 worker(s)" in out
+    assert "crypto floor" in out and "the floor" in out and "where the time goes" in out
+    assert ": equal" in out
+    assert (tmp_path / "bench-journal-0.db").exists()
+
+
+def test_cli_refuses_both_taps_and_seconds(capsys):
+    assert run(["bench", "--taps", "5", "--seconds", "1"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_existing_journal(capsys, tmp_path):
+    (tmp_path / "bench-journal-0.db").write_bytes(b"precious")
+    assert run(["bench", "--taps", "5", "--cards", "2", "--dir", str(tmp_path)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert (tmp_path / "bench-journal-0.db").read_bytes() == b"precious"
