@@ -78,24 +78,30 @@ def _modeled_ms(outcome: TapOutcome) -> float:
     return sum(e.model.total_us for e in outcome.exchanges if e.model is not None) / 1000
 
 
+def demo_config() -> ValidatorConfig:
+    """The demo validator's settings: it stands in the city of the demo population's home issuer."""
+    home = DEFAULT_ISSUERS[0]
+    return ValidatorConfig(place=Place(city_code=home[2:4], institution_id=home))
+
+
 def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = None, tear_share: float = 0.03,
-             odd_share: float = 0.1, tracer: Tracer | None = None,
+             odd_share: float = 0.1, tracer: Tracer | None = None, clock: ManualClock | None = None,
              progress: Callable[[int], None] | None = None) -> DemoReport:
     """Run ``taps`` taps of a generated population on a validator journaling to ``journal_path``.
 
     Riders tap at a busy stop (a few seconds apart, a few of them twice); ``tear_share`` of the taps are torn away at a
     random exchange and the rider taps again a moment later; ``odd_share`` of the cards are expired, blocked, broke...
+    ``clock`` (default: a new one at :data:`DEMO_START`) is the session's clock, for a tracer that records it.
     """
     rng = random.Random(seed)
     keyset = load_demo_keyset()
-    home = DEFAULT_ISSUERS[0]
     population = generate_population(keyset, cards or max(10, taps // 2), seed, odd_share=odd_share,
                                      on=DEMO_START.date())
     start_balance = {id(c): c.balance for c in population}
-    clock = ManualClock(DEMO_START)
+    clock = clock or ManualClock(DEMO_START)
     reader, sam = SimReader(), SimSamSlot(demo_psam())
     journal = SqliteJournal(journal_path, clock=clock)
-    config = ValidatorConfig(place=Place(city_code=home[2:4], institution_id=home))
+    config = demo_config()
     validator = Validator(reader, sam, load_fares(DEMO_FARES), journal, clock=clock, config=config, tracer=tracer)
     report = DemoReport(taps, seed, str(journal_path))
     started = time.perf_counter()

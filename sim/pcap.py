@@ -55,6 +55,9 @@ _R_ACK = 0xA2
 _SNAPLEN = 65535
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
+Frame = tuple[int, bytes]
+"""An event of the pseudo-header and the frame it carries."""
+
 
 class CaptureError(YktError):
     """A capture cannot be made from this trace, or cannot be written."""
@@ -78,7 +81,7 @@ def _with_crc(frame: bytes) -> bytes:
     return frame + crc_a(frame)
 
 
-def activation_frames(activation: Activation) -> list[tuple[int, bytes]]:
+def activation_frames(activation: Activation) -> list[Frame]:
     """The frames of a type A activation, as (event, frame) pairs; none when the activation lacks what they carry
     (a reader that reports only an ATR, say)."""
     try:
@@ -110,17 +113,17 @@ class BlockFramer:
             raise CaptureError(f"the card's ATS does not parse: {exc}") from None
         self.block = 0
 
-    def exchange(self, command: bytes, response: bytes | None) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+    def exchange(self, command: bytes, response: bytes | None) -> tuple[list[Frame], list[Frame]]:
         """The frames of one exchange: those sent at its start (the command, and the card's R(ACK)s of a chained one)
         and those of the answer (none when the card did not answer)."""
-        out: list[tuple[int, bytes]] = []
+        out: list[Frame] = []
         blocks = chain_frames(command, self.fsc, block_number=self.block)
         for index, frame in enumerate(blocks):
             out.append((EVENT_TO_CARD, frame))
             if index < len(blocks) - 1:
                 out.append((EVENT_TO_READER, _with_crc(bytes((_R_ACK | frame[0] & 1,)))))
         last = blocks[-1][0] & 1
-        answer: list[tuple[int, bytes]] = []
+        answer: list[Frame] = []
         if response is None:
             self.block = last ^ 1
             return out, answer
@@ -140,7 +143,7 @@ def trace_packets(trace: Trace, links: Sequence[str]) -> list[Packet]:
     framers: dict[str, BlockFramer] = {}
     packets: list[Packet] = []
 
-    def add(interface: int, at_ns: int, frames: Iterable[tuple[int, bytes]]) -> None:
+    def add(interface: int, at_ns: int, frames: Iterable[Frame]) -> None:
         packets.extend(Packet(interface, origin + at_ns, iso14443_packet(event, frame)) for event, frame in frames)
 
     for event in trace.events:

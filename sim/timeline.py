@@ -3,8 +3,8 @@
 Three lanes share one time axis, from the start of the activation: the air (the activation and every frame between
 reader and card), the card computing, and the PSAM (its contact line, lighter, and its computing). Within an exchange
 the command goes out, the device computes, the answer comes back, so each exchange is drawn as three segments on two
-lanes, between thin grey lines; its number and command name stand above the lanes, tied to its middle by a thin line. A dashed red line marks the 400 ms limit, a black one the
-tap's total.
+lanes, between thin grey lines; its number and command name stand above the lanes, tied to its middle by a thin
+line. A dashed red line marks the 400 ms limit, a black one the tap's total.
 
 matplotlib is an optional extra (``pip install 'yikatong[plot]'``) imported only here, and only when a picture is
 drawn; the figure is made without pyplot, so no window system is touched.

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import cli
+from .trace import TRACE_HELP, open_trace
 
 
 @cli.command()
@@ -21,7 +22,10 @@ from . import cli
 @click.option("--tear-share", type=click.FloatRange(0, 1), default=0.03, show_default=True,
               help="Share of taps torn away mid-transaction (the rider taps again).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tear_share: float, as_json: bool) -> None:
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help=TRACE_HELP)
+def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tear_share: float, as_json: bool,
+         trace_path: Path | None) -> None:
     """Run a simulated bus validator session and check that the money adds up.
 
     A generated population of T-Union cards (demo keys, test only) taps a validator that has a simulated reader, a
@@ -30,7 +34,8 @@ def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tea
     the money journaled with the money the cards lost, read back from the cards themselves: they must be equal.
     """
     from protocols.errors import YktError
-    from sim.demo import run_demo
+    from sim.demo import DEMO_FARES, DEMO_START, demo_config, run_demo
+    from terminal.clock import ManualClock
 
     if journal_path is None:
         journal_path = Path(tempfile.mkdtemp(prefix="ykt-demo-")) / "journal.db"
@@ -41,14 +46,21 @@ def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tea
         from tqdm import tqdm
 
         bar = tqdm(total=taps, unit="tap", file=sys.stderr, leave=False)
+    clock = ManualClock(DEMO_START)
+    tracer = None
     try:
-        report = run_demo(taps, seed, journal_path, cards=cards, tear_share=tear_share,
+        if trace_path is not None:
+            tracer = open_trace(trace_path, "demo", [("reader", "card"), ("sam", "sam")], config=demo_config(),
+                                fares=DEMO_FARES, clock=clock)
+        report = run_demo(taps, seed, journal_path, cards=cards, tear_share=tear_share, tracer=tracer, clock=clock,
                           progress=(lambda n: bar.update(1)) if bar else None)
     except YktError:
         raise
     finally:
         if bar is not None:
             bar.close()
+        if tracer is not None:
+            tracer.close()
     summary = report.as_dict()
     if as_json:
         click.echo(json.dumps(summary))

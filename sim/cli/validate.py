@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import cli
+from .trace import TRACE_HELP, open_trace
 
 if TYPE_CHECKING:
     from terminal.outcome import TapOutcome
@@ -89,8 +90,11 @@ def _json(outcome: TapOutcome, when: str) -> str:
 @click.option("--poll", "poll_s", type=click.FloatRange(0.01, 60), default=0.5, show_default=True, metavar="SECONDS",
               help="How long each poll waits for a card; Ctrl-C and SIGTERM take effect between polls.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per tap instead of a line of text.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help=TRACE_HELP)
 def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path: Path | None,
-             blacklist_path: Path | None, taps: int | None, poll_s: float, as_json: bool) -> None:
+             blacklist_path: Path | None, taps: int | None, poll_s: float, as_json: bool,
+             trace_path: Path | None) -> None:
     """Run the validator on a card reader and a PSAM: one line per tap on standard output, every debit journaled.
 
     \b
@@ -120,6 +124,7 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
     def stop(signum: int, frame: object) -> None:
         stopping.append(signum)
 
+    tracer = None
     counts = {status: 0 for status in TapStatus}
     charged = 0
     with open_link(card_spec, role="card") as card_link, open_link(sam_spec, role="sam") as sam_link, \
@@ -127,8 +132,12 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
         blacklist = Blacklist.open(blacklist_path) if blacklist_path is not None else None
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            validator = Validator(card_link, sam_link, rules, journal, clock=SystemClock(), blacklist=blacklist,
-                                  config=config)
+            clock = SystemClock()
+            if trace_path is not None:
+                tracer = open_trace(trace_path, "validate", [(card_link.name, "card"), (sam_link.name, "sam")],
+                                    config=config, fares=fares, clock=clock)
+            validator = Validator(card_link, sam_link, rules, journal, clock=clock, blacklist=blacklist,
+                                  config=config, tracer=tracer)
             validator.start()
             click.echo(f"validator ready: card reader {card_link.name}, PSAM {sam_link.name} (terminal "
                        f"{validator.psam.terminal_id.hex().upper()}), journal {journal_path}", err=True)
@@ -146,6 +155,8 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
                 signal.signal(sig, handler)
             if blacklist is not None:
                 blacklist.close()
+            if tracer is not None:
+                tracer.close()
             tapped = sum(counts.values())
             click.echo(f"{tapped} tap{'' if tapped == 1 else 's'}: {counts[TapStatus.ACCEPTED]} accepted "
                        f"({_yuan(charged)} CNY charged), "
