@@ -61,3 +61,61 @@ def test_from_digits_rejects():
         bcd.from_digits("12a", 4)
     with pytest.raises(ProtocolError):
         bcd.from_digits("123", 1)
+
+
+def _by_text(data: bytes, parts: tuple[tuple[int, int], ...], make):
+    """The reference reading of BCD date fields: through the hex text, as the field layouts are defined."""
+    text = data.hex()
+    if not text.isdigit():
+        return "not BCD"
+    try:
+        return make(*(int(text[a:b]) for a, b in parts))
+    except ValueError:
+        return "not a date"
+
+
+def _outcome(fn, data: bytes):
+    try:
+        return fn(data)
+    except ProtocolError as exc:
+        return "not BCD" if "not packed BCD" in str(exc) else "not a date"
+
+
+_DATETIME_PARTS = ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14))
+
+
+@given(st.binary(min_size=7, max_size=7) | st.builds(bytes.fromhex, st.from_regex(r"\A[0-9]{14}\Z")))
+def test_datetime_table_reading_agrees_with_the_text(raw):
+    expected = None if raw == bytes(7) else _by_text(raw, _DATETIME_PARTS, dt.datetime)
+    assert _outcome(bcd.decode_datetime, raw) == expected
+
+
+@given(st.binary(min_size=4, max_size=4) | st.builds(bytes.fromhex, st.from_regex(r"\A[0-9]{8}\Z")))
+def test_date_table_reading_agrees_with_the_text(raw):
+    expected = None if raw == bytes(4) else _by_text(raw, ((0, 4), (4, 6), (6, 8)), dt.date)
+    assert _outcome(bcd.decode_date, raw) == expected
+
+
+@given(st.binary(min_size=3, max_size=3) | st.builds(bytes.fromhex, st.from_regex(r"\A[0-9]{6}\Z")))
+def test_time_table_reading_agrees_with_the_text(raw):
+    assert _outcome(bcd.decode_time, raw) == _by_text(raw, ((0, 2), (2, 4), (4, 6)), dt.time)
+
+
+@pytest.mark.parametrize("fn,raw,message", [
+    (bcd.decode_datetime, "20120229255100", "date-time: 20120229255100 is not a calendar date and time"),
+    (bcd.decode_datetime, "2012022913510A", "date-time: 2012022913510A is not packed BCD"),
+    (bcd.decode_datetime, "201202291351", "is not a calendar date and time"),  # too short: no fast reading
+    (bcd.decode_date, "20130229", "date: 20130229 is not a calendar date"),
+    (bcd.decode_time, "246000", "time: 246000 is not a time of day"),
+])
+def test_bcd_errors_name_the_fault(fn, raw, message):
+    with pytest.raises(ProtocolError, match=message):
+        fn(bytes.fromhex(raw))
+
+
+@given(st.dates(min_value=dt.date(1, 1, 1)), st.times())
+def test_encodings_are_the_digits(day, moment):
+    assert bcd.encode_date(day).hex() == f"{day.year:04d}{day.month:02d}{day.day:02d}"
+    assert bcd.encode_time(moment).hex() == f"{moment.hour:02d}{moment.minute:02d}{moment.second:02d}"
+    when = dt.datetime.combine(day, moment)
+    assert bcd.encode_datetime(when).hex() == bcd.encode_date(day).hex() + bcd.encode_time(moment).hex()
