@@ -10,19 +10,20 @@ from . import bcd
 class _BcdAdapter(c.Adapter):
     """A fixed-width packed-BCD field decoded by a :mod:`protocols.bcd` function.
 
-    The adapters ignore construct's context, so :class:`protocols.layout.Layout` can also run them on its fast path.
+    The adapters ignore construct's context, so :class:`protocols.layout.Layout`'s fast path calls their
+    ``decode_value`` and ``encode_value`` functions directly.
     """
 
     def __init__(self, length: int, decode, encode) -> None:
         super().__init__(c.Bytes(length))
-        self._decoder = decode
-        self._encoder = encode
+        self.decode_value = decode
+        self.encode_value = encode
 
     def _decode(self, obj, context, path):
-        return self._decoder(obj)
+        return self.decode_value(obj)
 
     def _encode(self, obj, context, path):
-        return self._encoder(obj)
+        return self.encode_value(obj)
 
 
 BcdDate = _BcdAdapter(4, bcd.decode_date, bcd.encode_date)

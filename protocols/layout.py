@@ -14,6 +14,7 @@ also closes the known compiled-construct trap of not checking a ``Bytes`` field'
 from __future__ import annotations
 
 import dataclasses
+import operator
 import struct
 from typing import Any, Callable, Generic, Literal, TypeVar
 
@@ -59,8 +60,10 @@ def _fast_field(name: str | None, sub: c.Construct) -> _FastField:
         inner = _fast_field(name, sub.subcon)
         if inner.decode or inner.encode:
             raise TypeError(f"field {name!r}: an adapter over a converted field has no fast path")
-        return _FastField(name, inner.code, lambda raw: sub._decode(raw, None, None),
-                          lambda v: sub._encode(v, None, None))
+        # an adapter that ignores construct's context may hand over its conversions as plain functions
+        decode = getattr(sub, "decode_value", None) or (lambda raw: sub._decode(raw, None, None))
+        encode = getattr(sub, "encode_value", None) or (lambda v: sub._encode(v, None, None))
+        return _FastField(name, inner.code, decode, encode)
     raise TypeError(f"field {name!r}: {type(sub).__name__} is not a fixed-width field")
 
 
@@ -88,6 +91,16 @@ class Layout(Generic[M]):
             raise TypeError(f"{self.name}: derived format is {self._struct.size} bytes, layout {self.size}")
         self._plan = tuple(plan)
         self._simple = all(p.decode is None and p.const is None for p in plan)
+        # The fast engine's work, worked out once: what parse does to the unpacked tuple (constants checked, values
+        # decoded, by position in the format), the constants' positions, and what build does to the fields' values
+        # (encoded, or byte strings' widths checked, since struct would pad or cut them silently).
+        self._parse_steps = tuple((i, p.const, p.decode) for i, p in enumerate(plan) if p.const or p.decode)
+        self._const_positions = tuple((i, p.const) for i, p in enumerate(plan) if p.const is not None)
+        named = [p for p in plan if p.name is not None]
+        self._build_steps = tuple((i, p.encode, p.width, p.name) for i, p in enumerate(named)
+                                  if p.encode or p.width is not None)
+        getter = operator.attrgetter(*declared)
+        self._values: Any = getter if len(declared) > 1 else (lambda obj: (getter(obj),))
 
     def __repr__(self) -> str:
         return f"Layout({self.name}, {self.size} bytes)"
@@ -104,34 +117,33 @@ class Layout(Generic[M]):
 
     def parse(self, data: bytes) -> M:
         """Bytes to a model instance (fast engine)."""
-        self._check_size(data)
+        if len(data) != self.size:
+            self._check_size(data)
         raw = self._struct.unpack(data)
         if self._simple:
             return self.model(*raw)
-        values = []
-        for p, value in zip(self._plan, raw):
-            if p.const is not None:
-                if value != p.const:
-                    raise ProtocolError(f"{self.name}: expected constant {p.const.hex().upper()}, "
-                                        f"got {bytes(value).hex().upper()}")
-                continue
-            values.append(p.decode(value) if p.decode else value)
+        values = list(raw)
+        for i, const, decode in self._parse_steps:
+            if const is None:
+                values[i] = decode(values[i])
+            elif values[i] != const:
+                raise ProtocolError(f"{self.name}: expected constant {const.hex().upper()}, "
+                                    f"got {bytes(values[i]).hex().upper()}")
+        for i, _ in reversed(self._const_positions):
+            del values[i]
         return self.model(*values)
 
     def build(self, obj: M) -> bytes:
         """A model instance to bytes (fast engine)."""
-        values = []
         try:
-            for p in self._plan:
-                if p.const is not None:
-                    values.append(p.const)
-                    continue
-                value = getattr(obj, p.name)
-                if p.encode:
-                    value = p.encode(value)
-                elif p.width is not None and len(value) != p.width:
-                    raise ProtocolError(f"{self.name}.{p.name}: expected {p.width} bytes, got {len(value)}")
-                values.append(value)
+            values = list(self._values(obj))
+            for i, encode, width, name in self._build_steps:
+                if encode is not None:
+                    values[i] = encode(values[i])
+                elif len(values[i]) != width:
+                    raise ProtocolError(f"{self.name}.{name}: expected {width} bytes, got {len(values[i])}")
+            for i, const in self._const_positions:
+                values.insert(i, const)
             return self._struct.pack(*values)
         except (struct.error, OverflowError, TypeError, AttributeError) as exc:
             raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
