@@ -43,31 +43,48 @@ class Channel:
         return activation
 
     def _raw(self, apdu: bytes, timeout: float) -> bytes:
-        start = self.timer()
+        link, tracer, timer = self.link, self.tracer, self.timer
+        start = timer()
         try:
-            response = self.link.transceive(apdu, timeout)
+            response = link.transceive(apdu, timeout)
         except LinkError as exc:
-            if self.tracer is not None:
-                self.tracer.exchange(Exchange(self.link.name, apdu, None, start, self.timer() - start,
-                                              self.link.last_model, f"{type(exc).__name__}: {exc}"))
+            if tracer is not None:
+                tracer.exchange(Exchange(link.name, apdu, None, start, timer() - start, link.last_model,
+                                         f"{type(exc).__name__}: {exc}"))
             raise
-        if self.tracer is not None:
-            self.tracer.exchange(Exchange(self.link.name, apdu, response, start, self.timer() - start,
-                                          self.link.last_model))
+        if tracer is not None:
+            tracer.exchange(Exchange(link.name, apdu, response, start, timer() - start, link.last_model))
         if len(response) < 2:
             raise ProtocolError(f"{self.peer} answered {len(response)} bytes, no status word")
         return response
+
+    def _t0_command(self, apdu: bytes) -> bytes:
+        """The command as it goes over T=0: a short case 4 loses its Le; extended APDUs are refused.
+
+        The short cases are told apart by length alone (ISO 7816-3); anything else is parsed, which refuses
+        malformed and extended commands with their reason.
+        """
+        n = len(apdu)
+        if n > 5 and apdu[4]:
+            if n == 6 + apdu[4]:
+                return bytes(apdu[:-1])  # case 4: the answer comes by GET RESPONSE
+            if n == 5 + apdu[4]:
+                return apdu  # case 3
+        elif n == 4 or n == 5:
+            return apdu  # cases 1 and 2
+        command = CommandAPDU.parse(apdu)
+        if command.extended:
+            raise ProtocolError(f"{self.peer}: extended APDUs cannot be sent over T=0")
+        if command.case == 4:
+            command.le = None
+            return command.to_bytes()
+        return apdu
 
     def transmit(self, apdu: bytes, timeout: float | None = None) -> ResponseAPDU:
         """Send a command and return its complete response, whatever the status word."""
         timeout = self.timeout if timeout is None else timeout
         if self.t0:
-            command = CommandAPDU.parse(apdu)
-            if command.extended:
-                raise ProtocolError(f"{self.peer}: extended APDUs cannot be sent over T=0")
-            if command.case == 4:
-                command.le = None
-                apdu = command.to_bytes()
+            apdu = self._t0_command(apdu)
         response = self._raw(apdu, timeout)
         if response[-2] == 0x6C:
             command = CommandAPDU.parse(apdu)
