@@ -1,0 +1,155 @@
+"""``ykt tap``: one tap of a fixture card, every printed figure the timing model's, and its timeline picture."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from protocols.iso14443 import FC_HZ
+from sim.cli import run
+from sim.fixture import load_image
+from sim.tap import LIMIT_US
+from sim.timing import FDT_MIN_FC, ContactlessTiming, ContactTiming
+from terminal.trace import Exchange
+from terminal.tracefile import TraceActivation, read_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "sim" / "fixtures"
+DEMO_CARD = FIXTURES / "demo-card.json"
+AT = "2026-03-02 08:00:00"
+ROW = re.compile(r"^ +(\d+)  (card|PSAM) +(.+?) +([\d.]+) +([\d.]+|-) +([\d.]+|-) +([\d.]+) +([\d.]+)$")
+
+
+def ms(us: float) -> str:
+    return f"{us / 1000:.3f}"
+
+
+def tap(capsys, *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = run(["tap", "--at", AT, *args])
+    return code, capsys.readouterr().out
+
+
+def modeled(trace_path: Path, kbps: int, baud: int):
+    """Each exchange of the tap, recomputed from the timing model: (peer, line µs, device µs); and the activation."""
+    trace = read_trace(trace_path)
+    card_activation = next(e for e in trace.events if isinstance(e, TraceActivation) and e.link == "reader")
+    tap_events = trace.events[trace.events.index(card_activation) + 1:]
+    air, line = ContactlessTiming(kbps=kbps).model(card_activation.activation), ContactTiming(baud=baud).model()
+    steps = []
+    for exchange in tap_events:
+        assert isinstance(exchange, Exchange) and exchange.response is not None
+        model = (air if exchange.link == "reader" else line).exchange(exchange.command, exchange.response)
+        steps.append(("card" if exchange.link == "reader" else "PSAM", model.line_us, model.device_us))
+    return air.activation(card_activation.activation).line_us, steps
+
+
+@pytest.mark.parametrize("kbps, baud", [(106, 9600), (424, 38400), (848, 115200)])
+def test_every_printed_figure_is_the_timing_models(tmp_path, capsys, kbps, baud):
+    trace = tmp_path / "t.jsonl"
+    code, out = tap(capsys, "--card", str(DEMO_CARD), "--bitrate", str(kbps), "--baud", str(baud), "--trace", str(trace))
+    assert code == 0
+    activation_us, steps = modeled(trace, kbps, baud)
+    rows = [ROW.match(line) for line in out.splitlines()]
+    rows = [row.groups() for row in rows if row]
+    assert len(rows) == len(steps) == 8
+    at = activation_us
+    for (number, peer, _label, line, card, psam, total, start), (exp_peer, exp_line, exp_device) in zip(rows, steps):
+        assert (peer, line, total, start) == (exp_peer, ms(exp_line), ms(exp_line + exp_device), ms(at))
+        assert (card, psam) == ((ms(exp_device), "-") if peer == "card" else ("-", ms(exp_device)))
+        at += exp_line + exp_device
+    air = activation_us + sum(line for peer, line, _ in steps if peer == "card")
+    totals = {"air (contactless)": air,
+              "card computing": sum(device for peer, _, device in steps if peer == "card"),
+              "PSAM contact line": sum(line for peer, line, _ in steps if peer == "PSAM"),
+              "PSAM computing": sum(device for peer, _, device in steps if peer == "PSAM")}
+    for name, value in totals.items():
+        assert re.search(rf"^  {re.escape(name)} +{re.escape(ms(value))} ms$", out, re.M), name
+    assert f"  total               {ms(at):>10} ms of the 400 ms DB31/T 239-2020 allows for one purchase: within it, " \
+           f"{ms(LIMIT_US - at)} ms to spare" in out
+    assert f"the card at {kbps} kbit/s in and {kbps} kbit/s out; PSAM T=0 at {baud} baud" in out
+
+
+def test_the_figures_worked_by_hand_at_106_kbits(capsys):
+    """SELECT of the demo card at 106 kbit/s: a 13-byte APDU in one 16-byte frame (3 + 9·16 etu from the reader), the
+    53-byte FCI answer in one 56-byte frame (2 + 9·56 etu from the card), each followed by the 1172/fc frame delay;
+    the card computes 2 ms. The activation: REQA (7 bits) and ATQA, one cascade level (ANTICOLLISION 2 bytes, UID 5,
+    SELECT 9, SAK 3), RATS 4 and the 5-byte ATS with CRC, no start-up guard time (ATS TB 70: SFGI 0)."""
+    code, out = tap(capsys, "--card", str(DEMO_CARD))
+    etu, fdt = 128 / FC_HZ * 1e6, FDT_MIN_FC / FC_HZ * 1e6
+
+    def reader(n: int) -> float:
+        return (3 + 9 * n) * etu + fdt
+
+    def card(n: int) -> float:
+        return (2 + 9 * n) * etu + fdt
+
+    select = reader(16) + card(56)
+    assert ms(select) == "6.337"
+    assert code == 0 and f"   1  card  {'SELECT A000000632010105':<34}{ms(select):>12}     2.000         -" in out
+    activation = (3 + 7) * etu + fdt + card(2) + reader(2) + card(5) + reader(9) + card(3) + reader(4) + card(7)
+    assert ms(activation) == "3.665"
+    assert f"      card  {'activation (REQA to ATS)':<34}{ms(activation):>12}         -         -" in out
+
+
+def test_json_and_the_limit(tmp_path, capsys):
+    code, out = tap(capsys, "--card", str(DEMO_CARD), "--baud", "1200", "--json")
+    doc = json.loads(out)
+    totals = doc["totals"]
+    assert code == 0 and doc["outcome"]["status"] == "accepted" and doc["outcome"]["balance_after"] == 9800
+    assert totals["total_us"] == pytest.approx(doc["activation_us"] + sum(e["total_us"] for e in doc["exchanges"]))
+    assert totals["total_us"] > LIMIT_US and totals["within_limit"] is False and totals["limit_us"] == LIMIT_US
+    assert [e["command"] for e in doc["exchanges"]] == [
+        "SELECT A000000632010105", "READ BINARY 0x17", "INITIALIZE FOR CAPP PURCHASE", "INIT SAM FOR PURCHASE",
+        "GET RESPONSE", "UPDATE CAPP DATA CACHE 0x1E", "DEBIT FOR PURCHASE", "CREDIT SAM FOR PURCHASE"]
+    code, out = tap(capsys, "--card", str(DEMO_CARD), "--baud", "1200")
+    over = totals["total_us"] - LIMIT_US
+    assert f"allows for one purchase: OVER it by {ms(over)} ms" in out
+
+
+def test_a_declined_card_is_tapped_too(capsys):
+    code, out = tap(capsys, "--card", str(FIXTURES / "expired-shanghai.json"), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["outcome"]["decline"] == "expired"
+    assert [e["command"] for e in doc["exchanges"]] == ["SELECT A000000632010105"]
+
+
+def test_the_fixture_changes_only_with_save(tmp_path, capsys):
+    fixture = tmp_path / "card.json"
+    fixture.write_bytes(DEMO_CARD.read_bytes())
+    assert tap(capsys, "--card", str(fixture))[0] == 0
+    assert fixture.read_bytes() == DEMO_CARD.read_bytes()
+    code, out = tap(capsys, "--card", str(fixture), "--save")
+    image = load_image(fixture)
+    assert code == 0 and f"card saved to: {fixture}" in out
+    assert (image.purse.balance, image.purse.offline_atc, len(image.transit_log)) == (9800, 1, 1)
+
+
+def test_timeline_pictures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png, svg = tmp_path / "t.png", tmp_path / "t.svg"
+    assert tap(capsys, "--card", str(DEMO_CARD), "--timeline", str(png))[0] == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    code, out = tap(capsys, "--card", str(DEMO_CARD), "--timeline", str(svg), "--json")
+    text = svg.read_text(encoding="utf-8")
+    assert code == 0 and text.lstrip().startswith("<?xml") and "<svg" in text
+    for label in ("activation", "1 SELECT A000000632010105", "7 DEBIT FOR PURCHASE", "8 CREDIT SAM FOR PURCHASE",
+                  "400 ms: DB31/T 239-2020 limit for one purchase", "air", "card", "PSAM computing"):
+        assert label in text, label
+    total = json.loads(out)["totals"]["total_us"]
+    assert f"total {total / 1000:.1f} ms" in text
+
+
+def test_timeline_needs_a_picture_file_and_matplotlib(tmp_path, capsys, monkeypatch):
+    code = run(["tap", "--card", str(DEMO_CARD), "--timeline", str(tmp_path / "t.pdf")])
+    assert code == 2 and "the picture is a .png or an .svg file" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    code = run(["tap", "--card", str(DEMO_CARD), "--timeline", str(tmp_path / "t.png")])
+    assert code == 2
+    assert capsys.readouterr().err == "ykt: drawing a timeline needs matplotlib: pip install 'yikatong[plot]'\n"
+    assert not (tmp_path / "t.png").exists()
