@@ -53,7 +53,7 @@ _SAK_INCOMPLETE = 0x04
 _RATS = b"\xe0\x80"  # FSDI 8 (256 bytes), CID 0
 _R_ACK = 0xA2
 _SNAPLEN = 65535
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 Frame = tuple[int, bytes]
 """An event of the pseudo-header and the frame it carries."""

@@ -5,8 +5,9 @@ and fare file (from the trace's header; see :func:`replay_settings`) and a memor
 :class:`~sim.scripted.ScriptedCard` that plays the card link's exchanges byte for byte. The PSAM's exchanges are
 played by a second scripted card; a trace that holds only the card link gets the demo PSAM instead, answering with
 the recorded terminal number and key index (from the first INITIALIZE), and then DEBIT's TSN and MAC1 are wildcards
-(``??``): that PSAM computes its own. Nothing else is a wildcard, and nothing needs to be: the card's randoms and the
-PSAM's TSN and MACs come back as recorded, and the clock is the recorded one. Each card activation in the trace is one
+(``??``): that PSAM computes its own (a PSAM link whose activation was not recorded is taken to speak T=0). Nothing
+else is a wildcard, and nothing needs to be: the card's randoms and the PSAM's TSN and MACs come back as recorded,
+and the clock is the recorded one. Each card activation in the trace is one
 poll of the validator, each PSAM activation one start; the clock is set before each tap to the date-time the tap's
 INIT SAM FOR PURCHASE or DEBIT carries (what the validator put there), else to the validator's clock recorded with the
 activation, else to the previous tap's time. A failed exchange (no answer) replays as the card leaving the field.
@@ -32,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from protocols import card_commands as cc
-from protocols.card_files import PUBLIC_APP_INFO
 from protocols.card_commands import parse_card_command
+from protocols.card_files import PUBLIC_APP_INFO
 from protocols.errors import ProtocolError, YktError
 from protocols.fci import Fci
 from protocols.hexutil import to_hex
@@ -43,16 +44,18 @@ from terminal.config import ValidatorConfig, load_config, parse_config
 from terminal.fare_config import parse_fares
 from terminal.fares import FareRules, load_fares
 from terminal.journal import MemoryJournal
+from terminal.link import Activation
 from terminal.outcome import TapOutcome
 from terminal.trace import Exchange
 from terminal.tracefile import Trace, TraceActivation, TraceLink
 from terminal.validator import Validator
 
 from .card import CardImage, SimCard
+from .demo import DEMO_FARES
 from .psam import SimPsam, demo_psam
 from .reader import SimReader, SimSamSlot
 from .scripted import DEFAULT_ACTIVATION, ApduPattern, ScriptDivergence, ScriptedCard, Step
-from .tap import DEMO_FARES, command_label
+from .tap import command_label
 
 _DEBIT_WILDCARDS = (*range(5, 9), *range(16, 20))  # TSN and MAC1 in 80 54 01 00 0F TSN(4) date-time(7) MAC1(4) [Le]
 _TERMINAL_NUMBER = slice(10, 16)  # in 80 50 P1 P2 0B key-index(1) amount(4) terminal(6) [Le]
@@ -171,6 +174,11 @@ def _carried_time(exchange: Exchange, role: str) -> dt.datetime | None:
     return getattr(parsed, "when", None)
 
 
+def _local(when: dt.datetime) -> dt.datetime:
+    """A UTC time as the validator's clock shows it: local, naive, to the second."""
+    return when.astimezone().replace(tzinfo=None, microsecond=0)
+
+
 def tap_times(trace: Trace, card_link: str) -> list[dt.datetime]:
     """The validator's clock at each card activation, as :func:`replay_terminal` sets it (see the module notes)."""
     roles = {link.name: link.role for link in trace.header.links}
@@ -183,9 +191,8 @@ def tap_times(trace: Trace, card_link: str) -> list[dt.datetime]:
                 recorded.append(event.clock)
         elif carried and carried[-1] is None:
             carried[-1] = _carried_time(event, roles[event.link])
-    known = [c or r for c, r in zip(carried, recorded)]
-    fallback = next((t for t in known if t is not None),
-                    trace.header.created.astimezone().replace(tzinfo=None, microsecond=0))
+    known = [c or r for c, r in zip(carried, recorded, strict=True)]
+    fallback = next((t for t in known if t is not None), _local(trace.header.created))
     times = []
     for when in known:
         fallback = when or fallback
@@ -200,9 +207,9 @@ def _script(exchanges: list[Exchange], wildcards: tuple[int, ...] = ()) -> list[
         pattern = ApduPattern.exact(command)
         if wildcards and command[:5] == b"\x80\x54\x01\x00\x0f" and len(command) in (20, 21):
             mask = bytes(0 if i in wildcards else 0xFF for i in range(len(command)))
-            pattern = ApduPattern(bytes(b & m for b, m in zip(command, mask)), mask)
-        tear = exchange.response is None
-        steps.append(Step(pattern, b"" if tear else exchange.response, tear))  # type: ignore[arg-type]
+            pattern = ApduPattern(bytes(b & m for b, m in zip(command, mask, strict=True)), mask)
+        response = exchange.response
+        steps.append(Step(pattern, b"" if response is None else response, response is None))
     return steps
 
 
@@ -232,15 +239,15 @@ def replay_terminal(trace: Trace, config: ValidatorConfig, fares: FareRules) -> 
                         activation=_first_activation(trace, card_link.name) or DEFAULT_ACTIVATION, strict=True)
     sam_name = sam_link.name if sam_link is not None else "sam"
     scripted: list[tuple[ScriptedCard, str, str]] = [(card, card_link.name, "card")]
+    psam: ScriptedCard | SimPsam
     if scripted_psam:
-        sam_activation = _first_activation(trace, sam_name)
-        psam: ScriptedCard | SimPsam = ScriptedCard(_script(trace.exchanges(sam_name)), strict=True,
-                                 activation=sam_activation or DEFAULT_ACTIVATION)
+        psam = ScriptedCard(_script(trace.exchanges(sam_name)), strict=True,
+                            activation=_first_activation(trace, sam_name) or Activation("T=0"))
         scripted.append((psam, sam_name, "sam"))
     else:
         psam = _stand_in_psam(card_exchanges)
     times = tap_times(trace, card_link.name)
-    clock = ManualClock(times[0] if times else trace.header.created.astimezone().replace(tzinfo=None))
+    clock = ManualClock(times[0] if times else _local(trace.header.created))
     reader = SimReader(card, timing=None, name=card_link.name)
     sam = SimSamSlot(psam, timing=None, name=sam_name)
     validator = Validator(reader, sam, fares, MemoryJournal(clock=clock), clock=clock, config=config)

@@ -22,17 +22,17 @@ from terminal.clock import Clock
 from terminal.config import ValidatorConfig
 from terminal.fares import load_fares
 from terminal.journal import MemoryJournal
-from terminal.outcome import TapOutcome
 from terminal.link import Activation
+from terminal.outcome import TapOutcome
 from terminal.trace import Tracer, Tracers
 from terminal.validator import Validator
 
 from .card import SimCard
+from .demo import DEMO_FARES
 from .devices import sim_psam
 from .reader import SimReader, SimSamSlot
 from .timing import ContactlessTiming, ContactTiming
 
-DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
 LIMIT_US = 400_000.0
 """DB31/T 239-2020 §6.3.2: one IC-card purchase, record included, in at most 400 ms."""
 CARD_LINK = "reader"

@@ -197,7 +197,7 @@ class TraceWriter(Tracer):
         except OSError as exc:
             raise TraceError(f"{self.path}: cannot create: {exc.strerror or exc}") from None
         self._origin = timer()
-        self.header = TraceHeader(dt.datetime.now(dt.timezone.utc), tool, declared, validator)
+        self.header = TraceHeader(dt.datetime.now(dt.UTC), tool, declared, validator)
         head: dict[str, Any] = {
             "format": TRACE_FORMAT, "version": TRACE_VERSION, "created": self.header.created.isoformat(),
             "tool": tool, "links": [{"name": link.name, "role": link.role} for link in declared]}

@@ -28,9 +28,11 @@ def report_dict(report: TapReport, fixture: Path) -> dict[str, Any]:
     return {
         "fixture": str(fixture), "kbps": report.kbps, "kbps_to_card": report.kbps_to_card,
         "kbps_to_reader": report.kbps_to_reader, "baud": report.baud,
-        "outcome": {"status": outcome.status.value, "decline": outcome.decline.name.lower() if outcome.decline else None,
+        "outcome": {"status": outcome.status.value,
+                    "decline": outcome.decline.name.lower() if outcome.decline else None,
                     "message": outcome.message, "fare": outcome.fare, "balance_before": outcome.balance_before,
-                    "balance_after": outcome.balance_after, "tac": None if outcome.tac is None else outcome.tac.hex().upper()},
+                    "balance_after": outcome.balance_after,
+                    "tac": None if outcome.tac is None else outcome.tac.hex().upper()},
         "activation_us": report.activation_us,
         "exchanges": [{"number": s.number, "peer": "card" if s.role == "card" else "PSAM", "command": s.label,
                        "apdu": s.command.hex().upper(),
@@ -47,7 +49,8 @@ def print_report(report: TapReport, fixture: Path) -> None:
     from sim.tap import LIMIT_US
 
     click.echo(f"One tap of {fixture} on the simulated reader: {report.kbps} kbit/s asked, the card at "
-               f"{report.kbps_to_card} kbit/s in and {report.kbps_to_reader} kbit/s out; PSAM T=0 at {report.baud} baud")
+               f"{report.kbps_to_card} kbit/s in and {report.kbps_to_reader} kbit/s out; "
+               f"PSAM T=0 at {report.baud} baud")
     outcome = report.outcome
     tac = f"  TAC {outcome.tac.hex().upper()}" if outcome.tac is not None else ""
     click.echo(f"outcome: {outcome.status.value}: {outcome.message}{tac}")
@@ -97,8 +100,9 @@ def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeli
     allows for one purchase. The PSAM's start-up exchanges come before the tap and are not counted.
     The fixture is not changed unless --save is given.
     """
+    from sim.demo import DEMO_FARES
     from sim.fixture import load_fixture, save_fixture
-    from sim.tap import CARD_LINK, DEMO_FARES, SAM_LINK, run_tap
+    from sim.tap import CARD_LINK, SAM_LINK, run_tap
     from terminal.clock import ManualClock, SystemClock
     from terminal.config import ValidatorConfig
 

@@ -72,7 +72,7 @@ def test_tshark_decodes_the_select_and_every_status_word(tmp_path):
     commands, answers = rows[0::2], rows[1::2]
     assert commands[0] == ["0xa4", "a000000632010105", "", ""]  # SELECT by DF name, the T-Union AID
     assert commands[1][:2] == ["0xb0", ""]  # READ BINARY
-    for (_, body, sw1, sw2), exchange in zip(answers, recorded):
+    for (_, body, sw1, sw2), exchange in zip(answers, recorded, strict=True):
         assert (sw1, sw2) == (f"0x{exchange.response[-2]:02x}", f"0x{exchange.response[-1]:02x}")
         assert body == exchange.response[:-2].hex()
     assert answers[0][1].startswith("6f318408a000000632010105")  # the FCI

@@ -166,7 +166,8 @@ def test_the_clock_of_each_tap():
     sam_8070 = "8070000024" + "11223344" + "0001" + "000000C8" + "09" + "20260302091500" + "0100" + "00" * 16
     debit = "805401000F" + "00000001" + "20260302101010" + "AABBCCDD" + "08"
     text = "\n".join([header, activation("2026-03-02T08:59:59"), exchange("r", "00A4040008A000000632010105"),
-                      exchange("s", sam_8070), activation(None), exchange("r", debit), activation("2026-03-02T11:00:00"),
+                      exchange("s", sam_8070), activation(None), exchange("r", debit),
+                      activation("2026-03-02T11:00:00"),
                       activation(None), exchange("r", "00B097003C")]) + "\n"
     assert tap_times(parse_trace(text, "t"), "r") == [
         dt.datetime(2026, 3, 2, 9, 15), dt.datetime(2026, 3, 2, 10, 10, 10), dt.datetime(2026, 3, 2, 11),

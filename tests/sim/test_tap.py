@@ -51,14 +51,16 @@ def modeled(trace_path: Path, kbps: int, baud: int):
 @pytest.mark.parametrize("kbps, baud", [(106, 9600), (424, 38400), (848, 115200)])
 def test_every_printed_figure_is_the_timing_models(tmp_path, capsys, kbps, baud):
     trace = tmp_path / "t.jsonl"
-    code, out = tap(capsys, "--card", str(DEMO_CARD), "--bitrate", str(kbps), "--baud", str(baud), "--trace", str(trace))
+    code, out = tap(capsys, "--card", str(DEMO_CARD), "--bitrate", str(kbps), "--baud", str(baud),
+                    "--trace", str(trace))
     assert code == 0
     activation_us, steps = modeled(trace, kbps, baud)
     rows = [ROW.match(line) for line in out.splitlines()]
     rows = [row.groups() for row in rows if row]
     assert len(rows) == len(steps) == 8
     at = activation_us
-    for (number, peer, _label, line, card, psam, total, start), (exp_peer, exp_line, exp_device) in zip(rows, steps):
+    for (_, peer, _label, line, card, psam, total, start), (exp_peer, exp_line, exp_device) in zip(rows, steps,
+                                                                                                 strict=True):
         assert (peer, line, total, start) == (exp_peer, ms(exp_line), ms(exp_line + exp_device), ms(at))
         assert (card, psam) == ((ms(exp_device), "-") if peer == "card" else ("-", ms(exp_device)))
         at += exp_line + exp_device

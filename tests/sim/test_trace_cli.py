@@ -25,7 +25,7 @@ ACTIVATION = ('{"event": "activation", "link": "reader", "t_ns": 500, "activatio
               '"uid": "737C3EF7", "atqa": "0004", "sak": 32, "ats": "0575777002", "atr": null}}')
 SELECT = ('{"event": "exchange", "link": "reader", "t_ns": 1000, "duration_ns": 250, '
           '"command": "00A4040008A000000632010105", "response": "9000"}')
-CREATED_NS = int(dt.datetime(2026, 3, 2, 0, 30, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000_000
+CREATED_NS = int(dt.datetime(2026, 3, 2, 0, 30, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
 
 
 def tap_trace(tmp_path: Path, fixture: str = "demo-card.json", name: str = "t.jsonl") -> Path:
@@ -50,18 +50,21 @@ def test_show_names_every_command_and_decodes_the_answers(tmp_path, capsys):
         (1, "psam", "READ BINARY 0x16"), (2, "psam", "SELECT 8011"), (3, "psam", "GET RESPONSE"),
         (4, "psam", "READ BINARY 0x17"), (5, "reader", "SELECT A000000632010105"), (6, "reader", "READ BINARY 0x17"),
         (7, "reader", "INITIALIZE FOR CAPP PURCHASE"), (8, "psam", "INIT SAM FOR PURCHASE"),
-        (9, "psam", "GET RESPONSE"), (10, "reader", "UPDATE CAPP DATA CACHE 0x1E"), (11, "reader", "DEBIT FOR PURCHASE"),
+        (9, "psam", "GET RESPONSE"), (10, "reader", "UPDATE CAPP DATA CACHE 0x1E"),
+        (11, "reader", "DEBIT FOR PURCHASE"),
         (12, "psam", "CREDIT SAM FOR PURCHASE")]
     by = {e["number"]: e for e in exchanges}
     assert by[1]["response"]["decoded"] == {"terminal_number": "200041599997"}
     assert by[4]["response"]["decoded"] == {"key_index": 1}
-    assert by[2]["response"]["sw"] == "6106" and by[2]["response"]["meaning"] == "6 response bytes available (GET RESPONSE)"
+    assert (by[2]["response"]["sw"], by[2]["response"]["meaning"]) == \
+        ("6106", "6 response bytes available (GET RESPONSE)")
     file15 = by[5]["response"]["decoded"]["file15"]
     assert file15["serial"] == "03104991585000011383" and file15["expiry_date"] == "2040-12-31"
     assert by[6]["response"]["decoded"]["card_type_name"] == "normal"
     init = by[7]["response"]["decoded"]
     assert (init["balance"], init["offline_atc"], init["key_version"]) == (10000, 0, 1)
-    assert by[7]["command"]["fields"]["amount"] == 200 and by[7]["command"]["fields"]["terminal_number"] == "200041599997"
+    assert (by[7]["command"]["fields"]["amount"], by[7]["command"]["fields"]["terminal_number"]) == \
+        (200, "200041599997")
     sam = by[8]["command"]["fields"]
     assert (sam["random"], sam["amount"], sam["when"], sam["transaction_type"]) == \
         (init["random"], 200, "2026-03-02T08:00:00", 9)
@@ -182,8 +185,9 @@ def test_export_pcap_bytes(tmp_path, capsys):
 
 
 def test_block_framing_chains_for_the_card_and_the_reader():
-    """FSC 16 (ATS T0 70: FSCI 0): a 20-byte command in two I-blocks, the card's R(ACK) between; a 300-byte answer in two I-blocks for FSD 256, the reader's R(ACK) between; block numbers
-    toggling as ISO 14443-4 asks, across exchanges."""
+    """FSC 16 (ATS T0 70: FSCI 0): a 20-byte command in two I-blocks, the card's R(ACK) between; a 300-byte answer
+    in two I-blocks for FSD 256, the reader's R(ACK) between; block numbers toggling as ISO 14443-4 asks, across
+    exchanges."""
     framer = BlockFramer(Activation("T=CL", ats=bytes.fromhex("0570777002")))
     assert framer.fsc == 16
     command, answer = bytes(range(20)), bytes(range(256)) + bytes(42) + b"\x90\x00"

@@ -1,4 +1,4 @@
-"""The trace file format: writer as a tracer, strict reader with line numbers, truncated last lines, settings round trip."""
+"""The trace file format: the writer as a tracer, the strict reader naming lines, cut last lines, settings in TOML."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ CARD = Activation("T=CL", uid=bytes.fromhex("737C3EF7"), atqa=bytes.fromhex("000
 PSAM = Activation("T=0", atr=bytes.fromhex("3B6C0000594B542D5053414D2D53494D"))
 HEADER = ('{"format": "yikatong-trace", "version": 1, "created": "2026-03-02T00:30:00+00:00", "tool": "test", '
           '"links": [{"name": "reader", "role": "card"}, {"name": "psam", "role": "sam"}]}')
-SELECT = ('{"event": "exchange", "link": "reader", "t_ns": 5, "duration_ns": 7, "command": "00A4040008A000000632010105",'
-          ' "response": "9000"}')
+SELECT = ('{"event": "exchange", "link": "reader", "t_ns": 5, "duration_ns": 7, '
+          '"command": "00A4040008A000000632010105", "response": "9000"}')
 
 
 def fixed_timer(origin: int = 1_000):
@@ -201,7 +201,8 @@ def test_a_bad_event_line_is_named(line, message):
 
 @pytest.mark.parametrize("change, message", [
     (lambda h: h.replace('"yikatong-trace"', '"yikatong-card"'), 'format: "yikatong-card" is not \'yikatong-trace\''),
-    (lambda h: h.replace('"version": 1', '"version": 2'), "version: 2 is not supported (this software reads version 1)"),
+    (lambda h: h.replace('"version": 1', '"version": 2'), "version: 2 is not supported (this software reads "
+                                                          "version 1)"),
     (lambda h: h.replace('"version": 1', '"version": "1"'), 'version: "1" is not supported (this software reads '
                                                             'version 1)'),
     (lambda h: h.replace('+00:00', ''), "created: '2026-03-02T00:30:00' has no time zone (UTC offset)"),
