@@ -167,14 +167,12 @@ def _check_children(tag: int, children: object) -> tuple[Tlv, ...]:
     return children
 
 
-def _checked_node(tag: int, value: bytes, children: tuple[Tlv, ...] | None) -> Tlv:
-    """A node from the parser, which has already established what ``Tlv.__post_init__`` checks: an FCI is parsed on
-    every tap, and skipping the second check halves the cost."""
-    node = object.__new__(Tlv)
-    object.__setattr__(node, "tag", tag)
-    object.__setattr__(node, "value", value)
-    object.__setattr__(node, "children", children)
-    return node
+_new_node = object.__new__
+_set_tag = Tlv.tag.__set__  # type: ignore[attr-defined]
+_set_value = Tlv.value.__set__  # type: ignore[attr-defined]
+_set_children = Tlv.children.__set__  # type: ignore[attr-defined]
+"""The parser makes its nodes through the slots' descriptors, which the frozen class's ``__setattr__`` would refuse:
+it has already established what ``Tlv.__post_init__`` checks, and an FCI is parsed on every tap."""
 
 
 def _parse(data: bytes, pos: int, end: int, depth: int) -> tuple[list[Tlv], bool]:
@@ -183,7 +181,7 @@ def _parse(data: bytes, pos: int, end: int, depth: int) -> tuple[list[Tlv], bool
     canonical = True
     while pos < end:
         first = data[pos]
-        if first in _PADDING:
+        if first == 0x00 or first == 0xFF:  # _PADDING
             pos += 1
             canonical = False
             continue
@@ -197,7 +195,9 @@ def _parse(data: bytes, pos: int, end: int, depth: int) -> tuple[list[Tlv], bool
                     break
                 if pos - start >= MAX_TAG_BYTES:
                     raise ProtocolError(f"TLV tag at offset {start} is longer than {MAX_TAG_BYTES} bytes")
-        tag = int.from_bytes(data[start:pos], "big")
+            tag = int.from_bytes(data[start:pos], "big")
+        else:
+            tag = first
         if pos >= end:
             raise ProtocolError(f"TLV {tag:X} at offset {start} has no length")
         length = data[pos]
@@ -214,19 +214,24 @@ def _parse(data: bytes, pos: int, end: int, depth: int) -> tuple[list[Tlv], bool
             pos += n
             if length < (0x80 if n == 1 else 1 << (8 * (n - 1))):
                 canonical = False
-        if pos + length > end:
+        stop = pos + length
+        if stop > end:
             raise ProtocolError(f"TLV {tag:X} at offset {start}: {length} bytes of value run past the end "
                                 f"({end - pos} left)")
-        value = data[pos:pos + length]
+        value = data[pos:stop]
+        node = _new_node(Tlv)
+        _set_tag(node, tag)
         if first & _CONSTRUCTED:
             if depth >= MAX_DEPTH:
                 raise ProtocolError(f"TLV nesting deeper than {MAX_DEPTH} levels")
-            children, inner_canonical = _parse(data, pos, pos + length, depth + 1)
+            children, inner_canonical = _parse(data, pos, stop, depth + 1)
             if not inner_canonical:
                 value = build(children)
                 canonical = False
-            nodes.append(_checked_node(tag, value, tuple(children)))
+            _set_children(node, tuple(children))
         else:
-            nodes.append(_checked_node(tag, value, None))
-        pos += length
+            _set_children(node, None)
+        _set_value(node, value)
+        nodes.append(node)
+        pos = stop
     return nodes, canonical
