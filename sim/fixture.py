@@ -17,15 +17,32 @@ from pathlib import Path
 from typing import Any
 
 from protocols.card_files import (
-    CARDHOLDER_SIZE, MANAGEMENT_SIZE, PROCESS_RECORD_SIZE, PROCESS_RECORD_TAG, PUBLIC_APP_INFO_SIZE,
-    TRANSACTION_LOG_RECORD_SIZE, TRANSACTION_LOG_RECORDS, TRANSIT_RECORD_SIZE, TRANSIT_RECORDS,
+    CARDHOLDER_SIZE,
+    MANAGEMENT_SIZE,
+    PROCESS_RECORD_SIZE,
+    PROCESS_RECORD_TAG,
+    PUBLIC_APP_INFO_SIZE,
+    TRANSACTION_LOG_RECORD_SIZE,
+    TRANSACTION_LOG_RECORDS,
+    TRANSIT_RECORD_SIZE,
+    TRANSIT_RECORDS,
 )
 from protocols.crypto import Algorithm
 from protocols.errors import ProtocolError, YktError
 from protocols.hexutil import parse_hex, to_hex
 from protocols.iso14443 import Ats, check_uid
+from terminal.jsondoc import load_document
 
-from .card import MAX_ATC, MAX_BALANCE, MAX_OVERDRAFT, CardImage, KeySlot, Proof, PurseState, SimCard
+from .card import (
+    MAX_ATC,
+    MAX_BALANCE,
+    MAX_OVERDRAFT,
+    CardImage,
+    KeySlot,
+    Proof,
+    PurseState,
+    SimCard,
+)
 
 FORMAT = "yikatong-card"
 VERSION = 1
@@ -294,19 +311,6 @@ class _Reader:
         return dict(sorted(proofs.items()))
 
 
-class _RepeatedName(Exception):
-    """Raised inside the JSON decoder: a repeated name would silently drop a value."""
-
-
-def _refuse_repeated_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _RepeatedName(name)
-        result[name] = value
-    return result
-
-
 def image_from_dict(data: Any, *, source: str = "fixture") -> CardImage:
     """Check a decoded fixture and build its :class:`CardImage`; :class:`FixtureError` names the field."""
     return _Reader(source).image(data)
@@ -314,13 +318,7 @@ def image_from_dict(data: Any, *, source: str = "fixture") -> CardImage:
 
 def loads(text: str, *, source: str = "fixture") -> CardImage:
     """The :class:`CardImage` in fixture text; corrupt JSON is reported with its line and column."""
-    try:
-        data = json.loads(text, object_pairs_hook=_refuse_repeated_names)
-    except _RepeatedName as exc:
-        raise FixtureError(f"{source}: the name {exc.args[0]!r} appears twice in one object") from None
-    except json.JSONDecodeError as exc:
-        raise FixtureError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    return image_from_dict(data, source=source)
+    return image_from_dict(load_document(text, source, FixtureError), source=source)
 
 
 def load_image(path: str | os.PathLike[str]) -> CardImage:

@@ -42,11 +42,12 @@ from typing import Any
 from protocols.errors import ProtocolError, YktError
 from protocols.hexutil import parse_hex, to_hex
 from terminal.errors import CardRemoved, ConfigError
+from terminal.jsondoc import (FieldError, activation_from_json, activation_to_json, fields, hex_value,
+                              load_document)
 from terminal.link import Activation
 
 SCRIPT_FORMAT = "yikatong-script"
 SCRIPT_VERSION = 1
-PROTOCOLS = ("T=CL", "T=0", "T=1", "MIFARE")
 
 DEFAULT_ACTIVATION = Activation("T=CL", uid=bytes.fromhex("04A1B2C3D4E5F6"), atqa=bytes.fromhex("0044"), sak=0x20,
                                 ats=bytes.fromhex("0578777002"))
@@ -258,25 +259,31 @@ class ScriptedCard:
     @classmethod
     def from_json(cls, doc: Any, *, strict: bool = False, divergence_sw: int = 0x6F00) -> ScriptedCard:
         """A card from a parsed script document; ``ConfigError`` names the field at fault."""
-        _check_keys(doc, "script", required=("format", "version", "steps"), optional=("activation",))
-        if doc["format"] != SCRIPT_FORMAT:
-            raise ConfigError(f"script.format: {doc['format']!r} is not {SCRIPT_FORMAT!r}")
-        if type(doc["version"]) is not int or doc["version"] != SCRIPT_VERSION:
-            raise ConfigError(f"script.version: {doc['version']!r} is not supported (only {SCRIPT_VERSION})")
-        activation = activation_from_json(doc["activation"]) if "activation" in doc else DEFAULT_ACTIVATION
-        if not isinstance(doc["steps"], list):
-            raise ConfigError("script.steps: a list of steps")
-        steps = [_step_from_json(item, f"script.steps[{index}]") for index, item in enumerate(doc["steps"])]
+        try:
+            doc = fields(doc, "script", ("format", "version", "activation", "steps"), ("format", "version", "steps"))
+            if doc["format"] != SCRIPT_FORMAT:
+                raise FieldError("script.format", f"{json.dumps(doc['format'])} is not {SCRIPT_FORMAT!r}")
+            if type(doc["version"]) is not int or doc["version"] != SCRIPT_VERSION:
+                raise FieldError("script.version", f"{json.dumps(doc['version'])} is not supported "
+                                                   f"(only {SCRIPT_VERSION})")
+            activation = (activation_from_json(doc["activation"], "script.activation") if "activation" in doc
+                          else DEFAULT_ACTIVATION)
+            if not isinstance(doc["steps"], list):
+                raise FieldError("script.steps", "expected a list of steps")
+            steps = [_step_from_json(item, f"script.steps[{index}]") for index, item in enumerate(doc["steps"])]
+        except FieldError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(steps, activation=activation, strict=strict, divergence_sw=divergence_sw)
 
     @classmethod
     def load(cls, path: str | Path, *, strict: bool = False, divergence_sw: int = 0x6F00) -> ScriptedCard:
         try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: not a JSON file ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        doc = load_document(text, str(path), ConfigError)
         try:
             return cls.from_json(doc, strict=strict, divergence_sw=divergence_sw)
         except ConfigError as exc:
@@ -286,67 +293,23 @@ class ScriptedCard:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
 
 
-def _check_keys(doc: Any, where: str, *, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{where}: an object with {', '.join(required + optional)}")
-    for key in required:
-        if key not in doc:
-            raise ConfigError(f"{where}.{key}: missing")
-    for key in doc:
-        if key not in required and key not in optional:
-            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(required + optional)})")
-
-
-def _hex_field(doc: dict[str, Any], key: str, where: str) -> bytes:
-    value = doc[key]
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}.{key}: hex text expected, got {value!r}")
-    try:
-        return parse_hex(value, what=f"{where}.{key}")
-    except ProtocolError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 def _step_from_json(item: Any, where: str) -> Step:
-    _check_keys(item, where, required=("command",), optional=("response", "tear"))
+    item = fields(item, where, ("command", "response", "tear"), ("command",))
     if not isinstance(item["command"], str):
-        raise ConfigError(f"{where}.command: a pattern in hex text, got {item['command']!r}")
+        raise FieldError(f"{where}.command", f"expected a pattern in hex text, got {json.dumps(item['command'])}")
     try:
         command = ApduPattern.parse(item["command"])
     except ProtocolError as exc:
-        raise ConfigError(f"{where}.command: {exc}") from None
+        raise FieldError(f"{where}.command", str(exc)) from None
     tear = item.get("tear", False)
     if not isinstance(tear, bool):
-        raise ConfigError(f"{where}.tear: true or false, got {tear!r}")
+        raise FieldError(f"{where}.tear", f"true or false, got {json.dumps(tear)}")
     if tear == ("response" in item):
-        raise ConfigError(f"{where}: give either a response or \"tear\": true")
-    response = b"" if tear else _hex_field(item, "response", where)
+        raise FieldError(where, "give either a response or \"tear\": true")
+    response = b"" if tear else hex_value(item["response"], f"{where}.response")
     try:
         return Step(command, response, tear)
     except ProtocolError as exc:
-        raise ConfigError(f"{where}.response: {exc}") from None
+        raise FieldError(f"{where}.response", str(exc)) from None
 
 
-def activation_to_json(activation: Activation) -> dict[str, Any]:
-    """Activation data as JSON: bytes as hex, ``sak`` a number, absent ATS/ATR/SAK as ``null``."""
-    return {"protocol": activation.protocol, "uid": to_hex(activation.uid), "atqa": to_hex(activation.atqa),
-            "sak": activation.sak, "ats": None if activation.ats is None else to_hex(activation.ats),
-            "atr": None if activation.atr is None else to_hex(activation.atr)}
-
-
-def activation_from_json(doc: Any, where: str = "script.activation") -> Activation:
-    """The inverse of :func:`activation_to_json`; only ``protocol`` is required."""
-    _check_keys(doc, where, required=("protocol",), optional=("uid", "atqa", "sak", "ats", "atr"))
-    if doc["protocol"] not in PROTOCOLS:
-        raise ConfigError(f"{where}.protocol: {doc['protocol']!r} is not one of {', '.join(PROTOCOLS)}")
-    sak = doc.get("sak")
-    if sak is not None and (type(sak) is not int or not 0 <= sak <= 0xFF):
-        raise ConfigError(f"{where}.sak: a number 0..255 or null, got {sak!r}")
-    fields: dict[str, Any] = {}
-    for key in ("uid", "atqa"):
-        if key in doc:
-            fields[key] = _hex_field(doc, key, where)
-    for key in ("ats", "atr"):
-        if doc.get(key) is not None:
-            fields[key] = _hex_field(doc, key, where)
-    return Activation(doc["protocol"], sak=sak, **fields)

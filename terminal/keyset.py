@@ -35,7 +35,6 @@ keys of two-level sets), so it belongs to one holder, like the key objects thems
 from __future__ import annotations
 
 import enum
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -43,6 +42,7 @@ from typing import Any
 from protocols.crypto import Algorithm, CardKey, diversify, serial_factor
 from protocols.errors import ProtocolError
 from terminal.errors import ConfigError
+from terminal.jsondoc import load_document
 
 FORMAT = "yikatong-keyset"
 VERSION = 1
@@ -114,32 +114,17 @@ class Keyset:
         return f"Keyset({self.algorithm.value}, {self.levels} level(s), keys: {held}{flag})"
 
 
-class _RepeatedName(Exception):
-    """Raised inside the JSON decoder: a repeated name would silently drop a key."""
-
-
-def _refuse_repeated_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _RepeatedName(name)
-        result[name] = value
-    return result
-
-
 def load_keyset(path: str | os.PathLike[str]) -> Keyset:
     """Read and check a key-set file; :class:`ConfigError` names the file, the field and the reason."""
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as file:
-            data = json.load(file, object_pairs_hook=_refuse_repeated_names)
-    except _RepeatedName as exc:
-        raise ConfigError(f"{source}: the name {exc.args[0]!r} appears twice in one object") from None
+            text = file.read()
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the key set ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise ConfigError(f"{source}: not a JSON key set{where}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    data = load_document(text, source, ConfigError)
     return parse_keyset(data, source=source)
 
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocols.errors import ProtocolError, YktError
-from protocols.hexutil import parse_hex, to_hex
+from protocols.errors import YktError
+from protocols.hexutil import to_hex
 
 from .clock import Clock
 from .config import FORMAT as CONFIG_FORMAT
 from .config import ValidatorConfig
+from .jsondoc import (FieldError, RepeatedName, activation_from_json, activation_to_json, fields,
+                      hex_value, loads, optional_hex)
 from .link import Activation, ModeledTime
 from .trace import Exchange, Tracer
 
@@ -36,13 +38,11 @@ TRACE_FORMAT = "yikatong-trace"
 TRACE_VERSION = 1
 ROLES = ("card", "sam")
 """What a link reaches: the contactless card reader, or the PSAM's slot."""
-PROTOCOLS = ("T=CL", "T=0", "T=1", "MIFARE")
 
 _HEADER_KEYS = ("format", "version", "created", "tool", "links", "validator")
 _HEADER_REQUIRED = ("format", "version", "created", "tool", "links")
 _ACTIVATION_KEYS = ("event", "link", "t_ns", "activation", "clock")
 _EXCHANGE_KEYS = ("event", "link", "t_ns", "duration_ns", "command", "response", "model", "error")
-_ACTIVATION_FIELDS = ("protocol", "uid", "atqa", "sak", "ats", "atr")
 
 
 class TraceError(YktError):
@@ -149,13 +149,6 @@ def config_toml(config: ValidatorConfig) -> str:
 
 # --- writing -------------------------------------------------------------------------------------------------------
 
-def activation_json(activation: Activation) -> dict[str, Any]:
-    """Activation data as a trace holds it: bytes as hex, ``sak`` a number, an absent SAK, ATS or ATR ``null``."""
-    return {"protocol": activation.protocol, "uid": to_hex(activation.uid), "atqa": to_hex(activation.atqa),
-            "sak": activation.sak, "ats": None if activation.ats is None else to_hex(activation.ats),
-            "atr": None if activation.atr is None else to_hex(activation.atr)}
-
-
 def _links(links: Iterable[tuple[str, str]]) -> tuple[TraceLink, ...]:
     declared = tuple(TraceLink(name, role) for name, role in links)
     if not declared:
@@ -224,7 +217,7 @@ class TraceWriter(Tracer):
         if activation is None:
             return
         doc: dict[str, Any] = {"event": "activation", "link": link, "t_ns": at_ns - self._origin,
-                               "activation": activation_json(activation)}
+                               "activation": activation_to_json(activation)}
         if self.clock is not None:
             doc["clock"] = self.clock.now().isoformat()
         self._write(doc)
@@ -261,70 +254,22 @@ class TraceWriter(Tracer):
 
 # --- reading -------------------------------------------------------------------------------------------------------
 
-class _Bad(Exception):
-    """A field at fault, before the line number is known."""
-
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(f"{field_name}: {reason}" if field_name else reason)
-
-
-class _RepeatedName(Exception):
-    pass
-
-
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _RepeatedName(name)
-        result[name] = value
-    return result
-
-
-def _object(value: Any, where: str, keys: tuple[str, ...], required: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Bad(where, "expected an object")
-    for key in required:
-        if key not in value:
-            raise _Bad(f"{where}.{key}" if where else key, "missing")
-    for key in value:
-        if key not in keys:
-            raise _Bad(f"{where}.{key}" if where else key, f"unknown field (known: {', '.join(keys)})")
-    return value
-
-
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise _Bad(where, f"expected text, got {json.dumps(value)}")
+        raise FieldError(where, f"expected text, got {json.dumps(value)}")
     return value
 
 
 def _count(value: Any, where: str) -> int:
     if type(value) is not int or value < 0:
-        raise _Bad(where, f"expected a whole number ≥ 0, got {json.dumps(value)}")
+        raise FieldError(where, f"expected a whole number ≥ 0, got {json.dumps(value)}")
     return value
 
 
 def _micros(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise _Bad(where, f"expected a number of µs ≥ 0, got {json.dumps(value)}")
+        raise FieldError(where, f"expected a number of µs ≥ 0, got {json.dumps(value)}")
     return float(value)
-
-
-def _hex(value: Any, where: str, *, least: int = 0) -> bytes:
-    if not isinstance(value, str):
-        raise _Bad(where, f"expected hex text, got {json.dumps(value)}")
-    try:
-        raw = parse_hex(value, what=where)
-    except ProtocolError as exc:
-        raise _Bad("", str(exc)) from None
-    if len(raw) < least:
-        raise _Bad(where, f"expected at least {least} byte{'s' if least > 1 else ''}, got {len(raw)}")
-    return raw
-
-
-def _optional_hex(value: Any, where: str) -> bytes | None:
-    return None if value is None else _hex(value, where)
 
 
 def _time(value: Any, where: str, *, aware: bool) -> dt.datetime:
@@ -332,85 +277,68 @@ def _time(value: Any, where: str, *, aware: bool) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise _Bad(where, f"{text!r} is not an ISO 8601 date-time") from None
+        raise FieldError(where, f"{text!r} is not an ISO 8601 date-time") from None
     if aware and when.tzinfo is None:
-        raise _Bad(where, f"{text!r} has no time zone (UTC offset)")
+        raise FieldError(where, f"{text!r} has no time zone (UTC offset)")
     if not aware and when.tzinfo is not None:
-        raise _Bad(where, f"{text!r}: the validator's clock is local time, without a UTC offset")
+        raise FieldError(where, f"{text!r}: the validator's clock is local time, without a UTC offset")
     return when
 
 
-def _activation(value: Any, where: str) -> Activation:
-    doc = _object(value, where, _ACTIVATION_FIELDS, ("protocol",))
-    if doc["protocol"] not in PROTOCOLS:
-        raise _Bad(f"{where}.protocol", f"{json.dumps(doc['protocol'])} is not one of {', '.join(PROTOCOLS)}")
-    sak = doc.get("sak")
-    if sak is not None and (type(sak) is not int or not 0 <= sak <= 0xFF):
-        raise _Bad(f"{where}.sak", f"a number 0..255 or null, got {json.dumps(sak)}")
-    return Activation(doc["protocol"], uid=_hex(doc.get("uid", ""), f"{where}.uid"),
-                      atqa=_hex(doc.get("atqa", ""), f"{where}.atqa"), sak=sak,
-                      ats=_optional_hex(doc.get("ats"), f"{where}.ats"),
-                      atr=_optional_hex(doc.get("atr"), f"{where}.atr"))
-
-
 def _header(doc: Any) -> TraceHeader:
-    head = _object(doc, "", _HEADER_KEYS, _HEADER_REQUIRED)
+    head = fields(doc, "", _HEADER_KEYS, _HEADER_REQUIRED)
     if head["format"] != TRACE_FORMAT:
-        raise _Bad("format", f"{json.dumps(head['format'])} is not {TRACE_FORMAT!r}")
+        raise FieldError("format", f"{json.dumps(head['format'])} is not {TRACE_FORMAT!r}")
     version = head["version"]
     if type(version) is not int or version != TRACE_VERSION:
-        raise _Bad("version", f"{json.dumps(version)} is not supported (this software reads version {TRACE_VERSION})")
+        raise FieldError("version", f"{json.dumps(version)} is not supported (this software reads version {TRACE_VERSION})")
     links = head["links"]
     if not isinstance(links, list):
-        raise _Bad("links", "expected a list of links")
+        raise FieldError("links", "expected a list of links")
     pairs = []
     for index, item in enumerate(links):
-        link = _object(item, f"links[{index}]", ("name", "role"), ("name", "role"))
+        link = fields(item, f"links[{index}]", ("name", "role"), ("name", "role"))
         pairs.append((_text(link["name"], f"links[{index}].name"), _text(link["role"], f"links[{index}].role")))
     try:
         declared = _links(pairs)
     except TraceError as exc:
-        raise _Bad("links", str(exc)) from None
+        raise FieldError("links", str(exc)) from None
     settings = None
     if head.get("validator") is not None:
-        doc = _object(head["validator"], "validator", ("config", "fares"), ("config", "fares"))
+        doc = fields(head["validator"], "validator", ("config", "fares"), ("config", "fares"))
         settings = ValidatorSettings(_text(doc["config"], "validator.config"), _text(doc["fares"], "validator.fares"))
     return TraceHeader(_time(head["created"], "created", aware=True), _text(head["tool"], "tool"), declared, settings)
 
 
 def _event(doc: Any, links: dict[str, str]) -> TraceEvent:
     if not isinstance(doc, dict):
-        raise _Bad("", "expected an object")
+        raise FieldError("", "expected an object")
     kind = doc.get("event")
     if kind == "activation":
-        doc = _object(doc, "", _ACTIVATION_KEYS, ("event", "link", "t_ns", "activation"))
+        doc = fields(doc, "", _ACTIVATION_KEYS, ("event", "link", "t_ns", "activation"))
     elif kind == "exchange":
-        doc = _object(doc, "", _EXCHANGE_KEYS, ("event", "link", "t_ns", "duration_ns", "command", "response"))
+        doc = fields(doc, "", _EXCHANGE_KEYS, ("event", "link", "t_ns", "duration_ns", "command", "response"))
     else:
-        raise _Bad("event", f"{json.dumps(kind)} is neither \"activation\" nor \"exchange\"")
+        raise FieldError("event", f"{json.dumps(kind)} is neither \"activation\" nor \"exchange\"")
     link = _text(doc["link"], "link")
     if link not in links:
-        raise _Bad("link", f"{link!r} is not one of the header's links ({', '.join(links)})")
+        raise FieldError("link", f"{link!r} is not one of the header's links ({', '.join(links)})")
     at = _count(doc["t_ns"], "t_ns")
     if kind == "activation":
         clock = None if doc.get("clock") is None else _time(doc["clock"], "clock", aware=False)
-        return TraceActivation(link, _activation(doc["activation"], "activation"), at, clock)
-    response = _optional_hex(doc["response"], "response")
+        return TraceActivation(link, activation_from_json(doc["activation"], "activation"), at, clock)
+    response = optional_hex(doc["response"], "response")
     if response is not None and len(response) < 2:
-        raise _Bad("response", "a response has at least its status word (2 bytes)")
+        raise FieldError("response", "a response has at least its status word (2 bytes)")
     error = None if doc.get("error") is None else _text(doc["error"], "error")
     if (response is None) != (error is not None):
-        raise _Bad("error", "a failed exchange (response null) says why in \"error\"; an answered one has no error")
+        raise FieldError("error", "a failed exchange (response null) says why in \"error\"; an answered one has no error")
     model = None
     if doc.get("model") is not None:
-        times = _object(doc["model"], "model", ("line_us", "device_us"), ("line_us", "device_us"))
+        times = fields(doc["model"], "model", ("line_us", "device_us"), ("line_us", "device_us"))
         model = ModeledTime(_micros(times["line_us"], "model.line_us"), _micros(times["device_us"], "model.device_us"))
-    return Exchange(link, _hex(doc["command"], "command", least=4), response, at,
+    return Exchange(link, hex_value(doc["command"], "command", least=4), response, at,
                     _count(doc["duration_ns"], "duration_ns"), model, error)
-
-
-def _parse_line(line: str) -> Any:
-    return json.loads(line, object_pairs_hook=_no_repeats)
 
 
 def parse_trace(text: str, source: str = "trace") -> Trace:
@@ -430,23 +358,23 @@ def parse_trace(text: str, source: str = "trace") -> Trace:
     for number, line in enumerate(lines, 1):
         try:
             try:
-                doc = _parse_line(line)
+                doc = loads(line)
             except json.JSONDecodeError as exc:
                 if number == len(lines) and not complete and number > 1:
                     assert trace is not None
                     trace.truncated = True
                     break
                 what = "cut short (no newline at the end)" if number == len(lines) and not complete else "not JSON"
-                raise _Bad("", f"{what}: {exc.msg} at column {exc.colno}") from None
-            except _RepeatedName as exc:
-                raise _Bad(str(exc.args[0]), "appears twice in one object") from None
+                raise FieldError("", f"{what}: {exc.msg} at column {exc.colno}") from None
+            except RepeatedName as exc:
+                raise FieldError(str(exc.args[0]), "appears twice in one object") from None
             if trace is None:
                 header = _header(doc)
                 links = {link.name: link.role for link in header.links}
                 trace = Trace(header)
             else:
                 trace.events.append(_event(doc, links))
-        except _Bad as exc:
+        except FieldError as exc:
             raise TraceError(f"{source}: line {number}: {exc}") from None
     assert trace is not None
     return trace

@@ -131,7 +131,7 @@ def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[st
 def decode_trace(trace: Trace) -> dict[str, Any]:
     """The whole trace as one plain document: header and every event decoded."""
     from terminal.trace import Exchange
-    from terminal.tracefile import activation_json
+    from terminal.jsondoc import activation_to_json
 
     roles = {link.name: link.role for link in trace.header.links}
     header = {"created": trace.header.created, "tool": trace.header.tool,
@@ -146,7 +146,7 @@ def decode_trace(trace: Trace) -> dict[str, Any]:
             events.append(decode_exchange(event, roles[event.link], number, waiting))
         else:
             events.append({"event": "activation", "link": event.link, "role": roles[event.link], "t_ns": event.at_ns,
-                           "activation": activation_json(event.activation), "clock": event.clock})
+                           "activation": activation_to_json(event.activation), "clock": event.clock})
     return {"trace": header, "events": events}
 
 

@@ -20,11 +20,10 @@ from sim.scripted import (
     ScriptDivergence,
     ScriptedCard,
     Step,
-    activation_from_json,
-    activation_to_json,
     as_pattern,
 )
 from terminal.errors import CardRemoved, ConfigError
+from terminal.jsondoc import activation_from_json, activation_to_json
 from terminal.link import Activation
 
 H = parse_hex
@@ -258,7 +257,7 @@ def test_activation_is_optional_in_a_file() -> None:
 
 def test_sam_activation_in_a_file() -> None:
     doc = {"protocol": "T=0", "atr": "3B6900008104000000000000", "sak": None, "ats": None}
-    assert activation_from_json(doc) == Activation("T=0", atr=H("3B6900008104000000000000"))
+    assert activation_from_json(doc, "activation") == Activation("T=0", atr=H("3B6900008104000000000000"))
 
 
 activations = st.builds(
@@ -269,7 +268,7 @@ activations = st.builds(
 
 @given(activations)
 def test_activation_json_round_trip(activation: Activation) -> None:
-    assert activation_from_json(json.loads(json.dumps(activation_to_json(activation)))) == activation
+    assert activation_from_json(json.loads(json.dumps(activation_to_json(activation))), "a") == activation
 
 
 steps = st.one_of(
@@ -296,24 +295,24 @@ def broken(change) -> dict:
 
 
 @pytest.mark.parametrize(("doc", "message"), [
-    ([], "script: an object"),
+    ([], "script: expected an object"),
     (broken(lambda d: d.pop("steps")), r"script\.steps: missing"),
-    (broken(lambda d: d.update(format="other")), r"script\.format: 'other'"),
+    (broken(lambda d: d.update(format="other")), r'script\.format: "other" is not'),
     (broken(lambda d: d.update(version=2)), r"script\.version: 2"),
-    (broken(lambda d: d.update(version=True)), r"script\.version: True"),
-    (broken(lambda d: d.update(extra=1)), r"script\.extra: unknown key"),
-    (broken(lambda d: d.update(steps={})), r"script\.steps: a list"),
-    (broken(lambda d: d["steps"].append("00A4")), r"script\.steps\[4\]: an object"),
+    (broken(lambda d: d.update(version=True)), r"script\.version: true is not supported"),
+    (broken(lambda d: d.update(extra=1)), r"script\.extra: unknown field"),
+    (broken(lambda d: d.update(steps={})), r"script\.steps: expected a list"),
+    (broken(lambda d: d["steps"].append("00A4")), r"script\.steps\[4\]: expected an object"),
     (broken(lambda d: d["steps"][1].update(response="9G00")), r"script\.steps\[1\]\.response: .*'G'"),
     (broken(lambda d: d["steps"][1].update(response="90")), r"script\.steps\[1\]\.response: .*status word"),
-    (broken(lambda d: d["steps"][1].update(response=9000)), r"script\.steps\[1\]\.response: hex text"),
+    (broken(lambda d: d["steps"][1].update(response=9000)), r"script\.steps\[1\]\.response: expected hex text, got 9000"),
     (broken(lambda d: d["steps"][0].update(command="00A?")), r"script\.steps\[0\]\.command: .*wildcard"),
-    (broken(lambda d: d["steps"][0].update(command=None)), r"script\.steps\[0\]\.command: a pattern"),
+    (broken(lambda d: d["steps"][0].update(command=None)), r"script\.steps\[0\]\.command: expected a pattern in hex text, got null"),
     (broken(lambda d: d["steps"][3].update(response="9000")), r"script\.steps\[3\]: give either"),
     (broken(lambda d: d["steps"][1].pop("response")), r"script\.steps\[1\]: give either"),
     (broken(lambda d: d["steps"][3].update(tear="yes")), r"script\.steps\[3\]\.tear: true or false"),
-    (broken(lambda d: d["steps"][0].update(respnse="9000")), r"script\.steps\[0\]\.respnse: unknown key"),
-    (broken(lambda d: d["activation"].update(protocol="T=2")), r"script\.activation\.protocol: 'T=2'"),
+    (broken(lambda d: d["steps"][0].update(respnse="9000")), r"script\.steps\[0\]\.respnse: unknown field"),
+    (broken(lambda d: d["activation"].update(protocol="T=2")), r'script\.activation\.protocol: "T=2" is not one of'),
     (broken(lambda d: d["activation"].update(sak=256)), r"script\.activation\.sak: a number"),
     (broken(lambda d: d["activation"].update(uid="01023")), r"script\.activation\.uid: odd number"),
     (broken(lambda d: d["activation"].pop("protocol")), r"script\.activation\.protocol: missing"),
@@ -328,7 +327,7 @@ def test_bad_files(tmp_path: Path) -> None:
         ScriptedCard.load(tmp_path / "missing.json")
     garbage = tmp_path / "garbage.json"
     garbage.write_bytes(b"\xff{")
-    with pytest.raises(ConfigError, match="not a JSON file"):
+    with pytest.raises(ConfigError, match=r"garbage\.json: not UTF-8 text \(byte 0\)"):
         ScriptedCard.load(garbage)
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({"format": "yikatong-script", "version": 1, "steps": [{"command": "80"}]}))
