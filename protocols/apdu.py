@@ -23,17 +23,19 @@ class CommandAPDU:
     extended: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            value = getattr(self, name)
-            if not 0 <= value <= 0xFF:
-                raise ProtocolError(f"APDU {name.upper()} must be one byte, got {value}")
-        if len(self.data) > 65535:
-            raise ProtocolError(f"APDU data of {len(self.data)} bytes exceeds 65535")
-        if self.le is not None and not 1 <= self.le <= 65536:
-            raise ProtocolError(f"APDU Le must be 1..65536 or absent, got {self.le}")
-        if len(self.data) > 255 or (self.le or 0) > 256:
+        cla, ins, p1, p2, le = self.cla, self.ins, self.p1, self.p2, self.le
+        if not (0 <= cla <= 0xFF and 0 <= ins <= 0xFF and 0 <= p1 <= 0xFF and 0 <= p2 <= 0xFF):
+            for name, value in (("cla", cla), ("ins", ins), ("p1", p1), ("p2", p2)):
+                if not 0 <= value <= 0xFF:
+                    raise ProtocolError(f"APDU {name.upper()} must be one byte, got {value}")
+        size = len(self.data)
+        if size > 65535:
+            raise ProtocolError(f"APDU data of {size} bytes exceeds 65535")
+        if le is not None and not 1 <= le <= 65536:
+            raise ProtocolError(f"APDU Le must be 1..65536 or absent, got {le}")
+        if size > 255 or (le or 0) > 256:
             self.extended = True
-        elif not self.data and self.le is None:
+        elif not size and le is None:
             self.extended = False  # case 1 has a single encoding
 
     @property
