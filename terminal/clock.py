@@ -19,16 +19,24 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told to; ``step`` seconds pass on every reading when set (a busy bus)."""
+    """A clock that moves only when told to; ``step`` seconds pass on every reading when set (a busy bus).
+
+    The time it shows (to the second) is worked out when the clock moves, not at every reading: the validator and
+    the journal read it on every tap.
+    """
 
     def __init__(self, start: dt.datetime, step: float = 0.0) -> None:
         self._now = start.replace(microsecond=0)
+        self._shown = self._now
         self._step = dt.timedelta(seconds=step)
 
     def now(self) -> dt.datetime:
-        current = self._now
-        self._now += self._step
-        return current.replace(microsecond=0)
+        shown = self._shown
+        if self._step:
+            self._now += self._step
+            self._shown = self._now.replace(microsecond=0)
+        return shown
 
     def advance(self, seconds: float) -> None:
         self._now += dt.timedelta(seconds=seconds)
+        self._shown = self._now.replace(microsecond=0)
