@@ -6,8 +6,8 @@ the status word it would answer: 6E00 wrong CLA, 6D00 unknown INS, 6A86 wrong P1
 6Cxx wrong Le on a command whose answer has a fixed size xx (so the T=0/T=CL retry logic gets exercised), 6A80 a data
 field that does not decode (a BCD date-time that is not a date-time).
 
-``to_bytes`` is written directly (a precomputed header and the data layout's fast ``struct`` engine) because the
-terminal builds 8050, 80DC and 8054 on every tap; ``to_apdu`` derives from it, so the two views cannot disagree.
+``to_bytes`` is written directly (a precomputed header and the data layout's fast ``struct`` engine, packing the
+field values without a model instance) because the terminal builds 8050, 80DC and 8054 on every tap; ``to_apdu`` derives from it, so the two views cannot disagree.
 Fixed-size data fields and responses are :class:`~protocols.layout.Layout` s; a field of one integer or one MAC is
 its own encoding and needs none.
 """
@@ -531,7 +531,7 @@ class _Initialize(Command):
 
     def to_bytes(self) -> bytes:
         purse = self._check_purse(self.purse)
-        data = INITIALIZE_DATA.build(InitializeData(self.key_index, self.amount, self.terminal_number))
+        data = INITIALIZE_DATA.pack(self.key_index, self.amount, self.terminal_number)
         return (bytes((0x80, 0x50, self.P1, purse, 11)) + data
                 + self._fixed_le_byte(self.le, self.RESPONSE.size))  # type: ignore[attr-defined,union-attr]
 
@@ -623,7 +623,7 @@ class DebitForPurchase(Command):
 
     def to_bytes(self) -> bytes:
         self._check_when(self.when)
-        return (b"\x80\x54\x01\x00\x0f" + DEBIT_DATA.build(DebitData(self.tsn, self.when, self.mac1))
+        return (b"\x80\x54\x01\x00\x0f" + DEBIT_DATA.pack(self.tsn, self.when, self.mac1)
                 + self._fixed_le_byte(self.le, 8))
 
     @classmethod
@@ -682,7 +682,7 @@ class CreditForLoad(Command):
 
     def to_bytes(self) -> bytes:
         self._check_when(self.when)
-        return (b"\x80\x52\x00\x00\x0b" + CREDIT_DATA.build(CreditData(self.when, self.mac2))
+        return (b"\x80\x52\x00\x00\x0b" + CREDIT_DATA.pack(self.when, self.mac2)
                 + self._fixed_le_byte(self.le, 4))
 
     @classmethod

@@ -99,6 +99,7 @@ class Layout(Generic[M]):
         named = [p for p in plan if p.name is not None]
         self._build_steps = tuple((i, p.encode, p.width, p.name) for i, p in enumerate(named)
                                   if p.encode or p.width is not None)
+        self._fields = len(declared)
         getter = operator.attrgetter(*declared)
         self._values: Any = getter if len(declared) > 1 else (lambda obj: (getter(obj),))
 
@@ -136,14 +137,26 @@ class Layout(Generic[M]):
     def build(self, obj: M) -> bytes:
         """A model instance to bytes (fast engine)."""
         try:
-            values = list(self._values(obj))
-            for i, encode, width, name in self._build_steps:
-                if encode is not None:
-                    values[i] = encode(values[i])
-                elif len(values[i]) != width:
-                    raise ProtocolError(f"{self.name}.{name}: expected {width} bytes, got {len(values[i])}")
-            for i, const in self._const_positions:
-                values.insert(i, const)
+            values = self._values(obj)
+        except AttributeError as exc:
+            raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
+        return self.pack(*values)
+
+    def pack(self, *values: Any) -> bytes:
+        """The bytes of a model with these field values, in declaration order, without making the model instance:
+        :meth:`build` with the same checks, for the commands a terminal or a card builds on every tap."""
+        if len(values) != self._fields:
+            raise ProtocolError(f"{self.name}: cannot build: {self._fields} field values needed, got {len(values)}")
+        try:
+            if self._build_steps or self._const_positions:
+                values = list(values)  # type: ignore[assignment]
+                for i, encode, width, name in self._build_steps:
+                    if encode is not None:
+                        values[i] = encode(values[i])  # type: ignore[index]
+                    elif len(values[i]) != width:
+                        raise ProtocolError(f"{self.name}.{name}: expected {width} bytes, got {len(values[i])}")
+                for i, const in self._const_positions:
+                    values.insert(i, const)  # type: ignore[attr-defined]
             return self._struct.pack(*values)
         except (struct.error, OverflowError, TypeError, AttributeError) as exc:
             raise ProtocolError(f"{self.name}: cannot build: {exc}") from None

@@ -156,13 +156,12 @@ class InitSamForPurchase(Command):
     def to_bytes(self) -> bytes:
         self._check_when(self.when)
         if self.issuer_id is None:
-            data = SAM_PURCHASE_DATA_1.build(SamPurchaseDataOneLevel(
-                self.random, self.offline_atc, self.amount, self.transaction_type, self.when, self.key_version,
-                self.algorithm_id, self.card_serial))
+            data = SAM_PURCHASE_DATA_1.pack(self.random, self.offline_atc, self.amount, self.transaction_type,
+                                            self.when, self.key_version, self.algorithm_id, self.card_serial)
         else:
-            data = SAM_PURCHASE_DATA_2.build(SamPurchaseDataTwoLevel(
-                self.random, self.offline_atc, self.amount, self.transaction_type, self.when, self.key_version,
-                self.algorithm_id, self.card_serial, self.issuer_id))
+            data = SAM_PURCHASE_DATA_2.pack(self.random, self.offline_atc, self.amount, self.transaction_type,
+                                            self.when, self.key_version, self.algorithm_id, self.card_serial,
+                                            self.issuer_id)
         return bytes((0x80, 0x70, 0x00, 0x00, len(data))) + data + self._fixed_le_byte(self.le, 8)
 
     @classmethod

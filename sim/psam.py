@@ -38,7 +38,7 @@ from protocols.errors import ProtocolError
 from protocols.psam_commands import (
     SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE,
     CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, KeyUsage as PsamKeyUsage,
-    SamPurchaseResponse, parse_psam_command,
+    parse_psam_command,
 )
 from protocols.tlv import Tlv
 from terminal.errors import ConfigError
@@ -198,7 +198,7 @@ class SimPsam:
         tsn = self.tsn
         key = purchase_session_key(dpk, cmd.random, cmd.offline_atc, tsn)
         mac1 = purchase_mac1(key, cmd.amount, cmd.transaction_type, self.terminal_number, apdu[_MAC_WHEN])
-        answer = SAM_PURCHASE_RESPONSE.build(SamPurchaseResponse(tsn, mac1))
+        answer = SAM_PURCHASE_RESPONSE.pack(tsn, mac1)
         self.tsn = (tsn + 1) & _TSN_MASK
         self._session = (key, cmd.amount)
         return answer + OK

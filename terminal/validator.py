@@ -36,7 +36,6 @@ from protocols.card_files import (
     ManagementInfo,
     PublicAppInfo,
     TransactionType,
-    TransitRecord,
     build_process_record,
     parse_process_record,
 )
@@ -367,11 +366,10 @@ class Validator:
             bus = dataclasses.replace(quote.bus_record, transaction_serial=tsn.to_bytes(8, "big"))
             self.card.call(cc.UpdateCappDataCache(SFI_PROCESS, bus.record_id, build_process_record(bus)).to_bytes(),
                            "UPDATE CAPP DATA CACHE 0x1A")
-        transit = TransitRecord(quote.record_type, stop.device, self.config.place.industry_code, stop.line,
-                                stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount, balance_after,
-                                now, stop.city_code, stop.institution_id, bytes(6))
-        self.card.call(cc.UpdateCappDataCache(SFI_TRANSIT_LOG, 0, TRANSIT_RECORD.build(transit)).to_bytes(),
-                       "UPDATE CAPP DATA CACHE 0x1E")
+        transit = TRANSIT_RECORD.pack(quote.record_type, stop.device, self.config.place.industry_code, stop.line,
+                                      stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount,
+                                      balance_after, now, stop.city_code, stop.institution_id, bytes(6))
+        self.card.call(cc.UpdateCappDataCache(SFI_TRANSIT_LOG, 0, transit).to_bytes(), "UPDATE CAPP DATA CACHE 0x1E")
 
     def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes, *, check_mac2: bool) -> None:
         """Journal a debit the card made. The PSAM checks MAC2 first when it still holds the session; if the PSAM fails

@@ -41,8 +41,8 @@ from collections.abc import Callable
 from protocols.card_commands import (
     LOAD_INIT_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock, ApplicationUnblock, Command, CreditForLoad,
     DebitForPurchase, GetBalance, GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase,
-    InitializeForLoad, InitializeForPurchase, LoadInitResponse, Purse, PurchaseInitResponse, ReadBinary, ReadRecord,
-    RecordMode, SelectByFid, SelectByName, UpdateCappDataCache, parse_card_command,
+    InitializeForLoad, InitializeForPurchase, Purse, ReadBinary, ReadRecord, RecordMode, SelectByFid, SelectByName,
+    UpdateCappDataCache, parse_card_command,
 )
 from protocols.card_files import (
     PROCESS_RECORD_SIZE, PROCESS_RECORD_TAG, PUBLIC_APP_INFO, SFI_CARDHOLDER, SFI_MANAGEMENT, SFI_PROCESS,
@@ -334,8 +334,7 @@ class SimCard:
             random = self.randbytes(4)
             session: SessionKey | None = load_session_key(slot.load, random, atc)  # type: ignore[arg-type]
             mac1 = load_mac1(session, balance & _WORD, amount, kind, terminal)  # type: ignore[arg-type]
-            answer = LOAD_INIT_RESPONSE.build(
-                LoadInitResponse(balance & _WORD, atc, slot.version, self._alg_id, random, mac1))
+            answer = LOAD_INIT_RESPONSE.pack(balance & _WORD, atc, slot.version, self._alg_id, random, mac1)
         else:
             atc = purse.offline_atc
             if atc >= MAX_ATC:
@@ -344,8 +343,8 @@ class SimCard:
                 return status(SW_INSUFFICIENT)
             random = self.randbytes(4)
             session = None
-            answer = PURCHASE_INIT_RESPONSE.build(PurchaseInitResponse(
-                balance & _WORD, atc, purse.overdraft_limit, slot.version, self._alg_id, random))
+            answer = PURCHASE_INIT_RESPONSE.pack(balance & _WORD, atc, purse.overdraft_limit, slot.version,
+                                                 self._alg_id, random)
         tx = self._transaction
         tx.open(kind, purse, slot, amount, terminal, random, atc, session)
         self._tx = tx

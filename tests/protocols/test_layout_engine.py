@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import dataclasses
 from dataclasses import dataclass
 
 import construct as c
@@ -55,3 +56,31 @@ def test_declaration_must_match_model():
         Layout(Mixed, "le32" / c.Int32ul)
     with pytest.raises(TypeError, match="not a fixed-width field"):
         Layout(Mixed, "le32" / c.GreedyBytes)
+
+
+def _example_values(layout: Layout):
+    for text, value in layout.examples:
+        yield bytes.fromhex("".join(text.split())), [getattr(value, f.name) for f in dataclasses.fields(value)]
+
+
+def test_pack_is_build_without_the_model():
+    from tests.protocols.test_layouts import LAYOUTS
+    checked = 0
+    for _, layout in LAYOUTS:
+        for raw, values in _example_values(layout):
+            assert layout.pack(*values) == raw
+            checked += 1
+    assert checked >= 20
+    assert MIXED.pack(1, -2, 0x010203, dt.date(2040, 12, 31), b"\xaa\xbb") == RAW  # constants go in by themselves
+
+
+@pytest.mark.parametrize("values, message", [
+    ((1, -2, 0x010203, None), "5 field values needed, got 4"),
+    ((1, -2, 0x010203, None, b"\xaa", b"x"), "5 field values needed, got 6"),
+    ((1, -2, 0x010203, None, b"\xaa"), r"Mixed.tail: expected 2 bytes, got 1"),
+    ((2**32, -2, 0x010203, None, b"\xaa\xbb"), "cannot build"),
+    ((1, -2, 0x010203, "2040-12-31", b"\xaa\xbb"), "cannot build"),
+])
+def test_pack_refuses_what_build_refuses(values, message):
+    with pytest.raises(ProtocolError, match=message):
+        MIXED.pack(*values)
