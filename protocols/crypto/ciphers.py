@@ -30,6 +30,8 @@ from ..errors import ProtocolError, YktError
 from ..hexutil import to_hex
 
 _BYTES = (bytes, bytearray)
+_ECB = modes.ECB()
+_CBC_FROM_ZERO = {8: modes.CBC(bytes(8)), 16: modes.CBC(bytes(16))}  # mode objects are immutable: one serves all
 
 
 def describe_length(value: object) -> str:
@@ -83,7 +85,7 @@ class BlockKey:
         if not isinstance(data, _BYTES) or not data or len(data) % self.block_size:
             raise self._refuse(data, "plaintext")
         if self._ecb is None:
-            self._ecb = self._context(modes.ECB())
+            self._ecb = self._context(_ECB)
         return self._ecb.update(data)
 
     def decrypt(self, data: bytes) -> bytes:
@@ -91,7 +93,7 @@ class BlockKey:
         if not isinstance(data, _BYTES) or not data or len(data) % self.block_size:
             raise self._refuse(data, "ciphertext")
         if self._dec is None:
-            self._dec = self._context(modes.ECB(), decrypt=True)
+            self._dec = self._context(_ECB, decrypt=True)
         return self._dec.update(data)
 
     def cbc_last(self, data: bytes, iv: bytes | None = None) -> bytes:
@@ -104,12 +106,15 @@ class BlockKey:
         bs = self.block_size
         if not isinstance(data, _BYTES) or not data or len(data) % bs:
             raise self._refuse(data, "MAC input")
-        first = int.from_bytes(data[:bs], "big") ^ self._chain
+        chain = self._chain
         if iv is not None:
-            first ^= int.from_bytes(require_bytes(iv, bs, f"{type(self).__name__} IV"), "big")
-        if self._cbc is None:
-            self._cbc = self._context(modes.CBC(bytes(bs)))
-        last = self._cbc.update(first.to_bytes(bs, "big") + data[bs:])[-bs:]
+            chain ^= int.from_bytes(require_bytes(iv, bs, f"{type(self).__name__} IV"), "big")
+        if chain:  # zero on a fresh context with a zero IV: the data goes in as it is
+            data = (int.from_bytes(data[:bs], "big") ^ chain).to_bytes(bs, "big") + data[bs:]
+        cbc = self._cbc
+        if cbc is None:
+            cbc = self._cbc = self._context(_CBC_FROM_ZERO[bs])
+        last = cbc.update(data)[-bs:]
         self._chain = int.from_bytes(last, "big")
         return last
 
