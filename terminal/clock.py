@@ -37,6 +37,7 @@ class ManualClock:
             self._shown = self._now.replace(microsecond=0)
         return shown
 
-    def advance(self, seconds: float) -> None:
-        self._now += dt.timedelta(seconds=seconds)
+    def advance(self, seconds: float | dt.timedelta) -> None:
+        """Move on by ``seconds`` (or a timedelta, which a loop moving by the same step makes once)."""
+        self._now += seconds if type(seconds) is dt.timedelta else dt.timedelta(seconds=seconds)
         self._shown = self._now.replace(microsecond=0)

@@ -16,7 +16,7 @@ import sim.psam as sim_psam
 from protocols.crypto import ciphers, diversify, purchase_tac
 from protocols.crypto.ciphers import BlockKey
 from sim.bench import (BenchError, BenchSpec, Rig, Sampler, WorkerResult, category_of, floor_keys, floor_purchase,
-                       percentile, run_bench, run_worker)
+                       percentile, run_bench, run_worker, share_out)
 from sim.cli import run
 from terminal.journal import SqliteJournal
 from terminal.records import DebitState
@@ -36,10 +36,11 @@ def test_memory_run_counts_add_up_and_money_is_conserved():
     assert report["crypto_floor_us_per_tx"] > 0
     assert report["floor_ratio"] == pytest.approx(report["us_per_tx_mean"] / report["crypto_floor_us_per_tx"],
                                                   rel=0.01)
-    assert report["tx_per_s"] == pytest.approx(1e6 / report["us_per_tx_mean"], rel=0.01)
+    assert report["tx_per_s"] == pytest.approx(1e6 / report["us_per_tx_wall"], rel=0.01)
+    assert 0 < report["us_per_tx_mean"] < report["us_per_tx_wall"]  # the loop's own work is left out of the cost
     parts = report["breakdown_us"]
     assert set(parts) <= set(bench.CATEGORIES) | {"other"}
-    assert sum(parts.values()) == pytest.approx(report["us_per_tx_mean"], abs=0.05 * len(parts))
+    assert sum(parts.values()) == pytest.approx(report["us_per_tx_wall"], abs=0.05 * len(parts))
     assert report["workers"] == 1 and report["journal"] == "memory" and report["group_commit"] is None
 
 
@@ -48,7 +49,8 @@ def test_sqlite_group_commit_counts_only_acknowledged_and_flushes_at_the_end(tmp
                                profile_taps=0)
     result = run_worker(spec)
     assert result.taps == result.accepted == result.acknowledged == 130  # 130 is not a multiple of 50: flushed
-    assert len(result.latencies_ns) == 130 and result.samples == {}
+    assert len(result.latencies_ns) == 130 and result.samples == {} and result.flush_ns > 0
+    assert result.cost_us == pytest.approx((sum(result.latencies_ns) + result.flush_ns) / 130 / 1000)
     assert result.fen_journaled == result.fen_taken > 0
     with SqliteJournal(tmp_path / "bench-journal-0.db", readonly=True) as journal:
         rows = list(journal.entries())
@@ -86,6 +88,7 @@ def test_two_workers_report_scaling():
     assert report["workers"] == 2 and len(report["per_worker_tx_per_s"]) == 2
     assert report["taps"] == report["acknowledged"] == 120  # 60 taps in each worker
     assert report["scaling"] > 0 and report["single_worker_tx_per_s"] > 0
+    assert 0 < report["parallel_us_per_tx_p50"] <= report["parallel_us_per_tx_p99"]
     assert report["crypto_floor_us_per_tx"] > 0 and report["money_conserved"]
 
 
@@ -148,8 +151,14 @@ def test_sampler_charges_the_innermost_project_frame():
     assert report.acknowledged == 300
     assert sum(sampler.samples.values()) > 0
     assert set(sampler.samples) <= set(bench.CATEGORIES) | {"other"}
-    assert sampler.breakdown(100.0) and sum(sampler.breakdown(100.0).values()) == pytest.approx(100.0)
-    assert Sampler().breakdown(5.0) == {}
+    parts = share_out(sampler.samples, 100.0)
+    assert parts and sum(parts.values()) == pytest.approx(100.0)
+
+
+def test_share_out_keeps_the_category_order_and_the_total():
+    parts = share_out({"journal": 1, "codecs": 1, "cryptography": 2}, 8.0)
+    assert list(parts.items()) == [("cryptography", 4.0), ("codecs", 2.0), ("journal", 2.0)]
+    assert share_out({}, 5.0) == {}
 
 
 # --- the floor makes exactly the cipher operations of a real tap -----------------------------------------------------

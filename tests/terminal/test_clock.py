@@ -31,3 +31,9 @@ def test_manual_clock_with_a_step_moves_after_each_reading():
 
 def test_system_clock_has_no_fraction_of_a_second():
     assert SystemClock().now().microsecond == 0
+
+
+def test_manual_clock_advances_by_a_timedelta_too():
+    clock = ManualClock(START)
+    clock.advance(dt.timedelta(seconds=90))
+    assert clock.now() == dt.datetime(2026, 3, 2, 7, 31, 30)
