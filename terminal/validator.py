@@ -63,6 +63,9 @@ _READ_1E = cc.ReadRecord(SFI_TRANSIT_LOG, 1, le=TRANSIT_RECORD.size).to_bytes()
 _READ_1A = cc.ReadRecord(SFI_PROCESS, BUS_RECORD_ID, le=128).to_bytes()
 _GET_BALANCE = cc.GetBalance().to_bytes()
 _GET_CHALLENGE = cc.GetChallenge(4).to_bytes()
+_UPDATE_1E = cc.UpdateCappDataCache(SFI_TRANSIT_LOG, 0, bytes(TRANSIT_RECORD.size)).to_bytes()[:5]
+"""``80 DC 00 F0 30``: what goes before every 0x1E record, which is always TRANSIT_RECORD.size bytes."""
+_INITIALIZE_KEPT = 256  # INITIALIZE commands kept by amount: a fare file has a handful of amounts
 _NO_RECORD = (0x6A83, 0x6A82)
 _SELECT_DECLINES = {0x6283: Decline.CARD_LOCKED, 0x6284: Decline.CARD_INVALID, 0x9303: Decline.CARD_INVALID,
                     0x6A82: Decline.NOT_TRANSIT_CARD, 0x6A81: Decline.NOT_TRANSIT_CARD}
@@ -112,6 +115,7 @@ class Validator:
         self.stop: BusStop | None = None
         self._needs: frozenset[str] = frozenset()
         self._pending: dict[bytes, _Pending] = {}
+        self._initialize: dict[int, bytes] = {}  # INITIALIZE by amount, for this PSAM's key index and terminal
         self._recent: dict[bytes, dt.datetime] = {}
         self._window = dt.timedelta(seconds=self.config.recovery_window_s)
         self._repeat = dt.timedelta(seconds=self.config.repeat_tap_s)
@@ -131,6 +135,7 @@ class Validator:
             self.out_of_service = str(exc)
             raise
         self._needs = needs
+        self._initialize = {}
         self.stop = BusStop(place.city_code, place.institution_id, place.operator_code, line, place.station,
                             place.vehicle, b"\0\0" + self.psam.terminal_id)
         for entry in self.journal.pending():
@@ -293,8 +298,13 @@ class Validator:
                   now: dt.datetime) -> TapOutcome:
         serial, amount = info.serial, quote.amount
         terminal_id = self.psam.terminal_id
-        init_class = cc.InitializeForCappPurchase if self.composite else cc.InitializeForPurchase
-        answer = self.card.transmit(init_class(self.psam.key_index, amount, terminal_id).to_bytes())
+        command = self._initialize.get(amount)
+        if command is None:  # the bytes depend only on the amount once the PSAM is started: made once per amount
+            init_class = cc.InitializeForCappPurchase if self.composite else cc.InitializeForPurchase
+            command = init_class(self.psam.key_index, amount, terminal_id).to_bytes()
+            if len(self._initialize) < _INITIALIZE_KEPT:
+                self._initialize[amount] = command
+        answer = self.card.transmit(command)
         if answer.sw == 0x9401:
             raise self._decline(Decline.INSUFFICIENT_FUNDS, serial, f"fare {amount / 100:.2f}", fare=amount,
                                 card_type=management.card_type, balance_before=self._balance())
@@ -369,7 +379,7 @@ class Validator:
         transit = TRANSIT_RECORD.pack(quote.record_type, stop.device, self.config.place.industry_code, stop.line,
                                       stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount,
                                       balance_after, now, stop.city_code, stop.institution_id, bytes(6))
-        self.card.call(cc.UpdateCappDataCache(SFI_TRANSIT_LOG, 0, transit).to_bytes(), "UPDATE CAPP DATA CACHE 0x1E")
+        self.card.call(_UPDATE_1E + transit, "UPDATE CAPP DATA CACHE 0x1E")
 
     def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes, *, check_mac2: bool) -> None:
         """Journal a debit the card made. The PSAM checks MAC2 first when it still holds the session; if the PSAM fails

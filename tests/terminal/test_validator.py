@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from protocols.card_files import TRANSACTION_LOG_RECORD
+from sim.psam import demo_psam
 from terminal.blacklist import build_blacklist, Blacklist
 from terminal.config import ValidatorConfig
 from terminal.errors import ConfigError
@@ -41,6 +42,25 @@ def test_composite_purchase_in_seven_exchanges():
         (DebitState.COMPLETE, 200, 10000, 0x09, TERMINAL, outcome.tac)
     assert (rec.offline_atc, rec.tsn, rec.when, rec.mac2_verified) == (0, 0, START, True)
     rig.check_tacs()
+
+
+def test_initialize_follows_the_amount_and_the_psam_after_a_restart():
+    rig = Rig()
+    student = card("03102900000000000002", card_type=0x02)
+    for c, fare in ((card(), 200), (student, 100)):
+        outcome = rig.tap(c, advance=1)
+        [initialize] = [e.command for e in outcome.exchanges if e.command[:2] == b"\x80\x50"]
+        assert initialize == bytes.fromhex(f"805003020B01{fare:08X}{TERMINAL.hex()}0F")
+    other = bytes.fromhex("200041590001")
+    rig.sam.take()
+    rig.sam.put(demo_psam(other))
+    rig.validator.start()
+    outcome = rig.tap(card("03102900000000000003"), advance=1)
+    assert outcome.accepted
+    [initialize] = [e.command for e in outcome.exchanges if e.command[:2] == b"\x80\x50"]
+    assert initialize == bytes.fromhex(f"805003020B01000000C8{other.hex()}0F")
+    [update] = [e.command for e in outcome.exchanges if e.command[:2] == b"\x80\xdc"]
+    assert update[:5] == bytes.fromhex("80DC00F030") and len(update) == 5 + 0x30
 
 
 def test_the_card_keeps_the_validators_records():
