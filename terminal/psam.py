@@ -17,6 +17,7 @@ from .channel import Channel
 from .errors import LinkError, OutOfService, StatusError
 
 _MAC_COMMAND = b"\x84\x1e\x00\x00\x04"  # APPLICATION BLOCK header + Lc: what the line-protection MAC covers
+_CREDIT = pc.CreditSamForPurchase(bytes(4)).to_bytes()[:5]  # 80 72 00 00 04, then the card's 4-byte MAC2
 
 
 class Psam:
@@ -84,8 +85,9 @@ class Psam:
     def check_mac2(self, mac2: bytes) -> bool:
         """CREDIT SAM FOR PURCHASE: True when the PSAM accepts the card's MAC2. Closes the PSAM's session."""
         self.session_tsn = None
+        command = _CREDIT + mac2 if type(mac2) is bytes and len(mac2) == 4 else pc.CreditSamForPurchase(mac2).to_bytes()
         try:
-            self._call(pc.CreditSamForPurchase(mac2).to_bytes(), "CREDIT SAM FOR PURCHASE")
+            self._call(command, "CREDIT SAM FOR PURCHASE")
         except StatusError:
             return False
         return True
