@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from protocols import card_commands as cc
 from protocols import psam_commands as pc
 from protocols.crypto import TdesKey, pad, tac_key
+from protocols.errors import ProtocolError
 from protocols.hexutil import parse_hex as h
 from sim.issuing import issue_card
-from sim.psam import DEFAULT_ATR, SimPsam, demo_psam
+from sim.psam import DEFAULT_ATR, SimPsam, _parse, demo_psam
 from sim.reader import SimReader, SimSamSlot
 from terminal.channel import Channel
 from terminal.errors import ConfigError
@@ -317,3 +318,17 @@ def test_random_commands_never_crash_the_psam(commands: list[bytes], t0: bool) -
         answer = psam.execute(command)
         assert len(answer) >= 2
     assert psam.internal_errors == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.builds(lambda head, lc, body: head[:1] + b"\x72" + head[1:] + bytes((lc,)) + body,
+                          st.sampled_from([h("800000"), h("800100"), h("000000"), h("800001")]),
+                          st.sampled_from([4, 0, 3, 5]), st.binary(max_size=8)), min_size=1, max_size=20))
+def test_remembered_8072_parses_give_the_codecs_verdict(apdus: list[bytes]) -> None:
+    for apdu in apdus:
+        try:
+            expected: object = type(pc.parse_psam_command(apdu))
+        except ProtocolError as exc:
+            expected = exc.sw if exc.sw is not None else 0x6F00
+        got = _parse(apdu)
+        assert (got if type(got) is int else type(got)) == expected
