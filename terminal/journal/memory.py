@@ -19,10 +19,13 @@ class RowStore:
     pending and unconfirmed rows so that finding a card's pending debit does not scan every row.
     """
 
-    __slots__ = ("rows", "_card_atc", "_terminal_tsn", "_open")
+    __slots__ = ("rows", "_card_atc", "_terminal_tsn", "_open", "_freeze")
 
-    def __init__(self) -> None:
+    def __init__(self, *, freeze: bool = True) -> None:
+        """``freeze``: keep final rows as tuples (a store that lives long); a group-commit batch, written and dropped
+        within a second, does not need to."""
         self.rows: dict[int, list[Any] | tuple[Any, ...]] = {}
+        self._freeze = freeze
         self._card_atc: dict[tuple[str, int], int] = {}  # rows that are not void
         self._terminal_tsn: dict[tuple[str, int], int] = {}
         self._open: dict[int, None] = {}  # ids of pending and unconfirmed rows, in id order
@@ -61,9 +64,10 @@ class RowStore:
             del self._card_atc[(row[CARD], row[ATC])]
         if target is not DebitState.UNCONFIRMED:
             del self._open[row_id]
-            # a final row never changes again: as a tuple of plain values the garbage collector stops tracking it,
-            # which keeps collections cheap in a journal of millions of rows
-            self.rows[row_id] = tuple(row)  # type: ignore[assignment]
+            if self._freeze:
+                # a final row never changes again: as a tuple of plain values the garbage collector stops tracking
+                # it, which keeps collections cheap in a journal of millions of rows
+                self.rows[row_id] = tuple(row)  # type: ignore[assignment]
         return True
 
     def select(self, *, states: tuple[str, ...] | None = None, card: str | None = None,

@@ -187,7 +187,7 @@ class SqliteJournal(Journal):
             return self._cur.lastrowid  # type: ignore[return-value]
         if self._batch_intents >= self.group_commit:
             self._commit_batch()
-        batch = self._open_batch()
+        batch = self._batch if self._batch is not None else self._open_batch()
         row_id = self._next_id
         batch.add(row_id, row)
         self._next_id = row_id + 1
@@ -197,7 +197,8 @@ class SqliteJournal(Journal):
     def _change(self, row_id: int, target: DebitState, values: list[Any]) -> None:
         stamp = self._stamp()
         if self.group_commit is not None:
-            if self._open_batch().change(row_id, target, values, stamp):
+            batch = self._batch if self._batch is not None else self._open_batch()
+            if batch.change(row_id, target, values, stamp):
                 if target is DebitState.COMPLETE:
                     self._batch_completions += 1
                 return
@@ -243,7 +244,7 @@ class SqliteJournal(Journal):
                 self._rollback()
                 raise self._failed("cannot start a batch", exc) from None
             self._next_id = max(self._next_id, on_disk)  # ids of dropped duplicates are not handed out again
-            batch = self._batch = RowStore()
+            batch = self._batch = RowStore(freeze=False)
             self._batch_intents = 0
             self._batch_completions = 0
         return batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import re
 import datetime as dt
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from protocols.errors import YktError
 from terminal.journal import (BadTransition, DuplicateDebit, InvalidDebit, Journal, JournalError, MemoryJournal,
                               SqliteJournal, UnknownRow)
+from terminal.journal.memory import RowStore
 from terminal.records import DebitRecord, DebitState
 
 WHEN = dt.datetime(2018, 3, 13, 16, 43, 29)
@@ -475,3 +477,18 @@ def test_quick_check_and_diagnosis_agree(rec: DebitRecord, field: str, value: ob
 def test_quick_check_and_diagnosis_agree_on_range_edges(field: str) -> None:
     for value in _EDGES:
         _check_agreement(spec_record(**{field: value}))
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_final_rows_of_a_long_lived_store_are_frozen(freeze: bool) -> None:
+    store = RowStore(freeze=freeze)
+    row = [None, "AA" * 10, "BB" * 8, 1, 5, 200, 1000, 9, "CC" * 6, 7, "2026-03-02T06:00:00", 1, 0, "DD" * 4, "",
+           "pending", None, None, None, "", None]
+    store.add(1, row)
+    assert store.change(1, DebitState.COMPLETE, ["complete", "11" * 4, "22" * 4, 1, ""], "2026-03-02T06:00:01")
+    kept = store.rows[1]
+    assert list(kept)[15:] == ["complete", "11" * 4, "22" * 4, 1, "", "2026-03-02T06:00:01"]
+    # frozen: a tuple of plain values, which the garbage collector stops tracking once it has seen it
+    assert type(kept) is (tuple if freeze else list)
+    gc.collect()
+    assert gc.is_tracked(kept) is not freeze
