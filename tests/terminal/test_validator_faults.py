@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from sim.psam import demo_psam
-from sim.reader import SimSamSlot
 from sim.scripted import ApduPattern, ScriptedCard, Step
 from terminal.errors import OutOfService
 from terminal.journal import JournalStorageError, MemoryJournal
