@@ -28,6 +28,7 @@ much and ``61`` with the rest). Any other command drops waiting data. Without ``
 from __future__ import annotations
 
 import logging
+import struct
 
 from protocols.card_commands import Command, GetResponse, ReadBinary, SelectByFid, SelectByName
 from protocols.crypto import (
@@ -36,8 +37,8 @@ from protocols.crypto import (
 )
 from protocols.errors import ProtocolError
 from protocols.psam_commands import (
-    SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE,
-    CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, KeyUsage as PsamKeyUsage,
+    SAM_PURCHASE_DATA_1, SAM_PURCHASE_DATA_2, SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER,
+    T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE, CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, KeyUsage as PsamKeyUsage,
     parse_psam_command,
 )
 from protocols.tlv import Tlv
@@ -61,28 +62,52 @@ DES_USAGES = {PsamKeyUsage.TAC: KeyUsage.TAC, PsamKeyUsage.MAINTENANCE: KeyUsage
 """DES INIT P1 (key usage) to the key-set usage it diversifies."""
 
 _MF, _DF = 1, 2
-# CREDIT SAM FOR PURCHASE comes once a tap, the same but for its MAC2, which the codec takes as it comes: its parse is
-# remembered by the rest of the APDU (header, Lc and any Le), and the handler reads the MAC from the APDU itself. Every
-# PSAM shares the table; it holds at most the few shapes of 8072 there are (Lc and Le are one byte each).
-_CREDIT_SHAPES: dict[bytes, Command | int] = {}
+_TSN_MASK = 0xFFFFFFFF
+_MAC_WHEN = slice(16, 23)  # the date-time inside an 8070 APDU: header 5 + random 4, ATC 2, amount 4, type 1
+_SAM_PURCHASE_HEAD = struct.Struct(">4sHIB7sBB8s")
+"""8070's data up to the card serial (random, ATC, amount, type, date-time, key version, algorithm id, serial) as a plain
+struct: SAM_PURCHASE_DATA_1's fields without the date-time's decoding, which the remembered parse has checked. A
+test holds the two to the same values."""
+_ISSUER_ID = slice(5 + _SAM_PURCHASE_HEAD.size, 5 + SAM_PURCHASE_DATA_2.size)  # two-level 8070: after the card serial
+# INIT SAM FOR PURCHASE and CREDIT SAM FOR PURCHASE come once a tap each, different every time in fields the codec takes
+# as they come (8070: the card's random, counter, amount, type, key version, algorithm id and factors; 8072: the MAC2).
+# Their parses are remembered by the rest of the APDU, the bytes the codec's verdict depends on (header, Lc, any Le
+# and, for 8070, the BCD date-time it decodes), and the handlers read those fields from the APDU itself, since the
+# remembered object may come from another APDU of the same shape. Every PSAM shares the table. The date-time moves on
+# every second, so a full table is started afresh: old dates do not come back.
+_SHAPES: dict[bytes, Command | int] = {}
+_SHAPES_LIMIT = 1024
+_SAM_PURCHASE_SIZES = (SAM_PURCHASE_DATA_1.size, SAM_PURCHASE_DATA_2.size)  # Lc 1C (one level), 24 (two levels)
+
+
+def _shape(apdu: bytes) -> bytes | None:
+    """The bytes an 8070 or 8072's parse depends on, ``None`` for any other command (parsed every time)."""
+    if len(apdu) < 9:
+        return None
+    ins, lc = apdu[1], apdu[4]
+    if ins == 0x72 and lc == 4:
+        return apdu[:5] + apdu[9:]
+    if ins == 0x70 and lc in _SAM_PURCHASE_SIZES and len(apdu) - lc in (5, 6):
+        return apdu[:5] + apdu[_MAC_WHEN] + apdu[5 + lc:]
+    return None
 
 
 def _parse(apdu: bytes) -> Command | int:
     """The command object, or the status word the PSAM answers to bytes it refuses."""
-    shape = apdu[:5] + apdu[9:] if len(apdu) > 8 and apdu[1] == 0x72 and apdu[4] == 4 else None
+    shape = _shape(apdu)
     if shape is not None:
-        known = _CREDIT_SHAPES.get(shape)
+        known = _SHAPES.get(shape)
         if known is not None:
             return known
     try:
         result: Command | int = parse_psam_command(apdu)
     except ProtocolError as exc:
         result = SW_INTERNAL if exc.sw is None else exc.sw
-    if shape is not None and len(_CREDIT_SHAPES) < 256:
-        _CREDIT_SHAPES[shape] = result
+    if shape is not None:
+        if len(_SHAPES) >= _SHAPES_LIMIT:
+            _SHAPES.clear()
+        _SHAPES[shape] = result
     return result
-_TSN_MASK = 0xFFFFFFFF
-_MAC_WHEN = slice(16, 23)  # the date-time inside an 8070 APDU: header 5 + random 4, ATC 2, amount 4, type 1
 
 
 class SimPsam:
@@ -204,22 +229,24 @@ class SimPsam:
     def _init_for_purchase(self, cmd: InitSamForPurchase, apdu: bytes, session: object) -> bytes:
         if self._selected != _DF:
             return status(SW_CONDITIONS)
+        # the fields as sent (see _parse): the command object may come from another 8070 of the same shape
+        random, atc, amount, kind, when, key_version, algorithm_id, serial = _SAM_PURCHASE_HEAD.unpack_from(apdu, 5)
         try:
-            algorithm = algorithm_for(cmd.algorithm_id)
+            algorithm = algorithm_for(algorithm_id)
         except ProtocolError:
             return status(SW_WRONG_DATA)
         if algorithm is not self.keyset.algorithm:
             return status(SW_WRONG_DATA)
-        factors = (cmd.card_serial,) if cmd.issuer_id is None else (cmd.card_serial, cmd.issuer_id)
-        dpk = self._card_key(KeyUsage.PURCHASE, cmd.key_version, factors)
+        factors = (serial,) if apdu[4] == SAM_PURCHASE_DATA_1.size else (serial, apdu[_ISSUER_ID])
+        dpk = self._card_key(KeyUsage.PURCHASE, key_version, factors)
         if dpk is None:
             return status(SW_DATA_NOT_FOUND)
         tsn = self.tsn
-        key = purchase_session_key(dpk, cmd.random, cmd.offline_atc, tsn)
-        mac1 = purchase_mac1(key, cmd.amount, cmd.transaction_type, self.terminal_number, apdu[_MAC_WHEN])
+        key = purchase_session_key(dpk, random, atc, tsn)
+        mac1 = purchase_mac1(key, amount, kind, self.terminal_number, when)
         answer = SAM_PURCHASE_RESPONSE.pack(tsn, mac1)
         self.tsn = (tsn + 1) & _TSN_MASK
-        self._session = (key, cmd.amount)
+        self._session = (key, amount)
         return answer + OK
 
     def _credit_for_purchase(self, cmd: CreditSamForPurchase, apdu: bytes,
@@ -227,7 +254,7 @@ class SimPsam:
         if session is None:
             return status(SW_CONDITIONS)
         key, amount = session
-        mac2 = apdu[5:9]  # as sent: the command object may come from another 8072 of the same shape (see _parse)
+        mac2 = apdu[5:9]  # as sent (see _parse)
         return OK if macs_equal(purchase_mac2(key, amount), mac2) else status(SW_MAC)
 
     def _des_init(self, cmd: DesInit, apdu: bytes, session: object) -> bytes:
