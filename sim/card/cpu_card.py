@@ -91,7 +91,8 @@ _SYSTEM_RANDOM = _random.Random()  # seeded from the system; one for all cards (
 # are keyed by their whole APDU. DEBIT and UPDATE CAPP DATA CACHE change every tap only in fields the codec takes as
 # they come (TSN, MAC1, the record): they are keyed by the rest, and their handlers read those fields from the APDU,
 # since the remembered object may come from another APDU of the same shape. Commands seen only on rare paths are not
-# kept. Bounded: past the limit, new shapes are parsed every time.
+# kept. Bounded: a full table is started afresh (DEBIT's shape holds the date-time, which moves on every second and
+# does not come back, so a table that stopped growing would soon serve no DEBIT at all).
 _PARSED: dict[bytes, Command | int] = {}  # by whole APDU
 _PARSED_SHAPES: dict[bytes, Command | int] = {}  # DEBIT and UPDATE CAPP DATA CACHE, by shape
 _PARSED_LIMIT = 4096
@@ -121,7 +122,9 @@ def _parse(apdu: bytes) -> Command | int:
         result: Command | int = parse_card_command(apdu)
     except ProtocolError as exc:
         result = SW_INTERNAL if exc.sw is None else exc.sw
-    if table is not None and len(table) < _PARSED_LIMIT:
+    if table is not None:
+        if len(table) >= _PARSED_LIMIT:
+            table.clear()
         table[key] = result
     return result
 

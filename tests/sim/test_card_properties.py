@@ -26,6 +26,7 @@ from protocols.crypto import (
 from protocols.errors import ProtocolError
 from protocols.hexutil import parse_hex as h
 from sim.card import PurseState, SimCard
+from sim.card import cpu_card
 from sim.card.cpu_card import log_record
 from sim.reader import SimReader, Tear
 from terminal.channel import Channel
@@ -307,3 +308,21 @@ def test_tear_after_debit_through_the_simulated_reader() -> None:
                                                  "prove").data)
     assert call(psam, pc.CreditSamForPurchase(proof.mac2).to_bytes()).sw == 0x9000
     assert card.image.proofs[9].tac == proof.tac
+
+
+def test_a_full_parse_table_starts_afresh() -> None:
+    """DEBIT's remembered parses are keyed by its date-time, which moves on every second: once the table is full it is
+    emptied, so the next DEBIT's parse is remembered again rather than made on every tap from then on."""
+    shapes = cpu_card._PARSED_SHAPES
+    saved = dict(shapes)
+    try:
+        shapes.clear()
+        shapes.update((b"filler %d" % i, 0x6A80) for i in range(cpu_card._PARSED_LIMIT))
+        debit = cc.DebitForPurchase(1, WHEN, bytes(4)).to_bytes()
+        parsed = cpu_card._parse(debit)
+        assert type(parsed) is cc.DebitForPurchase
+        assert list(shapes.values()) == [parsed]
+        assert cpu_card._parse(cc.DebitForPurchase(2, WHEN, h("01020304")).to_bytes()) is parsed
+    finally:
+        shapes.clear()
+        shapes.update(saved)
