@@ -327,19 +327,6 @@ class _EnumByte(c.Adapter):
         return int(self._decode(obj, context, path))
 
 
-class _UInt32le(c.Adapter):
-    """A little-endian unsigned 32-bit operand, over raw bytes so that every Layout engine reads it alike."""
-
-    def _decode(self, obj, context, path):
-        return int.from_bytes(obj, "little")
-
-    def _encode(self, obj, context, path):
-        try:
-            return obj.to_bytes(4, "little")
-        except (OverflowError, AttributeError):
-            raise ProtocolError(f"operand {obj!r} is not an unsigned 32-bit value") from None
-
-
 class _Command:
     """A MIFARE command as the data of an InDataExchange; each class has its own Layout."""
 
@@ -406,7 +393,7 @@ Write.LAYOUT = WRITE_BLOCK = Layout(
                Write(5, bytes.fromhex("01000000FEFFFFFF0100000001FE01FE"))),),
 )
 ValueCommand.LAYOUT = VALUE_COMMAND = Layout(
-    ValueCommand, "operation" / _EnumByte(ValueOperation), "block" / c.Int8ub, "operand" / _UInt32le(c.Bytes(4)),
+    ValueCommand, "operation" / _EnumByte(ValueOperation), "block" / c.Int8ub, "operand" / c.Int32ul,
     examples=(("C0050A000000", ValueCommand(ValueOperation.DECREMENT, 5, 10)),
               ("C10564000000", ValueCommand(ValueOperation.INCREMENT, 5, 100)),
               ("C20500000000", ValueCommand(ValueOperation.RESTORE, 5, 0))),
