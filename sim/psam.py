@@ -50,6 +50,7 @@ from .card.files import (
     OK, SW_CONDITIONS, SW_DATA_NOT_FOUND, SW_FILE_NOT_FOUND, SW_INTERNAL, SW_MAC, SW_NOT_SUPPORTED, SW_WRONG_DATA,
     SW_WRONG_P1P2, describe_command, read_binary, status,
 )
+from .device import ParseMemo
 from .issuing import load_demo_keyset
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ _ISSUER_ID = slice(5 + _SAM_PURCHASE_HEAD.size, 5 + SAM_PURCHASE_DATA_2.size)  #
 # and, for 8070, the BCD date-time it decodes), and the handlers read those fields from the APDU itself, since the
 # remembered object may come from another APDU of the same shape. Every PSAM shares the table. The date-time moves on
 # every second, so a full table is started afresh: old dates do not come back.
-_SHAPES: dict[bytes, Command | int] = {}
-_SHAPES_LIMIT = 1024
+_SHAPES = ParseMemo(parse_psam_command, 1024)
 _SAM_PURCHASE_SIZES = (SAM_PURCHASE_DATA_1.size, SAM_PURCHASE_DATA_2.size)  # Lc 1C (one level), 24 (two levels)
 
 
@@ -94,20 +94,7 @@ def _shape(apdu: bytes) -> bytes | None:
 
 def _parse(apdu: bytes) -> Command | int:
     """The command object, or the status word the PSAM answers to bytes it refuses."""
-    shape = _shape(apdu)
-    if shape is not None:
-        known = _SHAPES.get(shape)
-        if known is not None:
-            return known
-    try:
-        result: Command | int = parse_psam_command(apdu)
-    except ProtocolError as exc:
-        result = SW_INTERNAL if exc.sw is None else exc.sw
-    if shape is not None:
-        if len(_SHAPES) >= _SHAPES_LIMIT:
-            _SHAPES.clear()
-        _SHAPES[shape] = result
-    return result
+    return _SHAPES(apdu, _shape(apdu))
 
 
 class SimPsam:

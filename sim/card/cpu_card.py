@@ -53,7 +53,6 @@ from protocols.crypto import (
     ALG_ID_SM4, SessionKey, TdesKey, line_protection_mac, load_mac1, load_mac2, load_session_key, load_tac,
     macs_equal, purchase_mac1, purchase_mac2, purchase_session_key, purchase_tac,
 )
-from protocols.errors import ProtocolError
 from protocols.fci import PPSE_NAME, T_UNION_EP_AID, DirectoryEntry, Fci
 from terminal.link import Activation
 
@@ -63,6 +62,7 @@ from .files import (
     SW_RECORD_NOT_FOUND, SW_WARNING_BLOCKED, SW_WRONG_DATA, SW_WRONG_LENGTH, SW_WRONG_P1P2, read_binary, read_record,
     describe_command, status,
 )
+from ..device import ParseMemo
 from .image import MAX_ATC, MAX_BALANCE, CardImage, KeySlot, Proof, PurseState
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,8 @@ _SYSTEM_RANDOM = _random.Random()  # seeded from the system; one for all cards (
 # since the remembered object may come from another APDU of the same shape. Commands seen only on rare paths are not
 # kept. Bounded: a full table is started afresh (DEBIT's shape holds the date-time, which moves on every second and
 # does not come back, so a table that stopped growing would soon serve no DEBIT at all).
-_PARSED: dict[bytes, Command | int] = {}  # by whole APDU
-_PARSED_SHAPES: dict[bytes, Command | int] = {}  # DEBIT and UPDATE CAPP DATA CACHE, by shape
-_PARSED_LIMIT = 4096
+_PARSED = ParseMemo(parse_card_command, 4096)  # by whole APDU
+_PARSED_SHAPES = ParseMemo(parse_card_command, 4096)  # DEBIT and UPDATE CAPP DATA CACHE, by shape
 _UNKEPT_INS = frozenset((0x52, 0x5A, 0x1E, 0x18))
 
 
@@ -103,30 +102,14 @@ def _parse(apdu: bytes) -> Command | int:
     """The command object, or the status word the card answers to bytes it refuses."""
     size = len(apdu)
     ins = apdu[1] if size > 4 else -1
-    table: dict[bytes, Command | int] | None = _PARSED
-    key: bytes = apdu
     if ins == 0x54:  # 80 54 01 00 0F TSN(4) date-time(7) MAC1(4) [Le]: keyed without TSN and MAC1
-        table = _PARSED_SHAPES if (size == 20 or size == 21) and apdu[4] == 0x0F else None
-        key = apdu[:5] + apdu[9:16] + apdu[20:]
-    elif ins == 0xDC:  # 80 DC P1 P2 Lc record [Le]: keyed without the record
+        keep = (size == 20 or size == 21) and apdu[4] == 0x0F
+        return _PARSED_SHAPES(apdu, apdu[:5] + apdu[9:16] + apdu[20:] if keep else None)
+    if ins == 0xDC:  # 80 DC P1 P2 Lc record [Le]: keyed without the record
         lc = apdu[4]
-        table = _PARSED_SHAPES if lc and (size == 5 + lc or size == 6 + lc) else None
-        key = apdu[:5] + apdu[5 + lc:]
-    elif ins == -1 or ins in _UNKEPT_INS:
-        table = None
-    if table is not None:
-        known = table.get(key)
-        if known is not None:
-            return known
-    try:
-        result: Command | int = parse_card_command(apdu)
-    except ProtocolError as exc:
-        result = SW_INTERNAL if exc.sw is None else exc.sw
-    if table is not None:
-        if len(table) >= _PARSED_LIMIT:
-            table.clear()
-        table[key] = result
-    return result
+        keep = lc and (size == 5 + lc or size == 6 + lc)
+        return _PARSED_SHAPES(apdu, apdu[:5] + apdu[5 + lc:] if keep else None)
+    return _PARSED(apdu, None if ins == -1 or ins in _UNKEPT_INS else apdu)
 
 
 class _Transaction:
@@ -205,7 +188,7 @@ class SimCard:
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
-            command = _PARSED.get(apdu)  # the common case, inline: a command seen before, byte for byte
+            command = _PARSED.table.get(apdu)  # the common case, inline: a command seen before, byte for byte
             if command is None:
                 command = _parse(apdu)
             if type(command) is int:

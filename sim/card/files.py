@@ -9,6 +9,8 @@ The rules, one place for every simulated device:
 
 from __future__ import annotations
 
+from ..device import SW_INTERNAL  # noqa: F401  (re-exported beside the other status words)
+
 OK = b"\x90\x00"
 
 SW_WARNING_BLOCKED = 0x6283
@@ -23,7 +25,6 @@ SW_RECORD_NOT_FOUND = 0x6A83
 SW_WRONG_P1P2 = 0x6A86
 SW_DATA_NOT_FOUND = 0x6A88
 SW_WRONG_OFFSET = 0x6B00
-SW_INTERNAL = 0x6F00
 SW_MAC = 0x9302
 SW_INSUFFICIENT = 0x9401
 SW_ATC_EXHAUSTED = 0x9402

@@ -313,11 +313,11 @@ def test_tear_after_debit_through_the_simulated_reader() -> None:
 def test_a_full_parse_table_starts_afresh() -> None:
     """DEBIT's remembered parses are keyed by its date-time, which moves on every second: once the table is full it is
     emptied, so the next DEBIT's parse is remembered again rather than made on every tap from then on."""
-    shapes = cpu_card._PARSED_SHAPES
+    shapes = cpu_card._PARSED_SHAPES.table
     saved = dict(shapes)
     try:
         shapes.clear()
-        shapes.update((b"filler %d" % i, 0x6A80) for i in range(cpu_card._PARSED_LIMIT))
+        shapes.update((b"filler %d" % i, 0x6A80) for i in range(cpu_card._PARSED_SHAPES.limit))
         debit = cc.DebitForPurchase(1, WHEN, bytes(4)).to_bytes()
         parsed = cpu_card._parse(debit)
         assert type(parsed) is cc.DebitForPurchase

@@ -378,10 +378,10 @@ def test_8070_answers_follow_the_apdu_not_a_remembered_parse() -> None:
     for fresh in (False, True):
         psam = e2e_psam()
         psam.execute(h("00A40000028011"))
-        _SHAPES.clear()
+        _SHAPES.table.clear()
         assert psam.execute(E2E_8070) == h("00000057 2B1D974F 9000")
         if fresh:
-            _SHAPES.clear()  # the second 8070 parsed on its own
+            _SHAPES.table.clear()  # the second 8070 parsed on its own
         else:
             assert _parse(other) is _parse(E2E_8070)  # the second 8070 served by the first one's parse
         answers.append(psam.execute(other))
