@@ -149,20 +149,30 @@ class _HasStatus:
         return bool(self.status & STATUS_NAD)
 
 
-@dataclass(slots=True)
-class _StatusOnly(_HasStatus, Message):
-    status: int
+class _OneByte:
+    """A message whose whole body is one byte, held in the field named ``_FIELD`` (``_LABEL`` in messages)."""
+
+    __slots__ = ()
+    _FIELD: ClassVar[str]
+    _LABEL: ClassVar[str]
 
     def __post_init__(self) -> None:
-        _byte(self.status, f"{type(self).__name__} status")
+        _byte(getattr(self, self._FIELD), f"{type(self).__name__} {self._LABEL}")
 
     def _body(self) -> bytes:
-        return bytes((self.status,))
+        return bytes((getattr(self, self._FIELD),))
 
     @classmethod
     def _from_body(cls, body: bytes) -> Self:
         _length(body, (1,), cls.__name__)
-        return cls(body[0])
+        return cls(body[0])  # type: ignore[call-arg]
+
+
+@dataclass(slots=True)
+class _StatusOnly(_OneByte, _HasStatus, Message):
+    _FIELD: ClassVar[str] = "status"
+    _LABEL: ClassVar[str] = "status"
+    status: int
 
 
 @dataclass(slots=True)
@@ -184,21 +194,12 @@ class _StatusData(_HasStatus, Message):
 
 
 @dataclass(slots=True)
-class _TargetOnly(Command):
+class _TargetOnly(_OneByte, Command):
     """Commands whose one parameter is a target number; 0 means every target (InDeselect, InRelease)."""
 
+    _FIELD: ClassVar[str] = "tg"
+    _LABEL: ClassVar[str] = "target"
     tg: int
-
-    def __post_init__(self) -> None:
-        _byte(self.tg, f"{type(self).__name__} target")
-
-    def _body(self) -> bytes:
-        return bytes((self.tg,))
-
-    @classmethod
-    def _from_body(cls, body: bytes) -> Self:
-        _length(body, (1,), cls.__name__)
-        return cls(body[0])
 
 
 # --- miscellaneous commands ---------------------------------------------------------------------------------------
@@ -435,22 +436,13 @@ class ParameterFlags(enum.IntFlag):
 
 
 @dataclass(slots=True)
-class SetParameters(Command):
+class SetParameters(_OneByte, Command):
     """libnfc sends ``14``: automatic ATR_RES and automatic RATS, so InListPassiveTarget returns the ATS."""
 
     CODE: ClassVar[int] = 0x12
+    _FIELD: ClassVar[str] = "flags"
+    _LABEL: ClassVar[str] = "flags"
     flags: int
-
-    def __post_init__(self) -> None:
-        _byte(self.flags, "SetParameters flags")
-
-    def _body(self) -> bytes:
-        return bytes((self.flags,))
-
-    @classmethod
-    def _from_body(cls, body: bytes) -> Self:
-        _length(body, (1,), "SetParameters")
-        return cls(body[0])
 
 
 class SamMode(enum.IntEnum):
