@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .journal import DAMAGE_POLICIES
 from .tomlconf import MAX_MINUTES, Table, Where, check_format, parse_toml, read_text
 
 FORMAT = 1
@@ -35,7 +36,11 @@ class ValidatorConfig:
     (issuer ID bytes 2..3) is not ``place.city_code`` is non-local and must carry a non-zero interoperability class in
     file 0x17. ``purchase``: ``composite`` (INITIALIZE FOR CAPP PURCHASE, transaction type 09, with 0x1E and, for section
     fares, 0x1A records) or ``simple`` (type 06, no records: only for flat fares). ``recovery_window_s``: how long a
-    torn debit waits for its card. ``repeat_tap_s``: a card accepted less than this long ago is not charged again.
+    torn debit stays ``pending`` before it is reported to the back office as ``unconfirmed`` (it stays open: the card
+    settles it whenever it comes back). ``repeat_tap_s``: a card accepted less than this long ago is not charged
+    again. ``damaged_rows``: what a damaged journal row does at start-up and on a tap, ``stop`` (the validator does not
+    start: a typed error names the row and the field) or ``quarantine`` (the row is set aside, journaled as an event,
+    and the validator goes on).
     """
 
     place: Place = field(default_factory=Place)
@@ -49,11 +54,12 @@ class ValidatorConfig:
     sam_timeout_s: float = 2.0
     maintenance_key_version: int = 0x01
     psam_two_level: bool = True
+    damaged_rows: str = "stop"
 
 
 _TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
                   "recovery_window_s", "repeat_tap_s", "card_timeout_s", "sam_timeout_s", "maintenance_key_version",
-                  "psam_two_level"})
+                  "psam_two_level", "damaged_rows"})
 _PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
 
 
@@ -102,6 +108,9 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
     purchase = root.string("purchase", defaults.purchase)
     if purchase not in ("composite", "simple"):
         raise root.error(f'must be "composite" or "simple", got {purchase!r}', "purchase")
+    damaged = root.string("damaged_rows", defaults.damaged_rows)
+    if damaged not in DAMAGE_POLICIES:
+        raise root.error(f'must be "stop" or "quarantine", got {damaged!r}', "damaged_rows")
     types = root.take("application_types")
     if types is None:
         app_types = defaults.application_types
@@ -123,7 +132,7 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
         _seconds(root, "card_timeout_s", defaults.card_timeout_s, 0.01, 60),
         _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60),
         root.integer("maintenance_key_version", 0, 0xFF, defaults.maintenance_key_version),
-        _flag(root, "psam_two_level", defaults.psam_two_level))
+        _flag(root, "psam_two_level", defaults.psam_two_level), damaged)
 
 
 def _flag(table: Table, key: str, default: bool) -> bool:
