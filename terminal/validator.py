@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols import card_commands as cc
@@ -86,6 +87,7 @@ _SELECT_DECLINES = {0x6283: Decline.CARD_LOCKED, 0x6284: Decline.CARD_INVALID, 0
 _RECENT_LIMIT = 4096  # remembered accepted cards before expired ones are pruned
 _READ_18 = tuple(cc.ReadRecord(SFI_TRANSACTION_LOG, number, le=TRANSACTION_LOG_RECORD.size).to_bytes()
                  for number in range(1, TRANSACTION_LOG_RECORDS + 1))
+_MAC2_FLAGGED = "MAC2 not verified by the PSAM: debit kept, flagged for the back office"
 _EP_PURCHASES = frozenset((TransactionType.EP_PURCHASE, TransactionType.COMPOSITE_PURCHASE))
 """Transaction types on the purse's offline counter: the 0x18 records a validator's debit can be."""
 
@@ -109,9 +111,8 @@ class _Pending:
 
 @dataclass(frozen=True, slots=True)
 class _LogRecord:
-    """A purse purchase in the card's 0x18 log: its record number (1 = newest), the bytes the card gave, parsed."""
+    """A purse purchase in the card's 0x18 log: the bytes the card gave, and parsed."""
 
-    number: int
     raw: bytes
     record: TransactionLogRecord
 
@@ -120,9 +121,6 @@ class _LogRecord:
         log = self.record
         return (log.atc == rec.offline_atc and log.amount == rec.amount and log.transaction_type == rec.trans_type
                 and log.terminal_number == rec.terminal_id and log.when == rec.when)
-
-    def __str__(self) -> str:
-        return f"0x18 record {self.number}: {self.raw.hex().upper()}"
 
 
 class Validator:
@@ -392,7 +390,7 @@ class Validator:
             outcome.status, outcome.detail = TapStatus.RETRY, f"DEBIT unanswered: {exc}"
             return outcome
         outcome.tac = debit.tac
-        self._finish(outcome, row, debit.tac, debit.mac2, check_mac2=True)
+        self._finish(outcome, row, debit.tac, debit.mac2)
         self._remember(serial, now)
         return outcome
 
@@ -442,21 +440,19 @@ class Validator:
                                       balance_after, now, stop.city_code, stop.institution_id, bytes(6))
         self.card.call(_UPDATE_1E + transit, "UPDATE CAPP DATA CACHE 0x1E")
 
-    def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes, *, check_mac2: bool,
-                evidence: Evidence = Evidence.DEBIT) -> None:
-        """Journal a debit the card made. The PSAM checks MAC2 first when it still holds the session; if the PSAM fails
-        here the debit is journaled anyway (the card has paid) and the validator goes out of service."""
+    def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes) -> None:
+        """Journal a debit the card answered. The PSAM checks MAC2 first; if the PSAM fails here the debit is journaled
+        anyway (the card has paid) and the validator goes out of service."""
         verified: bool | None = None
         failure: OutOfService | None = None
-        if check_mac2:
-            try:
-                verified = self.psam.check_mac2(mac2)
-            except OutOfService as exc:
-                failure = exc
-        self.journal.complete(row, tac, mac2, verified, evidence=evidence)
+        try:
+            verified = self.psam.check_mac2(mac2)
+        except OutOfService as exc:
+            failure = exc
+        self.journal.complete(row, tac, mac2, verified)
         outcome.tac, outcome.mac2_verified = tac, verified
         if verified is False:
-            outcome.detail = "MAC2 not verified by the PSAM: debit kept, flagged for the back office"
+            outcome.detail = _MAC2_FLAGGED
         if failure is not None:
             self.out_of_service = str(failure)
             outcome.detail = f"debit journaled; then {failure}"
@@ -472,46 +468,33 @@ class Validator:
     # -- torn debits -------------------------------------------------------------------------------------------------
 
     def _settle_open(self, info: PublicAppInfo, now: dt.datetime) -> list[JournalEntry]:
-        """Before anything is charged to a card with open rows, settle each from the card's own evidence.
-
-        GET TRANSACTION PROVE for ATC+1, else the card's 0x18 log (read once, newest record first). A debit proven to
-        be the card's newest purchase ends the tap: this tap is that ride's (accepted, recovered). Returns the rows
-        neither settled: the card's counter at INITIALIZE decides those (:meth:`_settle_by_counter`). A card that leaves
-        meanwhile ends the tap with "please tap again"; what was settled stays settled.
+        """Before anything is charged to a card with open rows, settle each from the card's own evidence
+        (:meth:`_settle`). A debit proven to be the card's newest purchase ends the tap: this tap is that ride's
+        (accepted, recovered). Returns the rows the card's proof and log did not settle: its counter at INITIALIZE
+        decides those (:meth:`_settle_by_counter`). A card that leaves meanwhile ends the tap with "please tap again";
+        what was settled stays settled.
         """
         rows = self._open.rows(info.serial)
         self._report_quarantined()
         if not rows:
             return rows
+        lowest = min(e.record.offline_atc for e in rows)
+        records: list[_LogRecord] | None = None
+
+        def log() -> list[_LogRecord]:
+            nonlocal records
+            if records is None:
+                records = self._read_log(lowest)
+            return records
+
         unsettled: list[JournalEntry] = []
-        log: list[_LogRecord] | None = None
         ride: TapOutcome | None = None
         try:
             for entry in rows:
-                rec = entry.record
-                answer = self.card.transmit(
-                    cc.GetTransactionProve(rec.trans_type, (rec.offline_atc + 1) & 0xFFFF).to_bytes())
-                if answer.sw == 0x9000:
-                    proof = cc.PROVE_RESPONSE.parse(answer.data)
-                    ride = self._recovered(entry)
-                    self._finish(ride, entry.row_id, proof.tac, proof.mac2, check_mac2=self.psam.session_tsn == rec.tsn,
-                                 evidence=Evidence.PROVE)
-                    self._settled(entry)
-                    continue
-                if log is None:
-                    log = self._read_log(min(e.record.offline_atc for e in rows))
-                found = next((r for r in log if r.record.atc == rec.offline_atc), None)
-                if found is None:
+                settled, paid = self._settle(entry, log)
+                if not settled:
                     unsettled.append(entry)
-                elif found.shows(rec):
-                    self.journal.complete_from_log(entry.row_id, str(found))
-                    self._settled(entry)
-                    if found is log[0]:
-                        ride = self._recovered(entry)
-                else:
-                    self.journal.void(entry.row_id, f"the card's counter {rec.offline_atc} went to another debit: "
-                                      f"{found}", evidence=Evidence.LOG)
-                    self._settled(entry)
+                ride = paid or ride
         except (CardRemoved, LinkTimeout) as exc:
             last = rows[-1]
             raise _Stop(TapOutcome(TapStatus.RETRY, detail=f"settling a torn debit: {exc}", card_serial=info.serial,
@@ -520,6 +503,40 @@ class Validator:
             self._remember(info.serial, now)
             raise _Stop(ride)
         return unsettled
+
+    def _settle(self, entry: JournalEntry, log: Callable[[], list[_LogRecord]]) -> tuple[bool, TapOutcome | None]:
+        """Settle one open row from the card, if it can tell; returns whether it did, and the tap's outcome when this
+        debit is the card's newest purchase (this tap is that ride's).
+
+        GET TRANSACTION PROVE answers for whichever debit took the counter, so a proof is this row's only when MAC2
+        verifies under this debit's PSAM session, or when the card's 0x18 record of the counter is this debit (a record
+        of another debit voids the row, whatever the proof). Without a proof, a record of this debit completes the row
+        with no TAC.
+        """
+        rec = entry.record
+        answer = self.card.transmit(cc.GetTransactionProve(rec.trans_type, (rec.offline_atc + 1) & 0xFFFF).to_bytes())
+        proof = cc.PROVE_RESPONSE.parse(answer.data) if answer.sw == 0x9000 else None
+        verified: bool | None = None
+        if proof is not None and self.psam.session_tsn == rec.tsn:
+            verified = self.psam.check_mac2(proof.mac2)
+        found = None if verified else next((r for r in log() if r.record.atc == rec.offline_atc), None)
+        if found is not None and not found.shows(rec):
+            self.journal.settle_from_log(entry.row_id, found.raw, made=False)
+            self._settled(entry)
+            return True, None
+        if proof is None and found is None:
+            return False, None
+        outcome = self._recovered(entry)
+        if proof is not None:
+            self.journal.complete(entry.row_id, proof.tac, proof.mac2, verified, evidence=Evidence.PROVE)
+            outcome.tac, outcome.mac2_verified = proof.tac, verified
+            if verified is False:
+                outcome.detail = _MAC2_FLAGGED
+        else:
+            self.journal.settle_from_log(entry.row_id, found.raw, made=True)
+        self._settled(entry)
+        newest = found is None or found is log()[0]
+        return True, outcome if newest else None
 
     def _read_log(self, lowest_atc: int) -> list[_LogRecord]:
         """The card's purse purchases in its 0x18 log, newest first, down to the counter ``lowest_atc``."""
@@ -532,8 +549,8 @@ class Validator:
             if record.date is None:  # a slot the card has not written yet
                 break
             if record.transaction_type in _EP_PURCHASES:
-                found.append(_LogRecord(len(found) + 1 if not found else found[-1].number + 1, raw, record))
-                if record.atc < lowest_atc:
+                found.append(_LogRecord(raw, record))
+                if record.atc <= lowest_atc:
                     break
         return found
 

@@ -26,7 +26,7 @@ from terminal.records import DebitRecord, DebitState, Evidence
 
 from .errors import (BadTransition, DamagedRow, DuplicateDebit, InvalidDebit, JournalError, JournalStorageError,
                      UnknownRow)
-from .rows import (BALANCE_LIMIT, COLUMNS, OPEN_STATES, EventKind, JournalEntry, JournalEvent, decode_entry,
+from .rows import (BALANCE_LIMIT, COLUMNS, LOG_RECORD_SIZE, OPEN_STATES, EventKind, JournalEntry, JournalEvent, decode_entry,
                    decode_event, storable)
 
 __all__ = ["BadTransition", "COLUMNS", "DAMAGE_POLICIES", "DamagedRow", "DuplicateDebit", "EventKind", "InvalidDebit",
@@ -51,7 +51,7 @@ _BYTE_FIELDS = (("card_serial", 10), ("issuer_id", 8), ("terminal_id", 6), ("mac
 _INT_FIELDS = (("card_type", 0xFF), ("offline_atc", 0xFFFF), ("amount", 0xFFFFFFFF), ("trans_type", 0xFF),
                ("tsn", 0xFFFFFFFF), ("key_version", 0xFF), ("algorithm", 0xFF))
 _COMPLETE_EVIDENCE = (Evidence.DEBIT, Evidence.PROVE)
-_VOID_EVIDENCE = (Evidence.DEBIT, Evidence.LOG, Evidence.COUNTER)
+_VOID_EVIDENCE = (Evidence.DEBIT, Evidence.COUNTER)
 
 
 def _bad_field(rec: DebitRecord) -> str:
@@ -194,17 +194,19 @@ class Journal(abc.ABC):
                      ["complete", _check_mac(tac, "TAC"), _check_mac(mac2, "MAC2"),
                       None if mac2_verified is None else int(mac2_verified), "", evidence.value])
 
-    def complete_from_log(self, row_id: int, record: str) -> None:
-        """The card's own 0x18 record shows this debit (same counter, amount, type, terminal and date-time), but the
-        card can no longer give its TAC: the row is complete with no TAC, ``record`` (the record as the card gave it,
-        in words or hex) kept as its reason."""
-        self._change(row_id, DebitState.COMPLETE,
-                     ["complete", None, None, None, _check_text(record, "the log record"), Evidence.LOG.value])
+    def settle_from_log(self, row_id: int, record: bytes, *, made: bool) -> None:
+        """The card's own 0x18 record of the row's counter settles it: ``made`` when the record is this debit (same
+        amount, type, terminal and date-time; complete, but the card can no longer give its TAC), else the counter
+        went to another debit (void). The record (23 bytes, as the card gave it) is kept as the row's reason, in hex."""
+        if type(record) is not bytes or len(record) != LOG_RECORD_SIZE:
+            raise InvalidDebit(f"a 0x18 record is {LOG_RECORD_SIZE} bytes, got {record!r:.60}")
+        state = "complete" if made else "void"
+        self._change(row_id, DebitState(state), [state, None, None, None, record.hex().upper(), Evidence.LOG.value])
 
     def void(self, row_id: int, reason: str, *, evidence: Evidence = Evidence.DEBIT) -> None:
-        """The card proved it never made this debit: it refused DEBIT (``evidence`` ``debit``), its counter never moved
-        past the row's (``counter``), or its 0x18 log shows that counter spent on another debit (``log``). Nothing is
-        owed; ``reason`` says how that was known."""
+        """The card proved it never made this debit: it refused DEBIT (``evidence`` ``debit``) or its counter never
+        moved past the row's (``counter``). Nothing is owed; ``reason`` says how that was known. (A 0x18 record showing
+        the counter spent on another debit: :meth:`settle_from_log`.)"""
         if evidence not in _VOID_EVIDENCE:
             raise InvalidDebit(f"a void is proven by DEBIT, the card's log or its counter, not {evidence!r}")
         try:

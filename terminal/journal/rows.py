@@ -28,6 +28,7 @@ CHANGED_AT = 21
 EVENT_COLUMNS = ("id", "at", "kind", "card_serial", "row_ref", "detail")
 
 OPEN_STATES = ("pending", "unconfirmed")
+LOG_RECORD_SIZE = 23  # a 0x18 record, kept as a row's reason when it settled the row
 BALANCE_LIMIT = 0xFFFFFFFF  # a 4-byte balance; negative values (overdraft shown signed) down to -this
 
 _STATES = {s.value: s for s in DebitState}
@@ -57,14 +58,20 @@ class JournalEntry:
     """One journal row as the validator and the back office read it.
 
     ``changed_at``: when the state last changed, by the journal's clock (``None`` while the row is still pending;
-    the intent's own time is ``record.when``, the date-time sent to the card); ``reason``: how the row was settled
-    or given up, in words (why a void row was voided, the card's 0x18 record that settled it), empty otherwise.
+    the intent's own time is ``record.when``, the date-time sent to the card); ``reason``: why a void row was voided or
+    an unconfirmed one given up, in words; for a row settled from the card's log (evidence ``log``), the 0x18 record in
+    hex (:attr:`card_record`); empty otherwise.
     """
 
     row_id: int
     record: DebitRecord
     changed_at: dt.datetime | None
     reason: str
+
+    @property
+    def card_record(self) -> bytes | None:
+        """The card's 0x18 record that settled this row (evidence ``log``), else ``None``."""
+        return bytes.fromhex(self.reason) if self.record.evidence is Evidence.LOG else None
 
     @property
     def searchable(self) -> bool:
@@ -207,6 +214,8 @@ def decode_entry(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
     changed = f.optional_when(CHANGED_AT)
     if (changed is None) != (state is DebitState.PENDING):
         f.fail(CHANGED_AT, f"a {state.value} row {'has no' if changed is None else 'has a'} time of change")
+    if evidence is Evidence.LOG:
+        f.hex(19, LOG_RECORD_SIZE)
     return JournalEntry(f.row_id, record, changed, f.text(19))
 
 
