@@ -44,7 +44,7 @@ def _open(db: Path, damaged: str) -> Journal:
     return SqliteJournal(db, readonly=True, damaged=damaged)
 
 
-def _report_set_aside(journal: Journal) -> bool:
+def report_set_aside(journal: Journal) -> bool:
     """Name on standard error every row and event the quarantine policy set aside; whether there was any."""
     damaged = [*journal.quarantined.values(), *journal.quarantined_events.values()]
     for damage in damaged:
@@ -93,7 +93,7 @@ def export(ctx: click.Context, db: Path, fmt: str, states: tuple[str, ...], out:
         else:
             with _atomic(out) as file:
                 count = export_rows(source, file, fmt, states or None)
-        set_aside = _report_set_aside(source)
+        set_aside = report_set_aside(source)
     click.echo(f"{db}: exported {count} rows", err=True)
     if set_aside:
         ctx.exit(1)
@@ -163,7 +163,7 @@ def events(ctx: click.Context, db: Path, as_json: bool, damaged: str) -> None:
 
     with _open(db, damaged) as source:
         found = list(source.events())
-        set_aside = _report_set_aside(source)
+        set_aside = report_set_aside(source)
     for event in found:
         card = None if event.card_serial is None else to_hex(event.card_serial)
         if as_json:
