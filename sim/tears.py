@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocols.card_files import TRANSACTION_LOG_RECORD
 from terminal.clock import ManualClock
 from terminal.config import ValidatorConfig
 from terminal.fares import load_fares
@@ -45,11 +46,12 @@ EXCHANGES = 6  # a flat-fare tap: SELECT, READ 0x17, INITIALIZE, 80DC 0x1E, DEBI
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """A debit a card committed: its counter before the debit, the amount, the terminal it names."""
+    """A debit a card committed: its serial, its counter before the debit, the amount, the terminal it names."""
 
     serial: bytes
     atc: int
     amount: int
+    terminal: bytes
 
 
 class Witness:
@@ -64,11 +66,13 @@ class Witness:
         return self.card.power_on()
 
     def execute(self, apdu: bytes) -> bytes:
-        purse = self.card.image.purse
-        atc, balance = purse.offline_atc, purse.balance
+        image = self.card.image
+        atc, balance = image.purse.offline_atc, image.purse.balance
         response = self.card.execute(apdu)
-        if purse.offline_atc != atc:
-            self.committed.append(Committed(self.card.serial, atc, balance - purse.balance))
+        if image.purse.offline_atc != atc:
+            record = TRANSACTION_LOG_RECORD.parse(image.transaction_log[0])  # the record this debit wrote
+            self.committed.append(Committed(self.card.serial, atc, balance - image.purse.balance,
+                                            record.terminal_number))
         return response
 
     @property
@@ -104,9 +108,10 @@ class TearReport:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def journal_truth(journal: Journal, witnesses: list[Witness], report: TearReport) -> None:
-    """Compare the journal with what the cards committed: fills ``lost``, ``phantom`` and the money figures."""
-    committed = {(c.serial, c.atc): c for w in witnesses for c in w.committed}
+def journal_truth(journal: Journal, witnesses: list[Witness], report: TearReport, terminal: bytes) -> None:
+    """Compare the journal of the validator whose PSAM is ``terminal`` with what the cards committed there: fills
+    ``lost``, ``phantom`` and the money figures."""
+    committed = {(c.serial, c.atc): c for w in witnesses for c in w.committed if c.terminal == terminal}
     complete: dict[tuple[bytes, int], int] = {}
     open_rows: dict[tuple[bytes, int], int] = {}
     for entry in journal.entries():
@@ -202,7 +207,7 @@ def run_tear_loop(rides: int, seed: int, *, cards: int = 40, tear_share: float =
         clock.advance(window)
         validator.expire()
         journal.flush()
-        journal_truth(journal, witnesses, report)
+        journal_truth(journal, witnesses, report, validator.psam.terminal_id)
     finally:
         journal.close()
     return report
