@@ -43,14 +43,15 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         service = self.server.service
         try:
+            match = _CONFIRM.fullmatch(path)
+            if path != _LOADS and match is None:
+                raise LoadRefused(NOT_FOUND, f"no such resource {path}")
             token = self._token()
-            if path == _LOADS:
+            service.authenticate(token)  # before the body is read: a stranger learns nothing of the API
+            if match is None:
                 request = request_from_json(decode(self._body()))
                 self._send(200, authorization_to_json(service.authorize(token, request)))
                 return
-            match = _CONFIRM.fullmatch(path)
-            if match is None:
-                raise LoadRefused(NOT_FOUND, f"no such resource {path}")
             tac = tac_from_json(decode(self._body()))
             self._send(200, confirmation_to_json(service.confirm(token, int(match.group(1)), tac)))
         except LoadRefused as refusal:
@@ -85,16 +86,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise LoadRefused(BAD_REQUEST, "Content-Length is required")
         size = int(length)
         if size > MAX_BODY:
-            self.close_connection = True
             raise _TooLarge(BAD_REQUEST, f"the body is {size} bytes, at most {MAX_BODY} are taken")
         body = self.rfile.read(size)
         if len(body) != size:
-            self.close_connection = True
             raise LoadRefused(BAD_REQUEST, f"the body ended after {len(body)} of {size} bytes")
         return body
 
     def _refuse(self, refusal: LoadRefused, headers: dict[str, str] | None = None) -> None:
         extra = dict(headers or {})
+        extra["Connection"] = "close"  # the body may be unread: the connection cannot carry another request
         status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if isinstance(refusal, _TooLarge) else refusal.status
         if status == 401:
             extra["WWW-Authenticate"] = 'Bearer realm="yikatong load host"'
