@@ -17,9 +17,9 @@ from sim.reader import SimReader
 from terminal.clock import ManualClock
 from terminal.errors import ConfigError
 from terminal.keyset import KeyUsage
-from terminal.loads import LoadHost, LoadJournal, LoadTerminal
+from terminal.loads import LoadHost, LoadJournal, LoadRequest, LoadTerminal
 
-from .card_support import fixed_random
+from .card_support import SELECT_EP, call, fixed_random, sw
 
 BLOG_KEY = h("11223344556677888877665544332211")  # BLOG-L's DLK
 BLOG_TAC_KEY = h("00112233445566778899AABBCCDDEEFF")  # BLOG-P's TAC key (no public load TAC exists)
@@ -79,3 +79,23 @@ def load_terminal(reader: SimReader, host: LoadHost, journal: Path, *, clock: Ma
 def topup(service: LoadHostService, reader: SimReader, journal: Path, **options: object) -> LoadTerminal:
     """The demo top-up machine on ``reader``, reaching ``service`` in-process."""
     return load_terminal(reader, InProcessLoadHost(service, TOPUP.token), journal, **options)  # type: ignore[arg-type]
+
+
+def card_request(card: SimCard, amount: int, *, request_id: str = "req-1", terminal: bytes = TOPUP.number,
+                 when: dt.datetime = WHEN) -> LoadRequest:
+    """Power the card on, SELECT, INITIALIZE FOR LOAD: the request a terminal would make of the card's answer (the
+    card keeps the transaction open for :func:`credit`)."""
+    card.power_on()
+    assert sw(card, SELECT_EP) == 0x9000
+    answer = call(card, cc.InitializeForLoad(1, amount, terminal).to_bytes())
+    assert answer.sw == 0x9000, hex(answer.sw)
+    init = cc.LOAD_INIT_RESPONSE.parse(answer.data)
+    return LoadRequest(request_id, terminal, card.issuer_id, card.serial, init.balance, amount, init.online_atc,
+                       init.random, when, init.mac1, init.key_version)
+
+
+def credit(card: SimCard, mac2: bytes, when: dt.datetime = WHEN) -> bytes:
+    """CREDIT FOR LOAD on the card's open transaction; the TAC."""
+    answer = call(card, cc.CreditForLoad(when, mac2).to_bytes())
+    assert answer.sw == 0x9000, hex(answer.sw)
+    return answer.data
