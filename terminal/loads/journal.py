@@ -170,7 +170,7 @@ class LoadJournal:
                 return cur.lastrowid  # type: ignore[return-value]
         except sqlite3.IntegrityError:
             raise LoadJournalError(f"card {to_hex(record.card_serial)} online counter {record.online_atc} is already "
-                                   f"journaled, or one of its loads is still waiting for the card") from None
+                                   "journaled") from None
         except sqlite3.Error as exc:
             raise failure(KIND, self.path, "cannot journal the load", exc) from None
 
@@ -205,6 +205,8 @@ class LoadJournal:
                     if found is None:
                         raise LoadJournalError(f"{self.path}: no load row {row_id}")
                     raise LoadJournalError(f"load row {row_id} is {found[0]}: it cannot become {target.value}")
+        except sqlite3.IntegrityError:
+            raise LoadJournalError(f"load row {row_id}: another load of its card already waits for the card") from None
         except sqlite3.Error as exc:
             raise failure(KIND, self.path, f"row {row_id} not made {target.value}", exc) from None
 
