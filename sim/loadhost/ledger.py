@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
@@ -174,7 +174,7 @@ class LoadLedger:
         self.path = os.fspath(path)
         self._conn = open_database(self.path, KIND, readonly=readonly)
 
-    def __enter__(self) -> LoadLedger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -216,8 +216,8 @@ def _loads(cur: sqlite3.Cursor, where: str, params: tuple[Any, ...]) -> list[Led
     rows = cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM load {where} ORDER BY load_id", params).fetchall()
     loads = []
     for row in rows:
-        values = {name: (None if value is None else bytes.fromhex(value)) if name in _BYTES else value
-                  for name, value in zip(_COLUMNS, row)}
+        values: dict[str, Any] = {name: (None if value is None else bytes.fromhex(value)) if name in _BYTES else value
+                                  for name, value in zip(_COLUMNS, row)}
         values["state"] = LedgerState(values["state"])
         loads.append(LedgerLoad(**values))
     return loads

@@ -39,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "yikatong-loadhost"
     sys_version = ""
 
-    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+    def do_POST(self) -> None:  # the standard library's name
         path = self.path.split("?", 1)[0]
         service = self.server.service
         try:
@@ -71,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._refuse(LoadRefused(NOT_FOUND, f"no such resource {path}"))
 
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _other_method  # noqa: N815
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _other_method
 
     def _token(self) -> str | None:
         value = self.headers.get("Authorization", "")
@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.server.log(f"{self.client_address[0]} {self.command} {self.path.split('?', 1)[0]} {int(code)}")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the standard library's name)
+    def log_message(self, format: str, *args: Any) -> None:  # the standard library's signature
         self.server.log(f"{self.client_address[0]} {format % args}")
 
 
@@ -140,8 +140,8 @@ class LoadHostServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        host, port = str(self.server_address[0]), self.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
 
     def start(self) -> LoadHostServer:

@@ -26,7 +26,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
@@ -145,7 +145,7 @@ class LoadJournal:
         self.clock = clock or SystemClock()
         self._conn = open_database(self.path, KIND, readonly=readonly)
 
-    def __enter__(self) -> LoadJournal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from protocols import card_commands as cc
 from protocols.crypto import Algorithm, CardKey, TdesKey
@@ -65,7 +66,7 @@ def demo_service(ledger: Path, *, limits: Limits | None = None, clock: ManualClo
     return LoadHostService(KEYSET, LoadLedger(ledger), terminals, clock=clock or ManualClock(WHEN))
 
 
-def demo_card(serial: str = "03103640000000000077", balance: int = 5000, **fields: object) -> SimCard:
+def demo_card(serial: str = "03103640000000000077", balance: int = 5000, **fields: Any) -> SimCard:
     return issue_card(KEYSET, serial=serial, balance=balance, **fields)
 
 

@@ -52,7 +52,7 @@ def test_a_load_and_its_records(service, tmp_path: Path) -> None:
     assert card.balance == 7000 and card.image.purse.online_atc == 1
     log = card.image.transaction_log[0]  # the card's 0x18 record: ATC 0, amount, type 02, this terminal, the time
     assert log == h("0000 000000 000007D0 02") + TOPUP.number + h("20260302 091500")
-    entry = terminal.journal.get(outcome.journal_row)
+    entry = terminal.journal.get(outcome.journal_row or 0)
     assert (entry.record.state, entry.record.tac, entry.record.load_id) == (LoadState.CONFIRMED, outcome.tac, 1)
     assert service.ledger.confirmed_fen() == 2000
     with pytest.raises(ConfigError):
@@ -196,12 +196,12 @@ def test_a_tac_the_host_was_not_told_is_sent_again(service, tmp_path: Path) -> N
     assert outcome is not None and outcome.loaded and outcome.confirmed is False
     assert outcome.message == ("loaded 20.00, balance 70.00 (the host was not told yet; the TAC is kept and sent "
                                "again)")
-    assert terminal.journal.get(outcome.journal_row).record.state is LoadState.CREDITED
+    assert terminal.journal.get(outcome.journal_row or 0).record.state is LoadState.CREDITED
     assert [load.state for load in service.ledger.loads()] == [LedgerState.AUTHORIZED]
     assert terminal.start() == 1  # still down
     host.up = True
     assert terminal.start() == 0
-    assert terminal.journal.get(outcome.journal_row).record.state is LoadState.CONFIRMED
+    assert terminal.journal.get(outcome.journal_row or 0).record.state is LoadState.CONFIRMED
     assert service.ledger.confirmed_fen() == 2000
 
 
@@ -210,7 +210,7 @@ def test_a_crash_before_the_host_answered_is_voided_at_start(service, tmp_path: 
     terminal = topup(service, SimReader(card, timing=None), tmp_path / "loads.db")
     outcome = terminal.load(2000)
     assert outcome is not None
-    record = dataclasses.replace(terminal.journal.get(outcome.journal_row).record, request_id="crashed",
+    record = dataclasses.replace(terminal.journal.get(outcome.journal_row or 0).record, request_id="crashed",
                                  online_atc=1, state=LoadState.REQUESTED, load_id=None, mac2=None, tac=None)
     row = terminal.journal.record_request(record)
     terminal.start()

@@ -32,7 +32,7 @@ def post(url: str, path: str, body: Any, token: str | None = TOPUP.token,
          method: str = "POST") -> tuple[int, http.client.HTTPMessage, Any]:
     """One raw HTTP request; ``body`` bytes go as they are, anything else as JSON."""
     parsed = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=TIMEOUT)
+    connection = http.client.HTTPConnection(str(parsed.hostname), parsed.port, timeout=TIMEOUT)
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     if token is not None:
@@ -89,7 +89,7 @@ def test_refusals_over_http(served: LoadHostServer) -> None:
 def test_http_details(served: LoadHostServer) -> None:
     url = served.url
     body = request_to_json(card_request(demo_card(), 2000))
-    cases = [
+    cases: list[tuple[Any, int, str, str]] = [
         (b"{not json", 400, "bad_request", "not JSON"),
         (b'{"request_id": "a", "request_id": "b"}', 400, "bad_request", "appears twice"),
         ({**body, "colour": "red"}, 400, "bad_request", "colour: unknown field"),
@@ -102,7 +102,7 @@ def test_http_details(served: LoadHostServer) -> None:
     ]
     for raw, status, code, message in cases:
         got, _, answer = post(url, "/v1/loads", raw)
-        assert (got, answer["error"]) == (status, code) and message in answer["message"], (raw[:40], answer)
+        assert (got, answer["error"]) == (status, code) and message in answer["message"], (raw, answer)
     assert post(url, "/v1/nothing", body)[0] == 404
     assert post(url, "/v1/loads/abc/confirm", body)[0] == 404
     status, headers, answer = post(url, "/v1/loads", b"", method="GET")
@@ -239,7 +239,7 @@ def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str, list
 
 def _stop(proc: subprocess.Popen[str], lines: list[str]) -> list[str]:
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=TIMEOUT)
+    _, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, (lines, err)
     return lines + err.splitlines()
 
@@ -278,14 +278,14 @@ def test_ykt_loadhost_serve_as_a_process_across_a_restart(tmp_path: Path) -> Non
     assert card.balance == 5000 + 2500 + 1000
 
     listed = subprocess.run([*YKT, "loadhost", "ledger", str(ledger), "--json"], capture_output=True, text=True,
-                            timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+                            timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["load_id"], r["state"], r["amount"], r["balance_before"], r["online_counter"]) for r in rows] == \
         [(1, "confirmed", 2500, 5000, 0), (2, "confirmed", 1000, 7500, 1)]
     assert listed.stderr == "2 loads: 2 confirmed (35.00 CNY loaded), 0 authorized, 0 flagged, 0 void\n"
     text = subprocess.run([*YKT, "loadhost", "ledger", str(ledger)], capture_output=True, text=True, timeout=TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
     assert text.stdout.splitlines()[0].startswith("load 1      confirmed   card 3103640000000000077  counter 0")
 
 
