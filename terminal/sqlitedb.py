@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from protocols.errors import YktError
 
@@ -62,6 +63,25 @@ def open_database(path: str | os.PathLike[str], kind: FileKind, *, readonly: boo
         if conn is not None:
             conn.close()
         raise
+
+
+class SqliteFile:
+    """A file of one :class:`FileKind`, open on one connection until :meth:`close` (or the end of a ``with``)."""
+
+    KIND: FileKind
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._conn = open_database(self.path, self.KIND, readonly=readonly)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def failure(kind: FileKind, source: str, what: str, exc: sqlite3.Error) -> YktError:

@@ -14,16 +14,15 @@ MAC2 was never used: it is superseded by that request's load).
 from __future__ import annotations
 
 import enum
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
-from terminal.sqlitedb import FileKind, failure, open_database, write_transaction
+from terminal.sqlitedb import FileKind, SqliteFile, failure, write_transaction
 
 APPLICATION_ID = 0x594B5448  # "YKTH"
 SCHEMA_VERSION = 1
@@ -167,21 +166,10 @@ class LedgerTransaction:
                               (state.value, note, changed_at, to_hex(tac), load_id))
 
 
-class LoadLedger:
+class LoadLedger(SqliteFile):
     """The ledger file, created on first open. One connection, shared by the host's threads under the host's lock."""
 
-    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
-        self.path = os.fspath(path)
-        self._conn = open_database(self.path, KIND, readonly=readonly)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._conn.close()
+    KIND = KIND
 
     @contextmanager
     def transaction(self) -> Iterator[LedgerTransaction]:

@@ -26,12 +26,12 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
 from terminal.clock import Clock, SystemClock
-from terminal.sqlitedb import FileKind, failure, open_database, write_transaction
+from terminal.sqlitedb import FileKind, SqliteFile, failure, write_transaction
 
 APPLICATION_ID = 0x594B544C  # "YKTL"
 SCHEMA_VERSION = 1
@@ -136,23 +136,15 @@ KIND = FileKind("load journal", APPLICATION_ID, SCHEMA_VERSION, _SCHEMA, LoadJou
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM load"
 
 
-class LoadJournal:
+class LoadJournal(SqliteFile):
     """The load terminal's journal in one SQLite file, created on first open; every change is committed before the
     call returns. ``readonly=True`` opens an existing journal for reading beside a running terminal."""
 
+    KIND = KIND
+
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock | None = None, readonly: bool = False) -> None:
-        self.path = os.fspath(path)
+        super().__init__(path, readonly=readonly)
         self.clock = clock or SystemClock()
-        self._conn = open_database(self.path, KIND, readonly=readonly)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._conn.close()
 
     # -- writing ------------------------------------------------------------------------------------------------------
 
