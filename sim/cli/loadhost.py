@@ -75,7 +75,6 @@ def serve(keys_path: Path | None, ledger_path: Path | None, terminals_path: Path
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     registry = service.terminals
     test_only = " (TEST ONLY: public demo keys)" if keys_path is None else ""
-    click.echo(f"load host listening on {server.url}", err=True)
     click.echo(f"  keys       {keys_path or 'demo key set'}{test_only}", err=True)
     click.echo(f"  ledger     {ledger_path}", err=True)
     click.echo(f"  terminals  {len(registry.terminals)} from {terminals_path or 'sim/keys/demo-terminals.toml'}"
@@ -84,6 +83,7 @@ def serve(keys_path: Path | None, ledger_path: Path | None, terminals_path: Path
     if address[0] not in ("127.0.0.1", "::1", "localhost"):
         click.echo(f"  note: listening on {address[0]}, not loopback: plain HTTP, put TLS in front of it", err=True)
     server.start()
+    click.echo(f"load host listening on {server.url}", err=True)  # last: the host is ready when this line is out
     try:
         while not stopping.wait(0.5):
             pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -223,25 +222,26 @@ def _clock():
 
 
 def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """``ykt loadhost serve`` on a free port; returns once it says it listens (its last line of start-up)."""
     proc = subprocess.Popen([*YKT, "loadhost", "serve", "--listen", "127.0.0.1:0", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     assert proc.stderr is not None
     for line in proc.stderr:
         lines.append(line.rstrip("\n"))
         if line.startswith("load host listening on "):
             return proc, line.split()[-1], lines
-        if len(lines) > 20:
-            break
-    proc.kill()
+    proc.wait(TIMEOUT)
     pytest.fail(f"ykt loadhost serve did not start: {lines}", pytrace=False)
 
 
 def _stop(proc: subprocess.Popen[str], lines: list[str]) -> list[str]:
+    """SIGTERM; the whole log once the process has ended with status 0."""
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=TIMEOUT)
-    assert proc.returncode == 0, (lines, err)
-    return lines + err.splitlines()
+    assert proc.stderr is not None
+    rest = proc.stderr.read()  # through the same buffered reader that read the start-up lines
+    assert proc.wait(TIMEOUT) == 0, (lines, rest)
+    return lines + rest.splitlines()
 
 
 def test_ykt_loadhost_serve_as_a_process_across_a_restart(tmp_path: Path) -> None:
