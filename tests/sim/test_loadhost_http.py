@@ -260,6 +260,9 @@ def test_ykt_loadhost_serve_as_a_process_across_a_restart(tmp_path: Path) -> Non
         assert refused is not None and (refused.status, refused.reason) == (LoadStatus.REFUSED, "over_limit")
         replayed = card_request(card, 1000, request_id="replayed")
         assert post(url, "/v1/loads", request_to_json(replayed), "not-a-token-of-any-terminal")[0] == 401
+        forged = {**request_to_json(replayed), "request_id": "forged", "mac1": "0BADF00D"}
+        status, _, answer = post(url, "/v1/loads", forged)
+        assert (status, answer["error"]) == (422, "bad_mac1")
     finally:
         log = _stop(proc, lines)
     assert "127.0.0.1 POST /v1/loads 200" in log and "127.0.0.1 POST /v1/loads 401" in log
@@ -273,17 +276,22 @@ def test_ykt_loadhost_serve_as_a_process_across_a_restart(tmp_path: Path) -> Non
         status, _, again = post(url, "/v1/loads", {**request_to_json(replayed), "request_id": "replayed-again"})
         assert (status, again["error"]) == (409, "replay")
         assert post(url, f"/v1/loads/{answer['load_id']}/confirm", {"tac": tac.hex()})[2]["state"] == "confirmed"
+        flagged = post(url, "/v1/loads", request_to_json(card_request(card, 500, request_id="to-flag")))[2]
+        credit(card, bytes.fromhex(flagged["mac2"]))
+        status, _, wrong = post(url, f"/v1/loads/{flagged['load_id']}/confirm", {"tac": "00000000"})
+        assert (status, wrong["error"]) == (409, "bad_tac")
     finally:
         _stop(proc, lines)
-    assert card.balance == 5000 + 2500 + 1000
+    assert card.balance == 5000 + 2500 + 1000 + 500
 
     listed = subprocess.run([*YKT, "loadhost", "ledger", str(ledger), "--json"], capture_output=True, text=True,
                             timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["load_id"], r["state"], r["amount"], r["balance_before"], r["online_counter"]) for r in rows] == \
-        [(1, "confirmed", 2500, 5000, 0), (2, "confirmed", 1000, 7500, 1)]
-    assert listed.stderr == "2 loads: 2 confirmed (35.00 CNY loaded), 0 authorized, 0 flagged, 0 void\n"
+        [(1, "confirmed", 2500, 5000, 0), (2, "confirmed", 1000, 7500, 1), (3, "flagged", 500, 8500, 2)]
+    assert rows[2]["tac"] == "00000000" and "does not verify" in rows[2]["note"]
+    assert listed.stderr == "3 loads: 2 confirmed (35.00 CNY loaded), 0 authorized, 1 flagged, 0 void\n"
     text = subprocess.run([*YKT, "loadhost", "ledger", str(ledger)], capture_output=True, text=True, timeout=TIMEOUT,
                           stdin=subprocess.DEVNULL, check=False)
     assert text.stdout.splitlines()[0].startswith("load 1      confirmed   card 3103640000000000077  counter 0")
