@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class _Handler(BaseHTTPRequestHandler):
     server: LoadHostServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
-    timeout = 30  # seconds a connection may stay silent
+    timeout = 10  # seconds a connection may stay silent (a stop waits at most that long for an idle one)
     server_version = "yikatong-loadhost"
     sys_version = ""
 
@@ -127,7 +127,7 @@ class LoadHostServer(ThreadingHTTPServer):
     """The HTTP service on ``address`` (``("127.0.0.1", 0)``: a free port). :meth:`start` serves on a thread (tests);
     :meth:`serve_forever` serves on the caller's thread until :meth:`shutdown`. ``log`` receives one line a request."""
 
-    daemon_threads = True
+    daemon_threads = False  # server_close waits for the requests in progress (block_on_close)
 
     def __init__(self, service: LoadHostService, address: tuple[str, int] = ("127.0.0.1", 8760), *,
                  log: Callable[[str], None] | None = None) -> None:
