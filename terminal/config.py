@@ -38,7 +38,9 @@ class ValidatorConfig:
     fares, 0x1A records) or ``simple`` (type 06, no records: only for flat fares). ``recovery_window_s``: how long a
     torn debit stays ``pending`` before it is reported to the back office as ``unconfirmed`` (it stays open: the card
     settles it whenever it comes back). ``repeat_tap_s``: a card accepted less than this long ago is not charged
-    again. ``damaged_rows``: what a damaged journal row does at start-up and on a tap, ``stop`` (the validator does not
+    again; ``repeat_tap_scope`` says by whom: ``validator`` (by this validator, from its own memory) or ``line``
+    (also by any validator of this operator on this line, from the card's newest 0x1E record: one more READ RECORD
+    per tap unless the fares read it anyway; for vehicles with several validators). ``damaged_rows``: what a damaged journal row does at start-up and on a tap, ``stop`` (the validator does not
     start: a typed error names the row and the field) or ``quarantine`` (the row is set aside, journaled as an event,
     and the validator goes on).
     """
@@ -50,6 +52,7 @@ class ValidatorConfig:
     accepted_issuers: frozenset[bytes] = frozenset()
     recovery_window_s: int = 30
     repeat_tap_s: int = 60
+    repeat_tap_scope: str = "validator"
     card_timeout_s: float = 0.5
     sam_timeout_s: float = 2.0
     maintenance_key_version: int = 0x01
@@ -58,7 +61,7 @@ class ValidatorConfig:
 
 
 _TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
-                  "recovery_window_s", "repeat_tap_s", "card_timeout_s", "sam_timeout_s", "maintenance_key_version",
+                  "recovery_window_s", "repeat_tap_s", "repeat_tap_scope", "card_timeout_s", "sam_timeout_s", "maintenance_key_version",
                   "psam_two_level", "damaged_rows"})
 _PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
 
@@ -108,6 +111,9 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
     purchase = root.string("purchase", defaults.purchase)
     if purchase not in ("composite", "simple"):
         raise root.error(f'must be "composite" or "simple", got {purchase!r}', "purchase")
+    scope = root.string("repeat_tap_scope", defaults.repeat_tap_scope)
+    if scope not in ("validator", "line"):
+        raise root.error(f'must be "validator" or "line", got {scope!r}', "repeat_tap_scope")
     damaged = root.string("damaged_rows", defaults.damaged_rows)
     if damaged not in DAMAGE_POLICIES:
         raise root.error(f'must be "stop" or "quarantine", got {damaged!r}', "damaged_rows")
@@ -128,7 +134,7 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
     return ValidatorConfig(
         place, purchase, app_types, root.integer("min_application_version", 0, 0xFF, defaults.min_application_version),
         accepted, root.integer("recovery_window_s", 0, MAX_MINUTES * 60, defaults.recovery_window_s),
-        root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s),
+        root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s), scope,
         _seconds(root, "card_timeout_s", defaults.card_timeout_s, 0.01, 60),
         _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60),
         root.integer("maintenance_key_version", 0, 0xFF, defaults.maintenance_key_version),

@@ -50,6 +50,8 @@ from protocols.card_files import (
     PublicAppInfo,
     TransactionLogRecord,
     TransactionType,
+    TransitRecord,
+    TransitRecordType,
     build_process_record,
     parse_process_record,
 )
@@ -87,6 +89,7 @@ _SELECT_DECLINES = {0x6283: Decline.CARD_LOCKED, 0x6284: Decline.CARD_INVALID, 0
 _RECENT_LIMIT = 4096  # remembered accepted cards before expired ones are pruned
 _READ_18 = tuple(cc.ReadRecord(SFI_TRANSACTION_LOG, number, le=TRANSACTION_LOG_RECORD.size).to_bytes()
                  for number in range(1, TRANSACTION_LOG_RECORDS + 1))
+_SINGLE_FARE = TransitRecordType.SINGLE_FARE
 _MAC2_FLAGGED = "MAC2 not verified by the PSAM: debit kept, flagged for the back office"
 _EP_PURCHASES = frozenset((TransactionType.EP_PURCHASE, TransactionType.COMPOSITE_PURCHASE))
 """Transaction types on the purse's offline counter: the 0x18 records a validator's debit can be."""
@@ -326,9 +329,12 @@ class Validator:
 
     def _quote(self, info: PublicAppInfo, management: ManagementInfo, now: dt.datetime) -> FareQuote:
         transit = bus = None
-        if NEED_TRANSIT_RECORD in self._needs:
+        line_scope = self.config.repeat_tap_scope == "line"
+        if NEED_TRANSIT_RECORD in self._needs or line_scope:
             raw = self._record(_READ_1E, "READ RECORD 0x1E")
             transit = None if raw is None else TRANSIT_RECORD.parse(raw)
+            if line_scope and transit is not None:
+                self._paid_on_line(transit, info.serial, management.card_type, now)
         if NEED_BUS_RECORD in self._needs:
             raw = self._record(_READ_1A, "READ RECORD 0x1A")
             record = None if raw is None else parse_process_record(raw)
@@ -339,6 +345,17 @@ class Validator:
             reason = Decline.CARD_TYPE_REFUSED if quote.kind == "card_type" else Decline.NO_FARE
             raise self._decline(reason, info.serial, quote.reason, card_type=management.card_type)
         return quote
+
+    def _paid_on_line(self, transit: TransitRecord, serial: bytes, card_type: int, now: dt.datetime) -> None:
+        """The repeat-tap rule over the card's own newest 0x1E record: a single fare paid on this operator's line less
+        than ``repeat_tap_s`` ago (at any of its validators, a torn debit included) is not charged again."""
+        stop = self.stop
+        assert stop is not None
+        when = transit.transaction_time
+        if transit.record_type == _SINGLE_FARE and transit.operator_code == stop.operator_code \
+                and transit.line == stop.line and when is not None and dt.timedelta(0) <= now - when < self._repeat:
+            raise self._decline(Decline.REPEAT_TAP, serial, f"paid on this line at {when.time().isoformat()} "
+                                f"(terminal {transit.device_id[2:].hex().upper()})", card_type=card_type)
 
     # -- the debit ---------------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from protocols.card_files import TRANSACTION_LOG_RECORD
 from sim.card import SimCard
 from sim.psam import demo_psam
 from sim.reader import Tear
+from terminal.config import ValidatorConfig
 from terminal.journal import EventKind, MemoryJournal, SqliteJournal
 from terminal.open_debits import OpenDebits
 from terminal.outcome import Decline, TapStatus
@@ -185,3 +186,23 @@ def test_open_debits_load_only_what_a_card_may_still_settle():
     journal = MemoryJournal()
     index = OpenDebits(journal)
     assert index.load() == [] and index.rows(bytes(10)) == []
+
+
+def test_the_repeat_tap_rule_over_the_cards_own_record_spans_the_validators_of_a_line():
+    """Two validators on one bus (same operator and line): with ``repeat_tap_scope = "line"`` the second reads the
+    card's newest 0x1E record and does not charge a ride the first was paid for, a torn debit included."""
+    line = ValidatorConfig(repeat_tap_scope="line")
+    front, c = Rig(config=line), card()
+    rear = Rig(psam=demo_psam(OTHER_TERMINAL), clock=front.clock, config=line)
+    assert front.tap(c).accepted
+    again = rear.tap(c, advance=10)
+    assert (again.status, again.decline) == (TapStatus.DECLINED, Decline.REPEAT_TAP)
+    assert again.detail == "paid on this line at 08:00:00 (terminal 200041599997)" and c.balance == 9800
+    assert rear.tap(c, advance=60).accepted and c.balance == 9600  # 70 s after: a new ride
+    front.reader.plan_tear(Tear.after("8054"))
+    assert front.tap(c, advance=600).status is TapStatus.RETRY
+    assert rear.tap(c, advance=20).decline is Decline.REPEAT_TAP  # the torn debit paid: the rider is not charged
+    back = front.tap(c, advance=5)
+    assert back.recovered and c.balance == 9400
+    default = Rig(psam=demo_psam(bytes.fromhex("200041590003")), clock=front.clock)  # scope "validator"
+    assert default.tap(c, advance=1).accepted and c.balance == 9200
