@@ -1,5 +1,6 @@
 """Every loader ends in the project's typed errors on any input: key sets, validator settings, fares, card fixtures,
-scripted cards, traces, blacklists (the list file and its text source) and journals.
+scripted cards, traces, blacklists (the list file and its text source), the debit journal, the load journal, the load
+host's ledger and its terminals file.
 
 Each loader is fed random bytes, valid documents with bytes flipped, inserted, deleted or cut, and valid documents
 changed in their structure (a JSON value replaced by one of any type, a TOML value by any literal, lines dropped or
@@ -126,6 +127,26 @@ def _journal_start(path: Path) -> None:
                       config=ValidatorConfig(damaged_rows=damaged)).start()
 
 
+def _load_journal(path: Path) -> None:
+    from terminal.loads.journal import LoadJournal
+
+    with LoadJournal(path, readonly=True) as journal:
+        list(journal.entries())
+
+
+def _ledger(path: Path) -> None:
+    from sim.loadhost import LoadLedger
+
+    with LoadLedger(path, readonly=True) as ledger:
+        ledger.loads()
+
+
+def _terminals(path: Path) -> None:
+    from sim.loadhost.terminals import load_terminals
+
+    load_terminals(path)
+
+
 def seed_time() -> Any:
     import datetime as dt
 
@@ -156,6 +177,12 @@ def seeds(kind: str) -> tuple[bytes, ...]:
         return (_blacklist_seed(kind),)
     if kind in ("journal", "journal_start"):
         return (_journal_seed(),)
+    if kind in ("load_journal", "ledger"):
+        return (_load_seed(kind),)
+    if kind == "terminals":
+        from sim.loadhost.terminals import DEMO_TERMINALS
+
+        return (DEMO_TERMINALS.read_bytes(),)
     raise AssertionError(kind)
 
 
@@ -199,14 +226,25 @@ def _journal_seed() -> bytes:
     return path.read_bytes()
 
 
+def _load_seed(kind: str) -> bytes:
+    from sim.demo import run_demo
+
+    journal = scratch() / "seed-demo" / "journal.db"
+    if not journal.exists():
+        journal.parent.mkdir()
+        run_demo(20, 4, journal, load_share=0.5)
+    return journal.with_name("journal-loads.db" if kind == "load_journal" else "journal-loadhost.db").read_bytes()
+
+
 LOADERS: dict[str, Callable[[Path], None]] = {
     "keyset": _keyset, "config": _config, "fares": _fares, "fixture": _fixture, "script": _script, "trace": _trace,
     "blacklist": _blacklist, "blacklist_source": _blacklist_source, "blacklist_csv": _blacklist_csv,
-    "journal": _journal, "journal_start": _journal_start,
+    "journal": _journal, "journal_start": _journal_start, "load_journal": _load_journal, "ledger": _ledger,
+    "terminals": _terminals,
 }
 JSON_KINDS = ("keyset", "fixture", "script")
 JSON_LINES_KINDS = ("trace",)
-TOML_KINDS = ("config", "fares")
+TOML_KINDS = ("config", "fares", "terminals")
 
 
 def load(kind: str, data: bytes) -> None:
