@@ -40,9 +40,9 @@ class ValidatorConfig:
     settles it whenever it comes back). ``repeat_tap_s``: a card accepted less than this long ago is not charged
     again; ``repeat_tap_scope`` says by whom: ``validator`` (by this validator, from its own memory) or ``line``
     (also by any validator of this operator on this line, from the card's newest 0x1E record: one more READ RECORD
-    per tap unless the fares read it anyway; for vehicles with several validators). ``damaged_rows``: what a damaged journal row does at start-up and on a tap, ``stop`` (the validator does not
-    start: a typed error names the row and the field) or ``quarantine`` (the row is set aside, journaled as an event,
-    and the validator goes on).
+    per tap unless the fares read it anyway; for vehicles with several validators). ``damaged_rows``: what a damaged
+    journal row does at start-up and on a tap, ``stop`` (the validator does not start: a typed error names the row and
+    the field) or ``quarantine`` (the row is set aside, journaled as an event, and the validator goes on).
     """
 
     place: Place = field(default_factory=Place)
@@ -61,8 +61,8 @@ class ValidatorConfig:
 
 
 _TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
-                  "recovery_window_s", "repeat_tap_s", "repeat_tap_scope", "card_timeout_s", "sam_timeout_s", "maintenance_key_version",
-                  "psam_two_level", "damaged_rows"})
+                  "recovery_window_s", "repeat_tap_s", "repeat_tap_scope", "card_timeout_s", "sam_timeout_s",
+                  "maintenance_key_version", "psam_two_level", "damaged_rows"})
 _PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
 
 

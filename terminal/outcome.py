@@ -44,8 +44,8 @@ class TapOutcome:
 
     Amounts are fen. ``balance_before``/``balance_after`` are known once INITIALIZE answered (``None`` before that).
     ``recovered`` marks a debit that was torn earlier and proven now by the card (GET TRANSACTION PROVE, or its own 0x18
-    record of the debit: then ``tac`` is ``None``): this tap is that ride's, nothing more is charged. ``exchanges`` are the
-    tap's card and PSAM exchanges with their wall-clock (and, on a simulated reader, modeled) durations.
+    record of the debit: then ``tac`` is ``None``): this tap is that ride's, nothing more is charged. ``exchanges`` are
+    the tap's card and PSAM exchanges with their wall-clock (and, on a simulated reader, modeled) durations.
     """
 
     status: TapStatus

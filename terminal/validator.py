@@ -30,6 +30,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from protocols import card_commands as cc
 from protocols.card_files import (
@@ -70,7 +71,7 @@ from .link import Link
 from .open_debits import OpenDebits
 from .outcome import Decline, TapOutcome, TapStatus
 from .psam import Psam
-from .records import DebitRecord, DebitState, Evidence
+from .records import DebitRecord, Evidence
 from .trace import ExchangeLog, Tracer, Tracers
 
 _SELECT = cc.SelectByName(T_UNION_EP_AID).to_bytes()
@@ -271,7 +272,7 @@ class Validator:
             self.out_of_service = f"journal: {exc}"
             return TapOutcome(TapStatus.OUT_OF_SERVICE, detail=self.out_of_service, card_serial=serial)
 
-    def _decline(self, reason: Decline, serial: bytes, detail: str = "", **fields: object) -> _Stop:
+    def _decline(self, reason: Decline, serial: bytes, detail: str = "", **fields: Any) -> _Stop:
         return _Stop(TapOutcome(TapStatus.DECLINED, reason, detail, card_serial=serial, **fields))
 
     def _select(self) -> PublicAppInfo:
@@ -429,12 +430,12 @@ class Validator:
             if dup.key != "terminal":
                 raise
             terminal = record.terminal_id.hex().upper()
-            self.journal.record_event(EventKind.PSAM_SERIAL_REPEAT,
-                                      f"terminal {terminal} TSN {record.tsn} is already journaled as row {dup.existing}",
-                                      row_ref=dup.existing)
-            raise OutOfService(f"the PSAM's transaction serial {record.tsn} is already journaled for terminal {terminal} "
-                               f"(row {dup.existing}): the PSAM is behind this journal (a replaced or restored PSAM, "
-                               "or another validator's journal)") from None
+            self.journal.record_event(
+                EventKind.PSAM_SERIAL_REPEAT, f"terminal {terminal} TSN {record.tsn} is already journaled as row "
+                f"{dup.existing}", row_ref=dup.existing)
+            raise OutOfService(f"the PSAM's transaction serial {record.tsn} is already journaled for terminal "
+                               f"{terminal} (row {dup.existing}): the PSAM is behind this journal (a replaced or "
+                               "restored PSAM, or another validator's journal)") from None
 
     def _balance(self) -> int | None:
         """The balance to show with an insufficient-funds decline; ``None`` when the card will not say."""
@@ -550,6 +551,7 @@ class Validator:
             if verified is False:
                 outcome.detail = _MAC2_FLAGGED
         else:
+            assert found is not None  # neither a proof nor a record returned above
             self.journal.settle_from_log(entry.row_id, found.raw, made=True)
         self._settled(entry)
         newest = found is None or found is log()[0]

@@ -7,10 +7,10 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -26,7 +26,7 @@ DAMAGED_HELP = ("What a damaged row does: 'stop' ends the command with an error 
                 "status 1 and goes on with the others.")
 
 
-def damaged_option(default: str | None = "stop") -> click.Option:
+def damaged_option(default: str | None = "stop") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The ``--damaged stop|quarantine`` option, shared by the commands that read a journal."""
     return click.option("--damaged", type=click.Choice(["stop", "quarantine"]), default=default,
                         show_default=default is not None, help=DAMAGED_HELP)
@@ -53,7 +53,7 @@ def report_set_aside(journal: Journal) -> bool:
 
 
 @contextmanager
-def _atomic(path: Path) -> Iterator[IO[str]]:
+def _atomic(path: Path) -> Iterator[TextIO]:
     """A text file written beside ``path`` and renamed onto it once complete: ``path`` holds the old content or the
     whole new one, never part of it."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

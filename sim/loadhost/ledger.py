@@ -206,7 +206,7 @@ def _loads(cur: sqlite3.Cursor, where: str, params: tuple[Any, ...]) -> list[Led
     for row in rows:
         try:
             values: dict[str, Any] = {name: (None if value is None else bytes.fromhex(value)) if name in _BYTES
-                                      else value for name, value in zip(_COLUMNS, row)}
+                                      else value for name, value in zip(_COLUMNS, row, strict=True)}
             values["state"] = LedgerState(values["state"])
         except (ValueError, TypeError) as exc:  # a field changed on disk: not what the ledger wrote
             raise LedgerError(f"ledger load {row[0]}: damaged: {exc}") from None

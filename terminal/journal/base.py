@@ -19,15 +19,15 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Self
 
 from terminal.clock import Clock, SystemClock
 from terminal.records import DebitRecord, DebitState, Evidence
 
 from .errors import (BadTransition, DamagedRow, DuplicateDebit, InvalidDebit, JournalError, JournalStorageError,
                      UnknownRow)
-from .rows import (BALANCE_LIMIT, COLUMNS, LOG_RECORD_SIZE, OPEN_STATES, EventKind, JournalEntry, JournalEvent, decode_entry,
-                   decode_event, storable)
+from .rows import (BALANCE_LIMIT, COLUMNS, LOG_RECORD_SIZE, OPEN_STATES, EventKind, JournalEntry, JournalEvent,
+                   decode_entry, decode_event, storable)
 
 __all__ = ["BadTransition", "COLUMNS", "DAMAGE_POLICIES", "DamagedRow", "DuplicateDebit", "EventKind", "InvalidDebit",
            "Journal", "JournalEntry", "JournalError", "JournalEvent", "JournalStorageError", "OPEN_STATES", "SOURCES",
@@ -312,7 +312,7 @@ class Journal(abc.ABC):
         """Flush and release the storage."""
         self.flush()
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -199,8 +199,8 @@ def decode_entry(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
     tac, mac2 = f.optional_hex(16, 4), f.optional_hex(17, 4)
     has_tac = state is DebitState.COMPLETE and evidence in _WITH_TAC
     if (tac is None) == has_tac or (mac2 is None) == has_tac:
-        f.fail(16 if (tac is None) == has_tac else 17,
-               f"a {state.value} row {'has' if has_tac else 'has no'} TAC and MAC2 (evidence {evidence.value or 'none'})")
+        f.fail(16 if (tac is None) == has_tac else 17, f"a {state.value} row {'has' if has_tac else 'has no'} TAC and "
+               f"MAC2 (evidence {evidence.value or 'none'})")
     if verified is not None and not has_tac:
         f.fail(18, f"a {state.value} row without MAC2 has no MAC2 check")
     record = DebitRecord(

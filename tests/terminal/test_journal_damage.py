@@ -236,12 +236,13 @@ def test_a_damaged_row_in_a_tap_lookup_is_set_aside_under_quarantine(tmp_path: P
     from .validator_support import card
 
     path = tmp_path / "journal.db"
-    rig, c = Rig(journal=SqliteJournal(path), config=ValidatorConfig(damaged_rows="quarantine")), card()
+    journal = SqliteJournal(path)
+    rig, c = Rig(journal=journal, config=ValidatorConfig(damaged_rows="quarantine")), card()
     rig.reader.plan_tear(Tear.after("8054"))
     rig.tap(c)
-    rig.journal._conn.execute("UPDATE debit SET mac1 = 'XYZ' WHERE id = 1")
+    journal._conn.execute("UPDATE debit SET mac1 = 'XYZ' WHERE id = 1")
     back = rig.tap(c, advance=5)
-    assert back.accepted and not back.recovered  # the row could not be read: this tap is charged, the row reported
+    assert back is not None and back.accepted and not back.recovered  # the row could not be read: this tap is charged, the row reported
     assert [(e.kind, e.row_ref) for e in rig.journal.events()] == [(EventKind.DAMAGED_ROW.value, 1)]
     stop = Rig(journal=SqliteJournal(path), clock=rig.clock, start=False)
     with pytest.raises(DamagedRow, match="journal row 1: mac1"):

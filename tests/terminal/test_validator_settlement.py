@@ -59,7 +59,8 @@ def test_a_debit_proven_by_the_card_log_after_a_ride_elsewhere():
     torn = a.journal.get(1)
     assert (torn.record.state, torn.record.evidence, torn.record.tac) == (DebitState.COMPLETE, Evidence.LOG, None)
     log = TRANSACTION_LOG_RECORD.parse(torn.card_record)
-    assert (log.atc, log.amount, log.transaction_type, log.terminal_number) == (0, 200, 0x09, a.validator.psam.terminal_id)
+    assert (log.atc, log.amount, log.transaction_type, log.terminal_number) == (0, 200, 0x09,
+                                                                                 a.validator.psam.terminal_id)
     assert a.journaled(DebitState.COMPLETE) == 400 and b.journaled(DebitState.COMPLETE) == 200
     a.check_tacs()
 
