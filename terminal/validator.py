@@ -226,7 +226,11 @@ class Validator:
         """
         if self.out_of_service is not None:
             raise OutOfService(self.out_of_service)
-        self.expire()
+        try:
+            self.expire()
+        except JournalError as exc:
+            self.out_of_service = f"journal: {exc}"
+            raise OutOfService(self.out_of_service) from None
         if self.card.activate(timeout) is None:
             return None
         self._log.exchanges = []
@@ -493,7 +497,8 @@ class Validator:
         what was settled stays settled.
         """
         rows = self._open.rows(info.serial)
-        self._report_quarantined()
+        if self.journal.quarantined:
+            self._report_quarantined()
         if not rows:
             return rows
         lowest = min(e.record.offline_atc for e in rows)

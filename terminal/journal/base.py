@@ -50,8 +50,8 @@ reports it) and goes on with the others."""
 _BYTE_FIELDS = (("card_serial", 10), ("issuer_id", 8), ("terminal_id", 6), ("mac1", 4))
 _INT_FIELDS = (("card_type", 0xFF), ("offline_atc", 0xFFFF), ("amount", 0xFFFFFFFF), ("trans_type", 0xFF),
                ("tsn", 0xFFFFFFFF), ("key_version", 0xFF), ("algorithm", 0xFF))
-_COMPLETE_EVIDENCE = (Evidence.DEBIT, Evidence.PROVE)
-_VOID_EVIDENCE = (Evidence.DEBIT, Evidence.COUNTER)
+_COMPLETE_EVIDENCE = {Evidence.DEBIT: "debit", Evidence.PROVE: "prove"}  # stored values, without Enum.value per call
+_VOID_EVIDENCE = {Evidence.DEBIT: "debit", Evidence.COUNTER: "counter"}
 
 
 def _bad_field(rec: DebitRecord) -> str:
@@ -188,11 +188,12 @@ class Journal(abc.ABC):
         """
         if mac2_verified is not None and type(mac2_verified) is not bool:
             raise InvalidDebit(f"mac2_verified must be True, False or None, got {mac2_verified!r}")
-        if evidence not in _COMPLETE_EVIDENCE:
+        stored = _COMPLETE_EVIDENCE.get(evidence) if isinstance(evidence, Evidence) else None
+        if stored is None:
             raise InvalidDebit(f"a debit with a TAC is proven by DEBIT or GET TRANSACTION PROVE, not {evidence!r}")
         self._change(row_id, DebitState.COMPLETE,
                      ["complete", _check_mac(tac, "TAC"), _check_mac(mac2, "MAC2"),
-                      None if mac2_verified is None else int(mac2_verified), "", evidence.value])
+                      None if mac2_verified is None else int(mac2_verified), "", stored])
 
     def settle_from_log(self, row_id: int, record: bytes, *, made: bool) -> None:
         """The card's own 0x18 record of the row's counter settles it: ``made`` when the record is this debit (same
@@ -207,13 +208,14 @@ class Journal(abc.ABC):
         """The card proved it never made this debit: it refused DEBIT (``evidence`` ``debit``) or its counter never
         moved past the row's (``counter``). Nothing is owed; ``reason`` says how that was known. (A 0x18 record showing
         the counter spent on another debit: :meth:`settle_from_log`.)"""
-        if evidence not in _VOID_EVIDENCE:
-            raise InvalidDebit(f"a void is proven by DEBIT, the card's log or its counter, not {evidence!r}")
+        stored = _VOID_EVIDENCE.get(evidence) if isinstance(evidence, Evidence) else None
+        if stored is None:
+            raise InvalidDebit(f"a void is proven by DEBIT or the card's counter, not {evidence!r}")
         try:
             _check_text(reason, "a void's reason")
         except InvalidDebit:
             raise InvalidDebit("a void needs a reason (text that UTF-8 can encode)") from None
-        self._change(row_id, DebitState.VOID, ["void", None, None, None, reason, evidence.value])
+        self._change(row_id, DebitState.VOID, ["void", None, None, None, reason, stored])
 
     def mark_unconfirmed(self, row_id: int) -> None:
         """The recovery window ended without the card: the row is reported to the back office, and stays open for the

@@ -12,7 +12,8 @@ from sim.card import SimCard
 from sim.psam import demo_psam
 from sim.reader import Tear
 from terminal.config import ValidatorConfig
-from terminal.journal import EventKind, MemoryJournal, SqliteJournal
+from terminal.errors import OutOfService
+from terminal.journal import EventKind, JournalStorageError, MemoryJournal, SqliteJournal
 from terminal.open_debits import OpenDebits
 from terminal.outcome import Decline, TapStatus
 from terminal.records import DebitState, Evidence
@@ -207,3 +208,17 @@ def test_the_repeat_tap_rule_over_the_cards_own_record_spans_the_validators_of_a
     assert back.recovered and c.balance == 9400
     default = Rig(psam=demo_psam(bytes.fromhex("200041590003")), clock=front.clock)  # scope "validator"
     assert default.tap(c, advance=1).accepted and c.balance == 9200
+
+
+def test_a_journal_failing_when_a_window_ends_puts_the_validator_out_of_service():
+    class Failing(MemoryJournal):
+        def mark_unconfirmed(self, row_id: int) -> None:
+            raise JournalStorageError("disk full")
+
+    rig, c = Rig(journal=Failing()), card()
+    rig.reader.plan_tear(Tear.after("8054"))
+    rig.tap(c)
+    rig.clock.advance(30)
+    with pytest.raises(OutOfService, match="^journal: disk full$"):
+        rig.validator.poll()
+    assert rig.validator.out_of_service == "journal: disk full"
