@@ -41,25 +41,25 @@ class Scheme:
         return df_name in self.aids or any(df_name.startswith(prefix) for prefix in self.prefixes)
 
 
-T_UNION = Scheme("t-union", "T-Union electronic purse (交通联合, MOT_T_EP)", PURSE,
+T_UNION = Scheme("t-union", "T-Union purse 交通联合", PURSE,
                  (bytes.fromhex("A000000632010105"),), file15=PUBLIC_APP_INFO)
-T_UNION_CASH = Scheme("t-union-cash", "T-Union cash application (MOT_T_CASH)", COMPANION,
+T_UNION_CASH = Scheme("t-union-cash", "T-Union cash application", COMPANION,
                       (bytes.fromhex("A000000632010106"),))
 PPSE = Scheme("ppse", "proximity payment directory (PPSE, 2PAY.SYS.DDF01)", DIRECTORY, (b"2PAY.SYS.DDF01",))
 CITY_PSE = Scheme("city-pse", "MOHURD city card directory (1PUB.SYS.DDF01)", DIRECTORY, (b"1PUB.SYS.DDF01",))
-MOHURD = Scheme("mohurd", "MOHURD city card (住建部 城市一卡通)", PURSE, (bytes.fromhex("A00000000386980701"),),
+MOHURD = Scheme("mohurd", "MOHURD city card 住建部城市一卡通", PURSE, (bytes.fromhex("A00000000386980701"),),
                 file15=CITY_APP_INFO)
-MOHURD_OTHER = Scheme("mohurd-other", "MOHURD city card, another application (layout not public)", COMPANION,
+MOHURD_OTHER = Scheme("mohurd-other", "MOHURD city card, another application", COMPANION,
                       (bytes.fromhex("A00000000386980702"), bytes.fromhex("A00000000386980703")))
-SHENZHEN_TONG = Scheme("shenzhen-tong", "Shenzhen Tong (深圳通, PAY.SZT)", PURSE, (b"PAY.SZT",),
+SHENZHEN_TONG = Scheme("shenzhen-tong", "Shenzhen Tong 深圳通", PURSE, (b"PAY.SZT",),
                        file15=SHENZHEN_TONG_INFO)
-WUHAN_TONG = Scheme("wuhan-tong", "Wuhan Tong (武汉通, AP1.WHCTC)", PURSE, (b"AP1.WHCTC",), file15=CITY_APP_INFO)
-LINGNAN_PASS = Scheme("lingnan-pass", "Lingnan Pass (岭南通 / 羊城通, PAY.APPY)", PURSE, (b"PAY.APPY", b"PAY.TICL"))
-SUZHOU = Scheme("suzhou-citizen-card", "Suzhou citizen card (SUXIN.DDF01)", PURSE, (b"SUXIN.DDF01",),
+WUHAN_TONG = Scheme("wuhan-tong", "Wuhan Tong 武汉通", PURSE, (b"AP1.WHCTC",), file15=CITY_APP_INFO)
+LINGNAN_PASS = Scheme("lingnan-pass", "Lingnan Pass 岭南通", PURSE, (b"PAY.APPY", b"PAY.TICL"))
+SUZHOU = Scheme("suzhou-citizen-card", "Suzhou citizen card 苏州市民卡", PURSE, (b"SUXIN.DDF01",),
                 file15=SUZHOU_APP_INFO)
-BEIJING_BMAC = Scheme("beijing-bmac", "Beijing municipal card application (MOT.BMAC001)", COMPANION,
+BEIJING_BMAC = Scheme("beijing-bmac", "Beijing municipal card application", COMPANION,
                       (bytes.fromhex("91560000144D4F542E424D4143303031"),))
-MACAU_PASS = Scheme("macau-pass", "Macau Pass (澳门通)", PURSE, ("澳门通钱包".encode("gbk"),))
+MACAU_PASS = Scheme("macau-pass", "Macau Pass 澳门通", PURSE, ("澳门通钱包".encode("gbk"),))
 T_MONEY = Scheme("t-money", "T-money (Korea)", PURSE, (bytes.fromhex("D4100000030001"),))
 UNIONPAY = Scheme("unionpay", "UnionPay bank card", PAYMENT, prefixes=(bytes.fromhex("A000000333"),))
 VISA = Scheme("visa", "Visa bank card", PAYMENT, prefixes=(bytes.fromhex("A000000003"),))

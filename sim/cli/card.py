@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import enum
 import json
 from pathlib import Path
 from typing import Any
@@ -118,43 +115,6 @@ def _money(fen: int) -> str:
     return f"{sign}{yuan}.{cents:02d} CNY ({fen} fen)"
 
 
-def _plain(value: Any) -> Any:
-    """A field value as JSON: bytes as hex, dates ISO 8601, enums by name."""
-    from protocols.hexutil import to_hex
-
-    if isinstance(value, bytes):
-        return to_hex(value)
-    if isinstance(value, (dt.date, dt.time)):  # datetime is a date
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.name.lower()
-    return value
-
-
-def _record(model: Any) -> dict[str, Any]:
-    """A decoded record's fields in order; a code the tables know gets its name beside it (``card_type_name``)."""
-    out: dict[str, Any] = {}
-    for item in dataclasses.fields(model):
-        value = getattr(model, item.name)
-        out[item.name] = _plain(value)
-        known = getattr(type(model), f"known_{item.name}", None)
-        if isinstance(known, property):
-            name = known.fget(model)  # type: ignore[misc]
-            out[f"{item.name}_name"] = None if name is None else name.name.lower()
-    return out
-
-
-def _decoded(layout_parse: Any, raw: bytes) -> dict[str, Any]:
-    """Decode with ``layout_parse``; bytes that do not decode are shown raw with the reason."""
-    from protocols.errors import ProtocolError
-    from protocols.hexutil import to_hex
-
-    try:
-        return _record(layout_parse(raw))
-    except ProtocolError as exc:
-        return {"raw": to_hex(raw), "error": str(exc)}
-
-
 def _purse(purse: Any) -> dict[str, int]:
     return {"balance": purse.balance, "overdraft_limit": purse.overdraft_limit, "offline_atc": purse.offline_atc,
             "online_atc": purse.online_atc}
@@ -162,21 +122,20 @@ def _purse(purse: Any) -> dict[str, int]:
 
 def _view(image: Any, newest: int) -> dict[str, Any]:
     from protocols import bcd
-    from protocols.card_files import (CARDHOLDER_INFO, MANAGEMENT_INFO, PUBLIC_APP_INFO, TRANSACTION_LOG_RECORD,
-                                      TRANSIT_RECORD, parse_process_record)
+    from protocols.card_files import (SFI_CARDHOLDER, SFI_MANAGEMENT, SFI_PROCESS, SFI_PUBLIC_APP_INFO,
+                                      SFI_TRANSACTION_LOG, SFI_TRANSIT_LOG)
     from protocols.errors import ProtocolError
     from protocols.hexutil import to_hex
+    from sim.decoding import decode_file
+    from sim.render import to_plain
 
-    public = _decoded(PUBLIC_APP_INFO.parse, image.public_info)
+    def decoded(sfi: int, raw: bytes) -> Any:
+        return to_plain(decode_file(sfi, raw))
+
     try:
         serial: str | None = bcd.digits(image.public_info[10:20], what="serial")
     except ProtocolError:
         serial = None
-    cardholder = _decoded(CARDHOLDER_INFO.parse, image.cardholder)
-    try:
-        cardholder.update(_record(CARDHOLDER_INFO.parse(image.cardholder).holder))
-    except ProtocolError:
-        pass
     return {
         "serial": serial,
         "card_number": None if serial is None else serial[1:],
@@ -189,13 +148,13 @@ def _view(image: Any, newest: int) -> dict[str, Any]:
                                   "usages": [u for u in ("purchase", "load", "tac") if getattr(slot, u) is not None]}
                  for index, slot in image.keys.items()},
         "maintenance_key": image.maintenance_key is not None,
-        "public_info": public,
-        "cardholder": cardholder,
-        "management": _decoded(MANAGEMENT_INFO.parse, image.management),
-        "transaction_log": [_decoded(TRANSACTION_LOG_RECORD.parse, r) for r in image.transaction_log[:newest]],
-        "process_records": {f"{record_id:02X}": _decoded(parse_process_record, r)
+        "public_info": decoded(SFI_PUBLIC_APP_INFO, image.public_info),
+        "cardholder": decoded(SFI_CARDHOLDER, image.cardholder),
+        "management": decoded(SFI_MANAGEMENT, image.management),
+        "transaction_log": [decoded(SFI_TRANSACTION_LOG, r) for r in image.transaction_log[:newest]],
+        "process_records": {f"{record_id:02X}": decoded(SFI_PROCESS, r)
                             for record_id, r in image.process_records.items()},
-        "transit_log": [_decoded(TRANSIT_RECORD.parse, r) for r in image.transit_log[:newest]],
+        "transit_log": [decoded(SFI_TRANSIT_LOG, r) for r in image.transit_log[:newest]],
         "record_counts": {"18": len(image.transaction_log), "1A": len(image.process_records),
                           "1E": len(image.transit_log)},
         "proofs": {f"{kind:02X}": {"atc": p.atc, "mac2": to_hex(p.mac2), "tac": to_hex(p.tac)}
@@ -223,7 +182,10 @@ def _print(value: Any, depth: int) -> None:
     items = value.items() if isinstance(value, dict) else ((f"#{i + 1}", v) for i, v in enumerate(value))
     for name, item in items:
         name = _LABELS.get(name, name) if depth == 1 else name
-        if name in _AMOUNTS and type(item) is int:
+        if name == "warnings":
+            for warning in item:
+                click.echo(f"{pad}warning: {warning}")
+        elif name in _AMOUNTS and type(item) is int:
             click.echo(f"{pad}{name}: {_money(item)}")
         elif isinstance(item, bool):
             click.echo(f"{pad}{name}: {'yes' if item else 'no'}")
