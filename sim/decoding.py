@@ -22,12 +22,14 @@ from protocols import card_files as cf
 from protocols.apdu import CommandAPDU, ResponseAPDU
 from protocols.card_commands import parse_card_command
 from protocols.errors import ProtocolError
-from protocols.fci import Fci
+from protocols.fci import PPSE_NAME, Fci
 from protocols.layout import Layout
 from protocols.psam_commands import SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, parse_psam_command
 from protocols.schemes import MOHURD, T_UNION, Scheme, scheme_of
 from protocols.status import describe, is_known
 from protocols.text import card_text
+from terminal.jsondoc import activation_to_json
+from terminal.readout import CardReading
 
 TOP_BIT = 0x80000000
 
@@ -322,3 +324,39 @@ def decode_response(raw: bytes, command: Any = None, *, role: str = "card",
     if decoded is not None:
         out["decoded"] = decoded
     return out
+
+
+def reading_view(reading: CardReading) -> dict[str, Any]:
+    """What :func:`terminal.readout.interpret` made of a capture, every file and record decoded by the card's scheme.
+
+    Records are listed by their number on the card (1 = newest for 0x18 and 0x1E); ``notes`` say what was left out.
+    """
+    scheme = reading.scheme
+    activation = reading.activation
+    view: dict[str, Any] = {
+        "activation": None if activation is None else activation_to_json(activation),
+        "application": None if reading.aid is None else reading.aid,
+        "scheme": None if scheme is None else scheme.name,
+        "blocked": reading.blocked,
+        "ppse": None if reading.ppse is None else decode_answer(cc.SelectByName(PPSE_NAME), reading.ppse),
+        "fci": None if reading.fci is None else decode_answer(cc.SelectByName(T_UNION.aids[0]), reading.fci),
+        "files": {f"{sfi:02X}": decode_file(sfi, data, scheme) for sfi, data in sorted(reading.files.items())},
+        "balance": reading.balance,
+        "passbook_balance": reading.passbook_balance,
+    }
+    if reading.balance is not None and reading.balance & TOP_BIT:
+        view["balance_without_top_bit"] = reading.balance & ~TOP_BIT
+    purchase, load = reading.purchase_init, reading.load_init
+    init = purchase or load
+    view["counters"] = {
+        "offline_atc": None if purchase is None else purchase.offline_atc,
+        "online_atc": None if load is None else load.online_atc,
+        "overdraft_limit": None if purchase is None else purchase.overdraft_limit,
+        "key_version": None if init is None else init.key_version,
+        "algorithm_id": None if init is None else init.algorithm_id,
+    }
+    view["records"] = {f"{sfi:02X}": {str(number): decode_file(sfi, record, scheme)
+                                      for number, record in sorted(records.items())}
+                       for sfi, records in sorted(reading.records.items())}
+    view["notes"] = reading.notes
+    return view

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
+from ..render import money, report_lines
 from . import cli
 
 _CARD_TYPES = ("normal", "student", "elderly", "test", "military")
@@ -85,7 +86,73 @@ def new(balance: str | None, card_type: str | None, seed: str | None, keys: str 
     issued.image.description = description
     save_fixture(issued, out)
     click.echo(f"{out}: card {bcd.digits(issued.serial)[1:]} of issuer {to_hex(issued.issuer_id)}, {kind}, "
-               f"balance {_money(issued.balance)}")
+               f"balance {money(issued.balance)}")
+
+
+def _import_capture(source: str, out: str, keys: str | None) -> tuple[Any, dict[str, Any]]:
+    """The twin of the card in a capture file (sim/card_import.py), saved to ``out``."""
+    from sim.card_import import load_capture, make_twin
+    from sim.fixture import save_fixture
+    from sim.issuing import load_demo_keyset
+    from terminal.keyset import load_keyset
+
+    keyset = load_demo_keyset() if keys is None else load_keyset(keys)
+    twin = make_twin(load_capture(source), keyset)
+    save_fixture(twin.image, out)
+    notes = twin.notes + ([f"{keys or 'the demo key set'} is test-only: the twin is for simulation only"]
+                          if keyset.test_only else [])
+    return twin.image, {"source": source, "kind": twin.capture.kind, "exchanges": len(twin.capture.exchanges),
+                        "notes": notes}
+
+
+IMPORTERS: dict[str, Callable[[str, str, str | None], tuple[Any, dict[str, Any]]]] = {"capture": _import_capture}
+"""What ``ykt card import`` makes a fixture from, chosen by the option naming it (``--capture``, the default):
+``importer(source, out, keys) -> (card image, facts to report)``. Another source joins with its own option,
+``@click.option("--NAME", "kind", flag_value="NAME")``, and an entry here."""
+
+
+@card.command("import")
+@click.argument("source", metavar="SOURCE")
+@click.option("--capture", "kind", flag_value="capture", default=True,
+              help="SOURCE is a capture: a trace of 'ykt read --out' or of a validator's tap, or a plain log of "
+                   "command and response hex pairs, one exchange a line (the default; docs/card-capture.md).")
+@click.option("--out", metavar="FIXTURE", help="The fixture file to write (replaced atomically). Required.")
+@click.option("--keys", metavar="KEYSET", help="The key set the twin's keys come from. Default: the test-only demo "
+                                               "key set, which 'sim:psam' holds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the card, the source and the notes.")
+def import_(source: str, kind: str, out: str | None, keys: str | None, as_json: bool) -> None:
+    """Make a card fixture from SOURCE: the twin of a rider's card, under a test key set.
+
+    The twin holds the card's files, records, balance and counters as the capture shows them
+    when the card came into the field, and keys of the key set in place of the card's (no
+    capture holds keys): a tap on it at a validator with that key set's PSAM gets the fare or
+    decline the card would get. What the capture lacks is filled as on an issued card and
+    said in a note; a capture that contradicts itself is an error naming the exchange.
+
+    \b
+    Example:
+      ykt read --reader pcsc:0 --out rider.jsonl
+      ykt card import rider.jsonl --out twin.json
+      ykt validate --reader sim:twin.json --sam sim:psam --journal qa.db
+    """
+    from protocols.hexutil import to_hex
+
+    if not out:
+        raise _fail("--out", "the fixture file to write is required")
+    image, facts = IMPORTERS[kind](source, out, keys)
+    serial = image.public_info[10:20]
+    number = serial.hex()[1:] if serial.hex().isdigit() else to_hex(serial)
+    records = {"18": len(image.transaction_log), "1A": len(image.process_records), "1E": len(image.transit_log)}
+    if as_json:
+        click.echo(json.dumps({"fixture": out, "card_number": number, "issuer_id": to_hex(image.public_info[:8]),
+                               "balance": image.purse.balance, "offline_atc": image.purse.offline_atc,
+                               "online_atc": image.purse.online_atc, "blocked": image.blocked, "records": records,
+                               **facts}, ensure_ascii=False))
+        return
+    for note in facts["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"{out}: twin of card {number} from {facts['source']} ({facts['exchanges']} exchanges), balance "
+               f"{money(image.purse.balance)}, records " + ", ".join(f"{sfi}: {n}" for sfi, n in records.items()))
 
 
 @card.command("show")
@@ -104,16 +171,11 @@ def show(file: str, as_json: bool, count: str) -> None:
         click.echo(json.dumps({"file": file, **view}, indent=2, ensure_ascii=False))
     else:
         click.echo(f"{file}:")
-        _print(view, 1)
+        for line in report_lines(view, 1, _LABELS):
+            click.echo(line)
 
 
 # --- decoding a card image for people and programs ------------------------------------------------------------------
-
-def _money(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    yuan, cents = divmod(abs(fen), 100)
-    return f"{sign}{yuan}.{cents:02d} CNY ({fen} fen)"
-
 
 def _purse(purse: Any) -> dict[str, int]:
     return {"balance": purse.balance, "overdraft_limit": purse.overdraft_limit, "offline_atc": purse.offline_atc,
@@ -173,28 +235,3 @@ _LABELS = {
     "record_counts": "records held",
     "proofs": "transaction proofs (by type)",
 }
-_AMOUNTS = frozenset(("balance", "overdraft_limit", "amount", "max_fare", "trade_amount", "entry_amount",
-                      "entry_balance", "actual_amount", "cumulative_amount"))
-
-
-def _print(value: Any, depth: int) -> None:
-    pad = "  " * depth
-    items = value.items() if isinstance(value, dict) else ((f"#{i + 1}", v) for i, v in enumerate(value))
-    for name, item in items:
-        name = _LABELS.get(name, name) if depth == 1 else name
-        if name == "warnings":
-            for warning in item:
-                click.echo(f"{pad}warning: {warning}")
-        elif name in _AMOUNTS and type(item) is int:
-            click.echo(f"{pad}{name}: {_money(item)}")
-        elif isinstance(item, bool):
-            click.echo(f"{pad}{name}: {'yes' if item else 'no'}")
-        elif isinstance(item, list) and item and not isinstance(item[0], (dict, list)):
-            click.echo(f"{pad}{name}: {', '.join(map(str, item))}")
-        elif isinstance(item, (dict, list)) and item:
-            click.echo(f"{pad}{name}:")
-            _print(item, depth + 1)
-        elif isinstance(item, (dict, list)):
-            click.echo(f"{pad}{name}: (none)")
-        else:
-            click.echo(f"{pad}{name}: {'-' if item is None else item}")

@@ -27,17 +27,22 @@ def open_trace(path: Path, command: str, links: Iterable[tuple[str, str]], *, co
                fares: Path, clock: Clock) -> TraceWriter:
     """A trace writer for ``ykt <command> --trace``: the links as (name, role), the validator's settings and fare file
     in the header (so that ``ykt replay`` needs nothing else), the validator's clock with each activation."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from terminal.tomlconf import read_text
     from terminal.tracefile import TraceWriter, ValidatorSettings, config_toml
+
+    settings = ValidatorSettings(config_toml(config), read_text(fares))
+    return TraceWriter(path, links=links, tool=tool_name(command), validator=settings, clock=clock)
+
+
+def tool_name(command: str) -> str:
+    """What a trace's header says wrote it: ``ykt validate (yikatong 0.1.0)``."""
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         release = version("yikatong")
     except PackageNotFoundError:
         release = "unknown version"
-    settings = ValidatorSettings(config_toml(config), read_text(fares))
-    return TraceWriter(path, links=links, tool=f"ykt {command} (yikatong {release})", validator=settings, clock=clock)
+    return f"ykt {command} (yikatong {release})"
 
 
 # --- decoding ------------------------------------------------------------------------------------------------------
