@@ -19,7 +19,7 @@ from typing import Any
 
 from protocols import card_commands as cc
 from protocols import card_files as cf
-from protocols.apdu import CommandAPDU, ResponseAPDU
+from protocols.apdu import CommandAPDU, ResponseAPDU, ends_with_data_sw
 from protocols.card_commands import parse_card_command
 from protocols.errors import ProtocolError
 from protocols.fci import PPSE_NAME, Fci
@@ -101,7 +101,9 @@ def layout_fields(layout: Layout, data: bytes, what: str) -> dict[str, Any]:
             warnings.append(f"{label}: {raw.hex().upper()} ({reason})")
     if partial.extra:
         out["extra"] = partial.extra
-        warnings.append(f"{what}: {len(partial.extra)} bytes beyond its {layout.size}, shown raw as extra")
+        extra = len(partial.extra)
+        warnings.append(f"{what}: {extra} byte{'' if extra == 1 else 's'} beyond its {layout.size}, shown raw as "
+                        f"extra")
     if warnings:
         out["warnings"] = warnings
     return out
@@ -310,7 +312,7 @@ def decode_response(raw: bytes, command: Any = None, *, role: str = "card",
         out["warnings"] = [f"status word {response.sw:04X}: not in the status-word table (only its ISO 7816-4 class "
                            f"is known)"]
     data = response.data
-    if not data:
+    if not data or not ends_with_data_sw(raw):
         return out
     if command is not None:
         decoded = decode_answer(command, data, role=role, scheme=scheme)
