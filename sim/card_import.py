@@ -10,8 +10,8 @@ its MACs and TACs are the test keys', not the card's.
 
 What the capture does not hold is filled in the way issued cards are and said in a note: a file 0x16 not read is
 an anonymous holder's; the bytes of 0x17 past a short read take an issued card's values; counters not answered by
-INITIALIZE come from the newest 0x18 record of their kind, else 0. A capture without the card's 0x15 or balance
-cannot make a twin.
+INITIALIZE come from the newest 0x18 record of their kind, else 0. A capture without the card's 0x15, or without
+the balance of a card that is not blocked, cannot make a twin.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def make_twin(capture: Capture, keyset: Keyset) -> Twin:
     if len(public_info) != cf.PUBLIC_APP_INFO_SIZE:
         raise CaptureError(f"{source}: file 0x15 is {len(public_info)} bytes in it; the twin needs its "
                            f"{cf.PUBLIC_APP_INFO_SIZE} (issuer, serial and validity)")
-    if reading.balance is None:
+    if reading.balance is None and not reading.blocked:
         raise CaptureError(f"{source}: the card's balance is not in it (no GET BALANCE or INITIALIZE answer)")
     issuer, serial = public_info[0:8], public_info[10:20]
     image = CardImage(
@@ -219,7 +219,10 @@ def _process_records(reading: CardReading, notes: list[str]) -> dict[int, bytes]
 
 def _purse(reading: CardReading, notes: list[str]) -> PurseState:
     balance = reading.balance
-    assert balance is not None
+    if balance is None:  # a blocked card does not tell it
+        notes.append("the card is blocked and does not tell its balance: the twin holds 0, which no tap sees while "
+                     "it is blocked")
+        balance = 0
     if balance & _TOP_BIT:
         notes.append(f"the balance {balance:08X} has its top bit set, which some schemes use as a flag: the twin "
                      f"holds the other 31 bits, {balance & ~_TOP_BIT} fen")

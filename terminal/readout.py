@@ -128,6 +128,7 @@ class _Interpreter:
     def __init__(self, reading: CardReading) -> None:
         self.reading = reading
         self.changed: str | None = None  # the exchange after which the card is no longer as it came
+        self.uncertain = False  # a change of unknown outcome (a torn debit): later purse answers are not checked
         self.balance_delta = 0  # what committed debits and loads did to the purse since
         self.offline_done = 0  # debits committed since the card came
         self.online_done = 0
@@ -168,8 +169,8 @@ class _Interpreter:
     def _failed(self, item: Captured) -> None:
         self.waiting = None
         command = item.command
-        if command[:2] in (b"\x80\x54", b"\x80\x52", b"\x84\x1e") and self.changed is None:
-            self.changed = item.where
+        if command[:2] in (b"\x80\x54", b"\x80\x52", b"\x84\x1e") and not self.uncertain:
+            self.changed, self.uncertain = self.changed or item.where, True
             self.note(f"{item.where}: no answer ({item.error or 'the exchange failed'}); whether the card committed "
                       f"it is unknown, so nothing read after it is used")
 
@@ -245,8 +246,9 @@ class _Interpreter:
         what = f"file {sfi:02X}"
         overlap = known[offset:offset + len(data)]
         if overlap != data[:len(overlap)]:
-            serial = slice(10 - offset, 20 - offset)
-            if sfi == cf.SFI_PUBLIC_APP_INFO and offset == 0 and len(overlap) >= 20 and overlap[serial] != data[serial]:
+            serial = slice(10, 20)
+            if self.reading.serial is not None and sfi == cf.SFI_PUBLIC_APP_INFO and offset == 0 and \
+                    len(data) >= 20 and overlap[serial] != data[serial]:
                 raise CaptureError(f"{where}: another card (serial {to_hex(data[serial])}) than the one "
                                    f"{self.reading.sources[what]} read (serial {to_hex(overlap[serial])}): a capture "
                                    f"holds one card")
@@ -292,13 +294,17 @@ class _Interpreter:
 
     # -- the purse ---------------------------------------------------------------------------------------------------
 
-    def _balance(self, where: str, value: int, what: str, before: int | None) -> int:
+    def _balance(self, where: str, value: int, what: str, before: int | None) -> int | None:
         """The balance as the card came, from a balance seen now; checked against the one known."""
+        if self.uncertain:
+            return before
         arrived = (value - self.balance_delta) & 0xFFFFFFFF
         if before is not None and arrived != before:
-            since = f" and {-self.balance_delta:+d} fen committed since" if self.balance_delta else ""
-            raise CaptureError(f"{where}: {what} {value} fen, but {self.reading.sources['balance']} gave {before}"
-                               f"{since}")
+            source, delta = self.reading.sources["balance"], self.balance_delta
+            if delta:
+                raise CaptureError(f"{where}: {what} {value} fen, but the card came with {before} ({source}) and "
+                                   f"{delta:+d} fen were committed since: {(before + delta) & 0xFFFFFFFF} was due")
+            raise CaptureError(f"{where}: {what} {value} fen, but {source} gave {before}")
         self._source("balance", where)
         return arrived
 
@@ -326,6 +332,8 @@ class _Interpreter:
             raise CaptureError(f"{where}: INITIALIZE answered {to_hex(data)}: {exc}") from None
         reading.balance = self._balance(where, answer.balance, "INITIALIZE says the balance is", reading.balance)
         self.open_init = (where, command, command.amount)  # type: ignore[attr-defined]
+        if self.uncertain:
+            return
         if isinstance(answer, cc.LoadInitResponse):
             self._counter(where, "online ATC", answer.online_atc - self.online_done,
                           None if reading.load_init is None else reading.load_init.online_atc)
