@@ -46,8 +46,9 @@ def card() -> None:
 @click.option("--issuer", metavar="HEX", help="Issuer ID, 8 bytes. Default 02403640FFFFFFFF.")
 @click.option("--description", metavar="TEXT", default="", help="Free text stored in the fixture.")
 @click.option("--out", metavar="FILE", help="The fixture file to write (replaced atomically). Required.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the fixture written and the card's numbers.")
 def new(balance: str | None, card_type: str | None, seed: str | None, keys: str | None, serial: str | None,
-        issuer: str | None, description: str, out: str | None) -> None:
+        issuer: str | None, description: str, out: str | None, as_json: bool) -> None:
     """Issue a card from a key set (card keys diversified as the PSAM does) and write it as a fixture."""
     import random
 
@@ -85,6 +86,11 @@ def new(balance: str | None, card_type: str | None, seed: str | None, keys: str 
                         card_type=CardType[kind.upper()].value)
     issued.image.description = description
     save_fixture(issued, out)
+    if as_json:
+        click.echo(json.dumps({"fixture": out, "card_number": bcd.digits(issued.serial)[1:],
+                               "serial": bcd.digits(issued.serial), "issuer_id": to_hex(issued.issuer_id),
+                               "card_type": kind, "balance": issued.balance}))
+        return
     click.echo(f"{out}: card {bcd.digits(issued.serial)[1:]} of issuer {to_hex(issued.issuer_id)}, {kind}, "
                f"balance {money(issued.balance)}")
 

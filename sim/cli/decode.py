@@ -116,8 +116,7 @@ def decode(what: str, hexdata: tuple[str, ...], command_hex: str | None, scheme:
       ykt decode apdu 805003020B0100000064200041599997 0F
       ykt decode response 00000AC3 9000 --command 805C000204
       ykt decode file:17 0000015610001000000101 9000
-      ykt decode file:15 0000000000000000FD21000051800000A344C213 \
-          2017031420270314 --scheme shenzhen-tong
+      ykt decode fci 6F0A84085041592E415050599000
     """
     what = what.lower()
     raw = parse_hex("".join(hexdata), what=what)

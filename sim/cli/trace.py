@@ -175,7 +175,6 @@ def trace() -> None:
 def show(trace_path: Path, as_json: bool) -> None:
     """Show every activation, command and answer in TRACE, decoded by name, with its timings.
 
-    \b
     Card and PSAM commands are named with their fields; answers with their status word's
     meaning and, where the command tells what they hold, decoded: the FCI, the file or
     record read, INITIALIZE's balance and counter, DEBIT's TAC and MAC2, the PSAM's TSN
@@ -206,13 +205,15 @@ def show(trace_path: Path, as_json: bool) -> None:
               help="The capture to write: pcapng when the name ends in .pcapng, else pcap.")
 @click.option("--link", "links", multiple=True, metavar="NAME",
               help="A card link to export (repeat for several, pcapng only). Default: every card link.")
-def export(trace_path: Path, pcap_path: Path, links: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the file written, its format and packets.")
+def export(trace_path: Path, pcap_path: Path, links: tuple[str, ...], as_json: bool) -> None:
     """Write TRACE's card exchanges as a capture that Wireshark and tshark decode as ISO 7816 APDUs.
 
-    \b
     The APDUs go in ISO 14443-4 frames (link type 264, LINKTYPE_ISO_14443), with the
     activation (REQA ... ATS) rebuilt from the recorded UID, SAK and ATS. Wireshark hands
     the frames' payload to its ISO 7816 dissector when told to:
+
+    \b
       tshark -r FILE -d iso14443.subdissector,iso7816
       (Wireshark: Analyze > Decode As, "ISO14443 payload subdissector" = ISO 7816)
     """
@@ -222,5 +223,11 @@ def export(trace_path: Path, pcap_path: Path, links: tuple[str, ...]) -> None:
     loaded = read_trace(trace_path)
     count = export_capture(loaded, pcap_path, links or None)
     kind = "pcapng" if pcap_path.suffix.lower() == ".pcapng" else "pcap"
+    if as_json:
+        from sim.render import to_json
+
+        click.echo(to_json({"pcap": pcap_path, "format": kind, "packets": count, "link_type": 264,
+                            "tshark": f"tshark -r {pcap_path} -d iso14443.subdissector,iso7816"}))
+        return
     click.echo(f"wrote {count} packets to {pcap_path} ({kind}, LINKTYPE_ISO_14443); "
                f"decode the APDUs with: tshark -r {pcap_path} -d iso14443.subdissector,iso7816")
