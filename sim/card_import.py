@@ -151,6 +151,9 @@ def make_twin(capture: Capture, keyset: Keyset) -> Twin:
         purse=_purse(reading, notes), keys=card_keys(keyset, issuer, serial),
         maintenance_key=maintenance_key(keyset, issuer, serial), blocked=reading.blocked, ppse=_lists_purse(reading),
     )
+    for sfi in (cf.SFI_TRANSACTION_LOG, cf.SFI_PROCESS, cf.SFI_TRANSIT_LOG):
+        if sfi not in reading.records_asked:
+            notes.append(f"file 0x{sfi:02X}: no record of it is read in the capture; the twin holds none")
     if reading.passbook_balance is not None:
         image.passbook = PurseState(reading.passbook_balance & ~_TOP_BIT)
         notes.append("the passbook's counters are not in the capture: 0")

@@ -106,6 +106,7 @@ class CardReading:
     blocked: bool = False
     files: dict[int, bytes] = field(default_factory=dict)
     records: dict[int, dict[int, bytes]] = field(default_factory=dict)
+    records_asked: set[int] = field(default_factory=set)  # the SFIs READ RECORD asked for, whatever the answer
     process_records: dict[int, bytes] = field(default_factory=dict)
     balance: int | None = None
     passbook_balance: int | None = None
@@ -261,6 +262,8 @@ class _Interpreter:
         self._source(what, where)
 
     def read_record(self, where: str, command: cc.ReadRecord, data: bytes, sw: int) -> None:
+        if self.current is not None and self.current == self.reading.aid:
+            self.reading.records_asked.add(command.sfi)
         if sw != 0x9000 or not self._in_purse(where):
             return
         sfi = command.sfi

@@ -137,6 +137,7 @@ def test_a_real_cards_plain_log_makes_a_twin_that_pays(tmp_path, capsys):
         "note: the overdraft limit is not in the capture (no INITIALIZE FOR PURCHASE answer): 0",
         "note: the offline ATC is not in the capture (no INITIALIZE answer): one past 0x18 record 1's, 27",
         "note: the online ATC is not in the capture (no INITIALIZE answer, no record of its kind): 0",
+        "note: file 0x1A: no record of it is read in the capture; the twin holds none",
         "note: the demo key set is test-only: the twin is for simulation only"]
     image = load_image(twin_path)
     assert image.public_info == parse_hex("01011000FFFFFFFF02010310517001017090798420190806204012310000")
@@ -158,6 +159,11 @@ def test_a_trace_of_a_tap_makes_the_card_as_it_came(tmp_path, capsys):
     assert (twin.image.purse.balance, twin.image.purse.offline_atc) == (5000, 0)  # before the tap
     assert twin.image.uid == load_image(card).uid and twin.image.transaction_log == []
     assert same_outcome(tap(load_fixture(card)), tap(SimCard(twin.image)))
+    assert "file 0x1A: no record of it is read in the capture; the twin holds none" in twin.notes
+    save_fixture(twin.image, tmp_path / "twin.json")  # the tap's commands, replayed on the twin: answered alike
+    capsys.readouterr()
+    assert run(["replay", str(trace), "--card", str(tmp_path / "twin.json")]) == 0
+    assert "5 answers as recorded, 0 different" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("text, message", [
