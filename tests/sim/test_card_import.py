@@ -158,10 +158,10 @@ def test_a_trace_of_a_tap_makes_the_card_as_it_came(tmp_path, capsys):
     assert twin.capture.kind == "trace"
     assert (twin.image.purse.balance, twin.image.purse.offline_atc) == (5000, 0)  # before the tap
     assert twin.image.uid == load_image(card).uid and twin.image.transaction_log == []
-    assert same_outcome(tap(load_fixture(card)), tap(SimCard(twin.image)))
     assert "file 0x1A: no record of it is read in the capture; the twin holds none" in twin.notes
-    save_fixture(twin.image, tmp_path / "twin.json")  # the tap's commands, replayed on the twin: answered alike
-    capsys.readouterr()
+    save_fixture(twin.image, tmp_path / "twin.json")
+    assert same_outcome(tap(load_fixture(card)), tap(SimCard(twin.image)))
+    capsys.readouterr()  # the tap's commands, replayed on the twin as it was imported: answered alike
     assert run(["replay", str(trace), "--card", str(tmp_path / "twin.json")]) == 0
     assert "5 answers as recorded, 0 different" in capsys.readouterr().out
 
