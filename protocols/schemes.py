@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .card_files import CITY_APP_INFO, PUBLIC_APP_INFO, SHENZHEN_TONG_INFO, SUZHOU_APP_INFO
+from .card_files import (
+    CITY_APP_INFO,
+    PUBLIC_APP_INFO,
+    SHENZHEN_TONG_INFO,
+    SUZHOU_APP_INFO,
+)
 from .layout import Layout
 
 PURSE = "purse"

@@ -29,11 +29,17 @@ from protocols.iso14443 import Ats, check_uid
 from protocols.schemes import T_UNION
 from terminal.keyset import Keyset
 from terminal.link import Activation
-from terminal.readout import CaptureError, Captured, CardReading, interpret
+from terminal.readout import Captured, CaptureError, CardReading, interpret
 from terminal.tracefile import TraceActivation, TraceError, parse_trace
 
 from .card import DEFAULT_ATS, DEFAULT_SAK, CardImage, PurseState, default_atqa
-from .issuing import ANONYMOUS_HOLDER, uid_from_serial, card_keys, maintenance_key, management_file
+from .issuing import (
+    ANONYMOUS_HOLDER,
+    card_keys,
+    maintenance_key,
+    management_file,
+    uid_from_serial,
+)
 
 _SEPARATOR = re.compile(r"\s*(?:->|=>|<-|\||;|,|\t)\s*")
 _LOADS = frozenset((cf.TransactionType.EP_LOAD,))
@@ -97,7 +103,7 @@ def _from_trace(text: str, source: str) -> Capture:
 def parse_log(text: str, source: str = "log") -> Capture:
     """A plain log: one exchange a line, the command and the response in hex, separated by ``->``, ``=>``, ``|``,
     ``;``, ``,``, a tab, or (when neither has spaces inside) a space; ``#`` starts a comment."""
-    exchanges = []
+    exchanges: list[Captured] = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:

@@ -24,7 +24,11 @@ from protocols.card_commands import parse_card_command
 from protocols.errors import ProtocolError
 from protocols.fci import PPSE_NAME, Fci
 from protocols.layout import Layout
-from protocols.psam_commands import SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, parse_psam_command
+from protocols.psam_commands import (
+    SFI_KEY_INDEX,
+    SFI_TERMINAL_NUMBER,
+    parse_psam_command,
+)
 from protocols.schemes import MOHURD, T_UNION, Scheme, scheme_of
 from protocols.status import describe, is_known
 from protocols.text import card_text
@@ -48,7 +52,7 @@ _FILE_NAMES = {
     cf.SFI_PROCESS: "file 0x1A record (process record)",
     cf.SFI_TRANSIT_LOG: "file 0x1E record (transit record)",
 }
-_T_UNION_ONLY = {cf.SFI_MANAGEMENT: cf.MANAGEMENT_INFO, cf.SFI_TRANSIT_LOG: cf.TRANSIT_RECORD}
+_T_UNION_ONLY: dict[int, Layout[Any]] = {cf.SFI_MANAGEMENT: cf.MANAGEMENT_INFO, cf.SFI_TRANSIT_LOG: cf.TRANSIT_RECORD}
 _PLACE = slice(10, 17)  # bytes 10..16 of a 0x1E record: line, station and operator as some schemes split them
 _CHONGQING = ("city 4000 (Chongqing): nfsee reads these cards' dates at bytes 4..11 and their number from file 0x05 "
               "of the MF; the fields above are the MOHURD layout's reading, which does not fit them")
@@ -110,7 +114,7 @@ def layout_fields(layout: Layout, data: bytes, what: str) -> dict[str, Any]:
 
 
 def _derive(model: type, prop: str, values: dict[str, Any], warnings: list[str]) -> Any:
-    partial = model.__new__(model)  # the fields that are there; reading one that is not raises AttributeError
+    partial: Any = object.__new__(model)  # the fields that are there; reading one that is not raises AttributeError
     for name, value in values.items():
         setattr(partial, name, value)
     try:
@@ -240,7 +244,8 @@ def cardholder_fields(data: bytes) -> dict[str, Any]:
 
 def process_record_fields(data: bytes) -> dict[str, Any]:
     """A 0x1A record in the view its id byte selects (bus record id 02, else header and raw body)."""
-    layout = cf.BUS_PROCESS_RECORD if len(data) > 1 and data[1] in cf.BUS_RECORD_IDS else cf.RAW_PROCESS_RECORD
+    layout: Layout[Any] = cf.BUS_PROCESS_RECORD if len(data) > 1 and data[1] in cf.BUS_RECORD_IDS \
+        else cf.RAW_PROCESS_RECORD
     return {"variant": layout.model.__name__, **layout_fields(layout, data, _FILE_NAMES[cf.SFI_PROCESS])}
 
 
@@ -309,8 +314,8 @@ def decode_response(raw: bytes, command: Any = None, *, role: str = "card",
     response = ResponseAPDU.parse(raw)
     out: dict[str, Any] = {"data": response.data, "sw": f"{response.sw:04X}", "meaning": describe(response.sw)}
     if not is_known(response.sw):
-        out["warnings"] = [f"status word {response.sw:04X}: not in the status-word table (only its ISO 7816-4 class "
-                           f"is known)"]
+        flag = f"status word {response.sw:04X}: not in the status-word table (only its ISO 7816-4 class is known)"
+        out["warnings"] = [flag]
     data = response.data
     if not data or not ends_with_data_sw(raw):
         return out

@@ -16,7 +16,7 @@ or a counter that does not follow from what came before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from protocols import card_commands as cc
@@ -28,7 +28,7 @@ from protocols.schemes import PURSE_AIDS, Scheme, scheme_of
 
 from .channel import Channel
 from .link import Activation
-from .selection import PURSE_FID, listed_scheme
+from .selection import PURSE_FID
 
 TERMINAL_ZERO = bytes(6)
 """The terminal number a reader without a PSAM sends in INITIALIZE (nfsee's)."""
@@ -388,7 +388,7 @@ class _Interpreter:
                                    f"{reading.sources['offline ATC']} says the card's counter is {atc}")
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[..., None]] = {
     cc.SelectByName: _Interpreter.select,
     cc.SelectByFid: _Interpreter.select,
     cc.ReadBinary: _Interpreter.read_binary,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -190,8 +191,14 @@ def _purse(purse: Any) -> dict[str, int]:
 
 def _view(image: Any, newest: int) -> dict[str, Any]:
     from protocols import bcd
-    from protocols.card_files import (SFI_CARDHOLDER, SFI_MANAGEMENT, SFI_PROCESS, SFI_PUBLIC_APP_INFO,
-                                      SFI_TRANSACTION_LOG, SFI_TRANSIT_LOG)
+    from protocols.card_files import (
+        SFI_CARDHOLDER,
+        SFI_MANAGEMENT,
+        SFI_PROCESS,
+        SFI_PUBLIC_APP_INFO,
+        SFI_TRANSACTION_LOG,
+        SFI_TRANSIT_LOG,
+    )
     from protocols.errors import ProtocolError
     from protocols.hexutil import to_hex
     from sim.decoding import decode_file

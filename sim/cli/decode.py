@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -12,10 +12,17 @@ from protocols import pn532
 from protocols.apdu import split_status_word
 from protocols.errors import ProtocolError
 from protocols.hexutil import parse_hex
+from protocols.layout import Layout
 from protocols.schemes import BY_KEY, SCHEMES, Scheme
 from protocols.status import describe
 from sim.cli import cli
-from sim.decoding import decode_command, decode_fci, decode_file, decode_response, layout_fields
+from sim.decoding import (
+    decode_command,
+    decode_fci,
+    decode_file,
+    decode_response,
+    layout_fields,
+)
 from sim.render import text_lines, to_json
 
 
@@ -39,7 +46,7 @@ def decode_pn532(raw: bytes) -> dict[str, Any]:
     return out
 
 
-_ANSWERS = {
+_ANSWERS: dict[str, tuple[Layout[Any], str]] = {
     "balance": (cc.BALANCE_RESPONSE, "GET BALANCE answer"),
     "init-purchase": (cc.PURCHASE_INIT_RESPONSE, "INITIALIZE FOR (CAPP) PURCHASE answer"),
     "init-load": (cc.LOAD_INIT_RESPONSE, "INITIALIZE FOR LOAD answer"),

@@ -62,7 +62,12 @@ def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[st
     """One exchange, every field named. ``waiting`` maps a link to the command whose answer a T=0 device announced
     with 61xx, so that the GET RESPONSE bringing it is decoded as that command's answer; ``selected`` maps a link to
     the scheme of the application its card last selected, which says how the files read after it are laid out."""
-    from protocols.card_commands import GetResponse, SelectByFid, SelectByName, UpdateCappDataCache
+    from protocols.card_commands import (
+        GetResponse,
+        SelectByFid,
+        SelectByName,
+        UpdateCappDataCache,
+    )
     from protocols.hexutil import to_hex
     from protocols.schemes import scheme_of
     from sim.decoding import decode_command, decode_file, decode_response, parse_command
@@ -100,8 +105,8 @@ def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[st
 
 def decode_trace(trace: Trace) -> dict[str, Any]:
     """The whole trace as one plain document: header and every event decoded."""
-    from terminal.trace import Exchange
     from terminal.jsondoc import activation_to_json
+    from terminal.trace import Exchange
 
     roles = {link.name: link.role for link in trace.header.links}
     header = {"created": trace.header.created, "tool": trace.header.tool,

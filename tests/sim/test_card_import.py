@@ -132,8 +132,8 @@ def test_a_real_cards_plain_log_makes_a_twin_that_pays(tmp_path, capsys):
     assert err.splitlines() == [
         "note: no ISO 14443-4 activation in the capture: UID, ATQA, SAK and ATS are an issued card's",
         "note: file 0x16: all of it not in the capture; filled as an anonymous holder's",
-        "note: file 0x17: bytes 11..59 not in the capture; filled as an issued card's (China, the issuer's city, "
-        "interoperable, normal card)",
+        ("note: file 0x17: bytes 11..59 not in the capture; filled as an issued card's (China, the issuer's city, "
+         "interoperable, normal card)"),
         "note: the overdraft limit is not in the capture (no INITIALIZE FOR PURCHASE answer): 0",
         "note: the offline ATC is not in the capture (no INITIALIZE answer): one past 0x18 record 1's, 27",
         "note: the online ATC is not in the capture (no INITIALIZE answer, no record of its kind): 0",
@@ -198,7 +198,7 @@ def test_a_capture_of_another_scheme_or_that_contradicts_itself_makes_no_twin(tm
     szt.write_text(szt.read_text() + "00B095001C -> 0000000000000000FD44000051800000D63C1D2920171201202712019000\n")
     assert run(["card", "import", str(szt), "--out", str(tmp_path / "t.json")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"ykt: exchange 4 (line 4): file 15 at byte 0 reads ") and "exchange 2 (line 2)" in err
+    assert err.startswith("ykt: exchange 4 (line 4): file 15 at byte 0 reads ") and "exchange 2 (line 2)" in err
     assert not (tmp_path / "t.json").exists()
 
 

@@ -212,8 +212,8 @@ def test_reads_of_another_length_are_decoded_as_far_as_they_go(capsys):
 def test_balance_and_initialize_answers_have_kinds(capsys):
     balance = decoded(capsys, "balance", "8000164E9000")  # NFSEE: every mock card's balance, top bit set
     assert (balance["balance"], balance["balance_without_top_bit"]) == (0x8000164E, 5710)
-    assert balance["warnings"] == ["balance 8000164E has its top bit set: some schemes use it as a flag and their "
-                                   "readers show the other 31 bits, 5710 fen"]
+    assert balance["warnings"] == [("balance 8000164E has its top bit set: some schemes use it as a flag and their "
+                                    "readers show the other 31 bits, 5710 fen")]
     # TRIP (a comment in the emulator): a card's INITIALIZE FOR PURCHASE answer
     init = decoded(capsys, "init-purchase", "00000B2200020000000100E9F0DEEA9000")
     assert (init["balance"], init["offline_atc"], init["key_version"], init["random"]) == (2850, 2, 1, "E9F0DEEA")

@@ -16,7 +16,7 @@ from protocols.schemes import SHENZHEN_TONG, T_UNION
 from sim.issuing import issue_card, load_demo_keyset
 from sim.reader import SimReader
 from terminal.channel import Channel
-from terminal.readout import CaptureError, Captured, interpret, read_card
+from terminal.readout import Captured, CaptureError, interpret, read_card
 from terminal.trace import ExchangeLog
 
 # TRIP: a Beijing T-Union card.
@@ -69,8 +69,8 @@ def test_a_capture_that_contradicts_itself_names_the_exchange():
      "exchange 3: record 1 of 18 is 0019.*, but exchange 2 read 001A.*, and the card did not change between them"),
     ([("00A4040008A000000632010105", BJ_FCI),
       ("00A4040008A000000632010105", BJ_FCI.replace("0310517001017090798420", "0310517001017090798520"))],
-     r"exchange 2: another card \(serial 03105170010170907985\) than the one exchange 1 read \(serial "
-     r"03105170010170907984\): a capture holds one card"),
+     (r"exchange 2: another card \(serial 03105170010170907985\) than the one exchange 1 read \(serial "
+      r"03105170010170907984\): a capture holds one card")),
     ([("00A4040008A000000632010105", BJ_FCI), ("00B201C400", BJ_18_1 + "9000"),
       ("805003020B0100000000000000000000", "00000B22001A000000010000112233 9000")],
      "exchange 2: record 1 of 0x18 is a purchase with ATC 26, but exchange 3 says the card's counter is 26"),
@@ -112,8 +112,7 @@ def test_a_torn_debit_leaves_what_follows_unused():
 
 def test_other_schemes_and_answers_outside_the_purse():
     reading = interpret(captured(("00A4040008A000000632010105", "6A82"),
-                                 ("00A40000021001", "6F3284075041592E535A54A5279F0801029F0C200000000000000000FD440000"
-                                                    "51800000E63C1D292017120120271201101000009000"),
+                                 ("00A40000021001", SZT_FCI),
                                  ("805C000204", "800000649000"),
                                  ("00A40000023F00", "9000"),
                                  ("00B0840020", "10007511361412850602003000000000000000000000000020180309202403099000")))
