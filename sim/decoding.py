@@ -29,13 +29,15 @@ from protocols.psam_commands import (
     SFI_TERMINAL_NUMBER,
     parse_psam_command,
 )
-from protocols.schemes import MOHURD, T_UNION, Scheme, scheme_of
+from protocols.schemes import COMPANION, MOHURD, T_UNION, Scheme, scheme_of
 from protocols.status import describe, is_known
 from protocols.text import card_text
 from terminal.jsondoc import activation_to_json
 from terminal.readout import CardReading
 
 TOP_BIT = 0x80000000
+UNNAMED = Scheme("unnamed", "an application no public source names", COMPANION)
+"""The scheme of an application whose DF name no table knows: its files are shown raw, never in T-Union's layout."""
 
 # Values worked out from fields, shown after the field they come from: the model's own properties, read from the
 # fields that are there (a read cut short has no model instance).

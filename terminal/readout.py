@@ -38,6 +38,7 @@ _RECORD_FILES = ((cf.SFI_TRANSACTION_LOG, cf.TRANSACTION_LOG_RECORDS), (cf.SFI_P
                  (cf.SFI_TRANSIT_LOG, cf.TRANSIT_RECORDS))
 _BINARY_FILES = (cf.SFI_PUBLIC_APP_INFO, cf.SFI_CARDHOLDER, cf.SFI_MANAGEMENT)
 _SELECTED = (0x9000, 0x6283)  # 6283: selected, but the application is blocked
+_UNCHANGED = ", and the card did not change between them"
 _PURCHASE_TYPES = frozenset((cf.TransactionType.EP_PURCHASE, cf.TransactionType.COMPOSITE_PURCHASE))
 
 
@@ -222,10 +223,11 @@ class _Interpreter:
             self._same("the FCI", where, data, reading.fci)
             reading.fci = reading.fci or data
 
-    def _same(self, what: str, where: str, data: bytes, before: bytes | None) -> None:
+    def _same(self, what: str, where: str, data: bytes, before: bytes | None, why: str = "") -> None:
+        """``data`` must be what the capture showed of ``what`` before (``why`` says why it cannot have changed)."""
         if before is not None and data != before:
             raise CaptureError(f"{where}: {what} is {to_hex(data)}, but {self.reading.sources[what]} gave "
-                               f"{to_hex(before)}")
+                               f"{to_hex(before)}{why}")
         self._source(what, where)
 
     # -- files and records -----------------------------------------------------------------------------------------
@@ -277,7 +279,7 @@ class _Interpreter:
             return
         records = self.reading.records.setdefault(sfi, {})
         what = f"record {command.record} of {sfi:02X}"
-        self._same_record(what, where, data, records.get(command.record))
+        self._same(what, where, data, records.get(command.record), _UNCHANGED)
         records[command.record] = data
         if sfi == cf.SFI_PROCESS and len(data) > 1:
             self._process_record(where, data[1], data)
@@ -285,15 +287,9 @@ class _Interpreter:
     def _process_record(self, where: str, record_id: int, data: bytes) -> None:
         if len(data) < 2 or data[1] != record_id:
             raise CaptureError(f"{where}: a 0x1A record asked for by id {record_id:02X} starts {to_hex(data[:2])}")
-        self._same_record(f"0x1A record {record_id:02X}", where, data,
-                          self.reading.process_records.get(record_id))
+        self._same(f"0x1A record {record_id:02X}", where, data, self.reading.process_records.get(record_id),
+                   _UNCHANGED)
         self.reading.process_records[record_id] = data
-
-    def _same_record(self, what: str, where: str, data: bytes, before: bytes | None) -> None:
-        if before is not None and data != before:
-            raise CaptureError(f"{where}: {what} is {to_hex(data)}, but {self.reading.sources[what]} read "
-                               f"{to_hex(before)}, and the card did not change between them")
-        self._source(what, where)
 
     # -- the purse ---------------------------------------------------------------------------------------------------
 

@@ -69,8 +69,8 @@ def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[st
         UpdateCappDataCache,
     )
     from protocols.hexutil import to_hex
-    from protocols.schemes import scheme_of
-    from sim.decoding import decode_command, decode_file, decode_response, parse_command
+    from protocols.schemes import DIRECTORY, scheme_of
+    from sim.decoding import UNNAMED, decode_command, decode_file, decode_response, parse_command
     from sim.tap import command_label
 
     selected = {} if selected is None else selected
@@ -99,7 +99,10 @@ def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[st
     out["response"] = {"apdu": to_hex(response), **decoded}
     if role == "card" and isinstance(asked, (SelectByName, SelectByFid)) and answered_ok:
         fci = decoded.get("decoded") or {}
-        selected[exchange.link] = None if "df_name" not in fci else scheme_of(fci["df_name"])
+        if "df_name" in fci:
+            chosen = scheme_of(fci["df_name"]) or UNNAMED
+            if chosen.kind != DIRECTORY:  # the files read next are the application's, not a directory's
+                selected[exchange.link] = chosen
     return out
 
 

@@ -285,3 +285,26 @@ def test_no_sw_decodes_every_byte(capsys):
 def test_command_goes_with_response_only(capsys):
     code, _, err = ykt(capsys, "decode", "fci", FCI, "--command", "00A4040008A000000632010105")
     assert code == 2 and "--command goes with 'response' only" in err
+
+
+def test_trace_show_reads_files_in_the_selected_applications_layout():
+    """After a SELECT, files are decoded with that application's scheme; after an application nobody names, raw."""
+    from protocols.hexutil import parse_hex
+    from sim.cli.trace import decode_exchange
+    from terminal.trace import Exchange
+
+    def exchanges(*pairs: tuple[str, str]) -> list[dict]:
+        waiting: dict = {}
+        selected: dict = {}
+        return [decode_exchange(Exchange("reader", parse_hex(c), parse_hex(r), 0, 0), "card", n, waiting, selected)
+                for n, (c, r) in enumerate(pairs, 1)]
+
+    szt_15 = "0000000000000000FD21000051800000A344C21320170314202703149000"  # NFSEE
+    shown = exchanges(("00A404000E325041592E5359532E444446303100", "6A82"),
+                      ("00A40400075041592E535A54", "6F0984075041592E535A549000"),  # a bare SZT FCI
+                      ("00B095001C", szt_15))
+    assert shown[2]["response"]["decoded"]["printed_number"] == "331498659(2)"
+    unnamed = exchanges(("00A4040007A0000001234567", "6F098407A00000012345679000"), ("00B095001C", szt_15))
+    assert unnamed[1]["response"]["decoded"] == {
+        "raw": parse_hex(szt_15[:-4]),
+        "warnings": ["file 0x15: no public layout for an application no public source names; shown raw"]}

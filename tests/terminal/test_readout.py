@@ -66,7 +66,7 @@ def test_a_capture_that_contradicts_itself_names_the_exchange():
      "exchange 3: INITIALIZE says the balance is 2851 fen, but exchange 2 gave 2850"),
     ([("00A4040008A000000632010105", BJ_FCI), ("00B201C400", BJ_18_1 + "9000"), ("00B201C400", "0019" + BJ_18_1[4:]
                                                                                   + "9000")],
-     "exchange 3: record 1 of 18 is 0019.*, but exchange 2 read 001A.*, and the card did not change between them"),
+     "exchange 3: record 1 of 18 is 0019.*, but exchange 2 gave 001A.*, and the card did not change between them"),
     ([("00A4040008A000000632010105", BJ_FCI),
       ("00A4040008A000000632010105", BJ_FCI.replace("0310517001017090798420", "0310517001017090798520"))],
      (r"exchange 2: another card \(serial 03105170010170907985\) than the one exchange 1 read \(serial "
