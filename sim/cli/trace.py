@@ -70,7 +70,13 @@ def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[st
     )
     from protocols.hexutil import to_hex
     from protocols.schemes import DIRECTORY, scheme_of
-    from sim.decoding import UNNAMED, decode_command, decode_file, decode_response, parse_command
+    from sim.decoding import (
+        UNNAMED,
+        decode_command,
+        decode_file,
+        decode_response,
+        parse_command,
+    )
     from sim.tap import command_label
 
     selected = {} if selected is None else selected
