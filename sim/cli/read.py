@@ -60,6 +60,8 @@ def read(device: str, out: Path | None, wait: float, initialize: bool, as_json: 
             channel = Channel(link, peer="card", tracer=tracer)
             activation = channel.activate(wait)
             if activation is None:
+                if out is not None:
+                    out.unlink()  # no card, no capture: nothing is left that an import could mistake for one
                 raise LinkTimeout(f"{link.name}: no card within {wait:g} s")
             read_card(channel, initialize=initialize)
             link.deactivate()

@@ -221,3 +221,13 @@ def test_the_balance_with_its_top_bit_set_is_noted(tmp_path):
     assert twin.image.purse.balance == 0x0B22
     assert "the balance 80000B22 has its top bit set, which some schemes use as a flag: the twin holds the other 31 " \
            "bits, 2850 fen" in twin.notes
+
+
+def test_read_without_a_card_leaves_no_capture(tmp_path, capsys, monkeypatch):
+    import sim.devices
+
+    monkeypatch.setattr(sim.devices, "open_link", lambda spec, role: SimReader(name="sim:empty"))
+    capture = tmp_path / "none.jsonl"
+    assert run(["read", "--reader", "sim:random", "--out", str(capture), "--wait", "0"]) == 2
+    assert capsys.readouterr().err == "ykt: sim:empty: no card within 0 s\n"
+    assert not capture.exists()
