@@ -103,9 +103,12 @@ def export(ctx: click.Context, db: Path, fmt: str, states: tuple[str, ...], out:
 @click.argument("db", type=_DB)
 @click.option("--keys", "keys", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
               help="The issuer key set (JSON, see terminal/keyset.py), e.g. sim/keys/demo-keyset.json.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: the counts, every mismatched, unverifiable, log-settled, open and set-aside "
+                   "row, and ok.")
 @damaged_option()
 @click.pass_context
-def verify(ctx: click.Context, db: Path, keys: Path, damaged: str) -> None:
+def verify(ctx: click.Context, db: Path, keys: Path, as_json: bool, damaged: str) -> None:
     """Recompute the TAC of every complete debit in DB from the master TAC key, as the back office does.
 
     Exit status 0 when every complete debit with a TAC verifies, 1 when any TAC does not match or cannot be
@@ -113,6 +116,7 @@ def verify(ctx: click.Context, db: Path, keys: Path, damaged: str) -> None:
     debits settled from the card's own 0x18 record (complete, with no TAC to check: the record is shown).
     """
     from protocols.hexutil import to_hex
+    from sim.render import to_json
     from terminal.keyset import load_keyset
     from terminal.settlement import verify as verify_journal
 
@@ -120,6 +124,23 @@ def verify(ctx: click.Context, db: Path, keys: Path, damaged: str) -> None:
     if keyset.test_only:
         click.echo(f"note: {keys} is a test-only key set; its verdicts prove nothing about real cards", err=True)
     report = verify_journal(db, keyset, damaged=damaged)
+    if as_json:
+        open_rows = [{"row_id": e.row_id, "state": e.record.state.value, "card_serial": e.record.card_serial,
+                      "atc": e.record.offline_atc, "tsn": e.record.tsn, "amount": e.record.amount,
+                      "when": e.record.when, "evidence": e.record.evidence.value or None, "reason": e.reason}
+                     for e in report.open]
+        from_log = [{"row_id": e.row_id, "card_serial": e.record.card_serial, "atc": e.record.offline_atc,
+                     "tsn": e.record.tsn, "amount": e.record.amount, "card_record": e.card_record}
+                    for e in report.from_log]
+        set_aside = [{"table": d.table, "row_id": d.row_id, "field": d.field, "reason": d.reason}
+                     for d in report.quarantined]
+        click.echo(to_json({"db": str(db), "ok": report.ok, "verified": report.verified,
+                            "mismatches": report.mismatches, "unverifiable": report.unverifiable,
+                            "from_log": from_log, "open": open_rows, "void": report.void,
+                            "set_aside": set_aside, "test_only_keys": report.test_only_keys}))
+        if not report.ok:
+            ctx.exit(1)
+        return
     for bad in report.mismatches:
         click.echo(f"MISMATCH row {bad.row_id}: card {to_hex(bad.card_serial)} ATC {bad.atc}: "
                    f"expected TAC {to_hex(bad.expected)}, journaled {to_hex(bad.journaled) or '(none)'}")
