@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import random
 import sqlite3
 from pathlib import Path
@@ -108,6 +109,10 @@ def test_quarantine_sets_the_row_aside_and_reports_it(damaged, capsys: pytest.Ca
     assert captured.err == f"ykt: set aside: journal row {row}: {field}: {reason}\n{path}: exported 3 rows\n"
     assert run(["journal", "verify", "--damaged", "quarantine", str(path), "--keys", str(DEMO)]) == 1
     assert f"DAMAGED journal row {row}: {field}: {reason}\n" in capsys.readouterr().out
+    assert run(["journal", "verify", "--damaged", "quarantine", "--json", str(path), "--keys", str(DEMO)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["set_aside"] == [{"table": "debit", "row_id": row, "field": field, "reason": reason}]
+    assert doc["ok"] is False
 
 
 def test_start_up_stops_on_a_damaged_open_row_or_sets_it_aside(tmp_path: Path) -> None:
