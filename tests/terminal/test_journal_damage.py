@@ -247,7 +247,8 @@ def test_a_damaged_row_in_a_tap_lookup_is_set_aside_under_quarantine(tmp_path: P
     rig.tap(c)
     journal._conn.execute("UPDATE debit SET mac1 = 'XYZ' WHERE id = 1")
     back = rig.tap(c, advance=5)
-    assert back is not None and back.accepted and not back.recovered  # the row could not be read: this tap is charged, the row reported
+    # the row could not be read, so the card could not settle it: this tap is charged, and the row is reported
+    assert back is not None and back.accepted and not back.recovered
     assert [(e.kind, e.row_ref) for e in rig.journal.events()] == [(EventKind.DAMAGED_ROW.value, 1)]
     stop = Rig(journal=SqliteJournal(path), clock=rig.clock, start=False)
     with pytest.raises(DamagedRow, match="journal row 1: mac1"):
