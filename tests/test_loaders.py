@@ -11,10 +11,12 @@ Examples per strategy: ``YKT_FUZZ_EXAMPLES`` (default 60, enough for CI; a fault
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +36,10 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[Hea
 
 @functools.cache
 def scratch() -> Path:
-    """A directory for the files the loaders read (one per test session)."""
-    return Path(tempfile.mkdtemp(prefix="ykt-loaders-"))
+    """A directory for the files the loaders read (one per test session, removed when it ends)."""
+    path = Path(tempfile.mkdtemp(prefix="ykt-loaders-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 # -- the loaders ---------------------------------------------------------------------------------------------------
