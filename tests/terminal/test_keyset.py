@@ -38,7 +38,7 @@ def test_demo_keyset_is_marked_test_only_and_holds_the_spec_masters() -> None:
     assert keyset.master(KeyUsage.TAC, 1).export() == bytes.fromhex(MTK)
     assert keyset.master(KeyUsage.MAINTENANCE, 1).export() == bytes.fromhex(DAMK)
     assert len(keyset.master(KeyUsage.LOAD, 1).export()) == 16
-    assert [keyset.indexes(u) for u in KeyUsage] == [(1,), (1,), (1,), (1,)]
+    assert [keyset.indexes(u) for u in KeyUsage] == [(1,)] * 8  # four CPU masters, four M1 masters
 
 
 def test_two_level_card_keys_match_the_spec_example() -> None:
@@ -110,7 +110,8 @@ BAD = [
     ("diversification_levels", 3, "diversification_levels: must be 1 or 2"),
     ("diversification_levels", True, "diversification_levels: must be 1 or 2"),
     ("master_keys", {}, "master_keys: must be an object with at least one usage"),
-    ("master_keys.mac", {"01": MPK}, "master_keys.mac: unknown usage \\(known: purchase, load, tac, damk\\)"),
+    ("master_keys.mac", {"01": MPK},
+     "master_keys.mac: unknown usage \\(known: purchase, load, tac, damk, m1_key_a, m1_key_b, m1_auth, m1_tac\\)"),
     ("master_keys.tac", {}, "master_keys.tac: must map key versions/indexes to keys"),
     ("master_keys.tac", {"1": MTK}, "master_keys.tac.1: a key version/index is two hex digits"),
     ("master_keys.tac", {"0x": MTK}, "master_keys.tac.0x: a key version/index is two hex digits"),
