@@ -143,16 +143,17 @@ def save_fixture(card: Card | Image, path: str | os.PathLike[str]) -> None:
     write_atomically(path, dumps(image))
 
 
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) atomically and durably; :class:`FixtureError` when it cannot."""
+def write_atomically(path: str | os.PathLike[str], content: str | bytes) -> None:
+    """Replace ``path`` with ``content`` (text as UTF-8) atomically and durably; :class:`FixtureError` when it
+    cannot."""
     target = Path(path)
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise FixtureError(f"{target}: cannot write next to it ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
         try:

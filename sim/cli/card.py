@@ -40,17 +40,24 @@ def card() -> None:
 
 
 @card.command("new")
+@click.option("--kind", type=click.Choice(("cpu", "m1"), case_sensitive=False), default="cpu", show_default=True,
+              help="A T-Union CPU card, or a legacy MIFARE Classic (M1) city card (docs/m1-purse-layout.md).")
 @click.option("--balance", metavar="FEN", help="Purse balance in fen (1 CNY = 100 fen). Default 5000.")
 @click.option("--type", "card_type", metavar="TYPE", help=f"Card type: {', '.join(_CARD_TYPES)}. Default normal.")
 @click.option("--seed", metavar="N", help="Seed for the serial when --serial is not given (same seed, same card).")
 @click.option("--keys", metavar="KEYSET", help="Issuer key set (JSON). Default: the test-only demo key set.")
-@click.option("--serial", metavar="DIGITS", help="Application serial: 20 digits, or the 19 printed on the card.")
-@click.option("--issuer", metavar="HEX", help="Issuer ID, 8 bytes. Default 02403640FFFFFFFF.")
+@click.option("--serial", metavar="DIGITS", help="Application serial: 20 digits, or the 19 printed on the card. "
+                                                 "M1: the 16-digit card number (city, industry, issuer serial).")
+@click.option("--issuer", metavar="HEX", help="Issuer ID, 8 bytes. Default 02403640FFFFFFFF. CPU cards only.")
+@click.option("--uid", metavar="HEX", help="M1 only: the UID, 4 or 7 bytes. Default: 4 bytes fixed by the number.")
+@click.option("--size", metavar="1k|4k", help="M1 only: a MIFARE Classic 1K (default) or 4K.")
 @click.option("--description", metavar="TEXT", default="", help="Free text stored in the fixture.")
 @click.option("--out", metavar="FILE", help="The fixture file to write (replaced atomically). Required.")
-def new(balance: str | None, card_type: str | None, seed: str | None, keys: str | None, serial: str | None,
-        issuer: str | None, description: str, out: str | None) -> None:
-    """Issue a card from a key set (card keys diversified as the PSAM does) and write it as a fixture."""
+def new(kind: str, balance: str | None, card_type: str | None, seed: str | None, keys: str | None,
+        serial: str | None, issuer: str | None, uid: str | None, size: str | None, description: str,
+        out: str | None) -> None:
+    """Issue a card from a key set (card keys diversified as the PSAM does, M1 sector keys by the key set's rule) and
+    write it as a fixture."""
     import random
 
     from protocols import bcd
@@ -64,11 +71,28 @@ def new(balance: str | None, card_type: str | None, seed: str | None, keys: str 
 
     if not out:
         raise _fail("--out", "the fixture file to write is required")
-    fen = _whole_number(balance, "--balance", 0, MAX_BALANCE)
-    kind = (card_type or "normal").lower()
-    if kind not in _CARD_TYPES:
+    type_name = (card_type or "normal").lower()
+    if type_name not in _CARD_TYPES:
         raise _fail("--type", f"{card_type!r} is not one of {', '.join(_CARD_TYPES)}")
     number = _whole_number(seed, "--seed", 0, 2**64 - 1)
+    if kind.lower() == "m1":
+        from protocols.m1.layout import MAX_BALANCE as M1_MAX_BALANCE
+
+        from .card_m1 import issue
+
+        if issuer is not None:
+            raise _fail("--issuer", "an M1 card has no issuer ID; --serial sets its card number")
+        m1_fen = _whole_number(balance, "--balance", 0, M1_MAX_BALANCE)
+        m1 = issue(balance=5000 if m1_fen is None else m1_fen, card_type=CardType[type_name.upper()].value, uid=uid,
+                   size=size, seed=number, serial=serial, keys=keys)
+        m1.image.description = description
+        save_fixture(m1, out)
+        click.echo(f"{out}: M1 card {to_hex(m1.serial)} (UID {to_hex(m1.image.uid)}), {type_name}, "
+                   f"balance {_money(m1.balance or 0)}")
+        return
+    if uid is not None or size is not None:
+        raise _fail("--uid" if uid is not None else "--size", "for M1 cards only (--kind m1)")
+    fen = _whole_number(balance, "--balance", 0, MAX_BALANCE)
     try:
         issuer_id = LOCAL_ISSUER if issuer is None else parse_hex(issuer, what="--issuer")
     except ProtocolError as exc:
@@ -84,10 +108,10 @@ def new(balance: str | None, card_type: str | None, seed: str | None, keys: str 
         click.echo(f"note: {'the demo key set' if keys is None else keys} is test-only; this card is for simulation "
                    "only", err=True)
     issued = issue_card(keyset, issuer_id=issuer_id, serial=serial, balance=5000 if fen is None else fen,
-                        card_type=CardType[kind.upper()].value)
+                        card_type=CardType[type_name.upper()].value)
     issued.image.description = description
     save_fixture(issued, out)
-    click.echo(f"{out}: card {bcd.digits(issued.serial)[1:]} of issuer {to_hex(issued.issuer_id)}, {kind}, "
+    click.echo(f"{out}: card {bcd.digits(issued.serial)[1:]} of issuer {to_hex(issued.issuer_id)}, {type_name}, "
                f"balance {_money(issued.balance)}")
 
 
@@ -97,11 +121,23 @@ def new(balance: str | None, card_type: str | None, seed: str | None, keys: str 
 @click.option("--records", "count", metavar="N", default="5", show_default=True,
               help="How many of the newest 0x18 and 0x1E records to show.")
 def show(file: str, as_json: bool, count: str) -> None:
-    """Show a card fixture: activation data, purse, every file decoded by name, the newest records."""
+    """Show a card fixture: activation data, purse, every file decoded by name, the newest records. An M1 fixture is
+    decoded sector by sector, every block's fields named, with what the next tap would find (clean, or an interrupted
+    debit to finish or roll back)."""
+    from sim.card.m1_card import M1Image
     from sim.fixture import load_image
+
+    from . import card_m1
 
     newest = _whole_number(count, "--records", 0, 30)
     image = load_image(Path(file))
+    if isinstance(image, M1Image):
+        m1 = card_m1.view(image)
+        if as_json:
+            click.echo(json.dumps({"file": file, **m1}, indent=2, ensure_ascii=False))
+        else:
+            card_m1.print_view(file, m1)
+        return
     view = _view(image, newest or 0)
     if as_json:
         click.echo(json.dumps({"file": file, **view}, indent=2, ensure_ascii=False))
@@ -215,7 +251,7 @@ _LABELS = {
     "proofs": "transaction proofs (by type)",
 }
 _AMOUNTS = frozenset(("balance", "overdraft_limit", "amount", "max_fare", "trade_amount", "entry_amount",
-                      "entry_balance", "actual_amount", "cumulative_amount"))
+                      "entry_balance", "actual_amount", "cumulative_amount", "balance_before", "deposit"))
 
 
 def _print(value: Any, depth: int) -> None:
