@@ -99,20 +99,35 @@ def _compact(trailer: dict[str, Any]) -> dict[str, Any]:
     """A trailer's rights one line per block, for people."""
     if "data" not in trailer:
         return trailer
-    line = lambda rights: "; ".join(f"{name} {who}" for name, who in rights.items())  # noqa: E731
-    return {**trailer, "data": {name: line(rights) for name, rights in trailer["data"].items()},
-            "trailer": line(trailer["trailer"])}
+    return {**trailer, "data": {name: _line(rights) for name, rights in trailer["data"].items()},
+            "trailer": _line(trailer["trailer"])}
+
+
+def _line(rights: dict[str, str]) -> str:
+    return "; ".join(f"{name} {who}" for name, who in rights.items())
 
 
 def _block(image: Any, number: int, newest_slot: int | None) -> dict[str, Any]:
+    from protocols.card_files import CardType
+    from protocols.card_files.codes import known
     from protocols.errors import ProtocolError
     from protocols.hexutil import to_hex
     from protocols.iso14443 import bcc
-    from protocols.m1.layout import (ISSUANCE, LOAD_INFO, PUBLIC_BACKUP_BLOCK, PUBLIC_BLOCK, PURSE_BACKUP_BLOCK,
-                                     PURSE_BLOCK, RECORD_BLOCKS, TRIP_RECORD, VALIDITY, EnableFlag, ProcessFlag,
-                                     RecordType, parse_public_info)
-    from protocols.card_files import CardType
-    from protocols.card_files.codes import known
+    from protocols.m1.layout import (
+        ISSUANCE,
+        LOAD_INFO,
+        PUBLIC_BACKUP_BLOCK,
+        PUBLIC_BLOCK,
+        PURSE_BACKUP_BLOCK,
+        PURSE_BLOCK,
+        RECORD_BLOCKS,
+        TRIP_RECORD,
+        VALIDITY,
+        EnableFlag,
+        ProcessFlag,
+        RecordType,
+        parse_public_info,
+    )
     from protocols.mifare import ValueBlock
 
     raw = image.block(number)
@@ -147,9 +162,9 @@ def _block(image: Any, number: int, newest_slot: int | None) -> dict[str, Any]:
         slot = RECORD_BLOCKS.index(number)
         out.update(name=f"trip record, slot {slot}" + (" (newest)" if slot == newest_slot else ""))
         fields = _decoded(TRIP_RECORD.parse, raw)
-        kind = known(RecordType, fields["kind"]) if "kind" in fields else None
-        if kind is not None:
-            fields["kind_name"] = kind.name.lower()
+        record_kind = known(RecordType, fields["kind"]) if "kind" in fields else None
+        if record_kind is not None:
+            fields["kind_name"] = record_kind.name.lower()
         out.update(fields)
     elif number in (PUBLIC_BLOCK, PUBLIC_BACKUP_BLOCK):
         try:
@@ -169,9 +184,15 @@ def view(image: Any) -> dict[str, Any]:
     """Everything an M1 image holds, sector by sector, every field named; and what the next tap would find."""
     from protocols.hexutil import to_hex
     from protocols.m1.debit import assess, public_in_force
-    from protocols.m1.layout import (PUBLIC_BACKUP_BLOCK, PUBLIC_BLOCK, PURSE_BACKUP_BLOCK, PURSE_BLOCK, PURSE_SECTORS,
-                                     RECORD_BLOCKS)
-    from protocols.mifare import is_trailer, first_block, trailer_block
+    from protocols.m1.layout import (
+        PUBLIC_BACKUP_BLOCK,
+        PUBLIC_BLOCK,
+        PURSE_BACKUP_BLOCK,
+        PURSE_BLOCK,
+        PURSE_SECTORS,
+        RECORD_BLOCKS,
+    )
+    from protocols.mifare import first_block, is_trailer, trailer_block
 
     size = image.size
     main, backup = image.block(PUBLIC_BLOCK), image.block(PUBLIC_BACKUP_BLOCK)
