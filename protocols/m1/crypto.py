@@ -73,8 +73,8 @@ PURCHASE_MAC_DATA = Layout(
     "tsn" / c.Int32ub,
     "when" / BcdDateTime,
     examples=(
-        ("3640000100000042 737C3EF7 0001 00002710 000000C8 06 200041599997 00000057 20250314083000",
-         PurchaseMacData(bytes.fromhex("3640000100000042"), bytes.fromhex("737C3EF7"), 1, 10000, 200, 0x06,
+        ("3640000100000042 40C2AB5C 0001 00002710 000000C8 06 200041599997 00000057 20250314083000",
+         PurchaseMacData(bytes.fromhex("3640000100000042"), bytes.fromhex("40C2AB5C"), 1, 10000, 200, 0x06,
                          bytes.fromhex("200041599997"), 0x57, dt.datetime(2025, 3, 14, 8, 30))),
     ),
 )

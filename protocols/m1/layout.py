@@ -157,9 +157,10 @@ ISSUANCE = Layout(
     "key_version" / c.Int8ub,
     "reserved" / c.Int8ub,
     examples=(
-        # The demo card of docs/m1-purse-layout.md (self-made: no public dump shows a whole block 4).
-        ("3640 0001 00000042 5A4B7F10 02 01 01 00",
-         Issuance(bytes.fromhex("3640"), bytes.fromhex("0001"), bytes.fromhex("00000042"), bytes.fromhex("5A4B7F10"),
+        # The demo card of docs/m1-purse-layout.md, auth code under the demo key set (self-made: no public dump
+        # shows a whole block 4).
+        ("3640 0001 00000042 BE2F4CD5 02 01 01 00",
+         Issuance(bytes.fromhex("3640"), bytes.fromhex("0001"), bytes.fromhex("00000042"), bytes.fromhex("BE2F4CD5"),
                   EnableFlag.NORMAL, 1, 1, 0)),
     ),
 )

@@ -64,9 +64,9 @@ _VALUE_LIMITS = (-0x8000_0000, 0x7FFF_FFFF)
 
 
 def classic_atqa(uid: bytes, size: CardSize) -> bytes:
-    """ATQA, most significant byte first: UID size in bits 8..7, and 04 (1K, Mini) or 02 (4K) in bits 5..1, as NXP
-    cards answer."""
-    return bytes((0x40 if len(uid) == 7 else 0x00, 0x02 if size is CardSize.K4 else 0x04))
+    """ATQA, most significant byte first: UID size in bits 8..7 (40: double), and 04 (1K, Mini) or 02 (4K) in bits
+    5..1, as NXP cards answer (``00 04``, ``00 44``, ``00 02``, ``00 42``)."""
+    return bytes((0x00, (0x40 if len(uid) == 7 else 0x00) | (0x02 if size is CardSize.K4 else 0x04)))
 
 
 def classic_sak(size: CardSize) -> int:
