@@ -164,3 +164,52 @@ def test_constructor_checks_levels_and_key_lengths() -> None:
         Keyset(algorithm=Algorithm.TDES, levels=3, keys={}, test_only=True)
     with pytest.raises(ConfigError, match="^master key tac 01: must be 16 bytes$"):
         Keyset(algorithm=Algorithm.TDES, levels=2, keys={(KeyUsage.TAC, 1): bytes(8)}, test_only=True)
+
+
+# --- M1 masters and the key rule ------------------------------------------------------------------------------------
+
+M1_A, M1_B = "0123456789ABCDEFFEDCBA9876543210", "FEDCBA98765432100123456789ABCDEF"
+UID = bytes.fromhex("40C2AB5C")
+
+
+def m1_set(rule: Any = None, **extra: dict[str, str]) -> Keyset:
+    data = good()
+    data["master_keys"].update({"m1_key_a": {"01": M1_A, "02": MPK}, "m1_key_b": {"01": M1_B}, **extra})
+    if rule is not None:
+        data["m1_key_rule"] = rule
+    return parse_keyset(data, source="keys.json")
+
+
+def test_m1_sector_keys_follow_the_rule() -> None:
+    from protocols.mifare import KeyType
+
+    keyset = m1_set()
+    master = TdesKey(bytes.fromhex(M1_A))
+    assert keyset.m1_sector_key(KeyType.A, UID, 2, 1) == master.encrypt(UID + b"\x02" + bytes(3))[:6]
+    assert keyset.m1_sector_key(KeyType.A, UID, 2, 2) == TdesKey(bytes.fromhex(MPK)).encrypt(UID + b"\x02\0\0\0")[:6]
+    assert keyset.m1_sector_key(KeyType.A, UID, 1, 2) == master.encrypt(UID + b"\x01" + bytes(3))[:6]  # issuance: 01
+    assert keyset.m1_sector_key(KeyType.A, UID, 0, 2) == bytes.fromhex("A0A1A2A3A4A5")
+    with pytest.raises(ConfigError, match="no m1_key_b key with version/index 02"):
+        keyset.m1_sector_key(KeyType.B, UID, 2, 2)
+    ruled = m1_set({"issuance_version": "02", "constant": "ABCDEF"})
+    assert ruled.m1_sector_key(KeyType.A, UID, 1, 1) == TdesKey(bytes.fromhex(MPK)).encrypt(
+        UID + bytes.fromhex("01ABCDEF"))[:6]
+
+
+def test_m1_card_keys_are_one_level_by_card_number() -> None:
+    keyset = m1_set(m1_tac={"01": SECRET})
+    card = bytes.fromhex("3640000100000042")
+    assert keyset.m1_card_key(KeyUsage.M1_TAC, 1, card).export() == diversify(TdesKey(bytes.fromhex(SECRET)),
+                                                                               card).export()
+
+
+@pytest.mark.parametrize("rule,message", [
+    ("01", "m1_key_rule: must be an object"),
+    ({"issuance": "01"}, "m1_key_rule.issuance: unknown field"),
+    ({"issuance_version": "1"}, "m1_key_rule.issuance_version: must be 2 hex digits"),
+    ({"constant": "0000"}, "m1_key_rule.constant: must be 6 hex digits"),
+    ({"constant": 0}, "m1_key_rule.constant: must be 6 hex digits"),
+])
+def test_bad_m1_rules_are_named(rule: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^keys.json: {message}"):
+        m1_set(rule)
