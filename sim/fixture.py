@@ -243,16 +243,22 @@ class _Reader:
             online_atc=self.integer(data["online_atc"], f"{field}.online_atc", 0, MAX_ATC),
         )
 
-    def image(self, data: Any) -> CardImage:
-        top = self.object(data, "", _TOP, _REQUIRED)
-        if top["format"] != FORMAT:
-            raise self.fail("format", f"expected {FORMAT!r}, got {json.dumps(top['format'])}")
-        if type(top["version"]) is not int or top["version"] != VERSION:
+    def header(self, data: Any, names: tuple[str, ...], required: tuple[str, ...], format_name: str,
+               version: int) -> tuple[dict[str, Any], str]:
+        """The top-level object, its format and version checked; and its description."""
+        top = self.object(data, "", names, required)
+        if top["format"] != format_name:
+            raise self.fail("format", f"expected {format_name!r}, got {json.dumps(top['format'])}")
+        if type(top["version"]) is not int or top["version"] != version:
             raise self.fail("version", f"version {json.dumps(top['version'])} is unknown "
-                                       f"(this software reads {VERSION})")
+                                       f"(this software reads {version})")
         description = top.get("description", "")
         if not isinstance(description, str):
             raise self.fail("description", "expected text")
+        return top, description
+
+    def image(self, data: Any) -> CardImage:
+        top, description = self.header(data, _TOP, _REQUIRED, FORMAT, VERSION)
         uid, atqa, sak, ats = self.activation(top["activation"])
         algorithm = _ALGORITHMS.get(top["algorithm"]) if isinstance(top["algorithm"], str) else None
         if algorithm is None:
@@ -340,15 +346,8 @@ class _Reader:
                                  self.hex(proof["mac2"], f"{field}.mac2", 4), self.hex(proof["tac"], f"{field}.tac", 4))
         return dict(sorted(proofs.items()))
 
-
     def m1_image(self, data: Any) -> M1Image:
-        top = self.object(data, "", _M1_TOP, _M1_REQUIRED)
-        if type(top["version"]) is not int or top["version"] != M1_VERSION:
-            raise self.fail("version", f"version {json.dumps(top['version'])} is unknown "
-                                       f"(this software reads {M1_VERSION})")
-        description = top.get("description", "")
-        if not isinstance(description, str):
-            raise self.fail("description", "expected text")
+        top, description = self.header(data, _M1_TOP, _M1_REQUIRED, M1_FORMAT, M1_VERSION)
         activation = self.object(top["activation"], "activation", _M1_ACTIVATION)
         uid = self.hex(activation["uid"], "activation.uid")
         atqa = self.hex(activation["atqa"], "activation.atqa", 2)

@@ -132,7 +132,7 @@ class Keyset:
 
     def m1_card_key(self, usage: KeyUsage, version: int, card_number: bytes) -> CardKey:
         """An M1 card's auth-code or transaction-MAC key: the master diversified by the 8-byte card number."""
-        return diversify(self.master(usage, version), card_number)
+        return diversify(self.master(usage, version), card_number)  # type: ignore[type-var]
 
     def __repr__(self) -> str:
         held = ", ".join(f"{usage.value} {index:02X}" for usage, index in sorted(self._masters))

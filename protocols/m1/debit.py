@@ -51,6 +51,7 @@ from ..pcsc_mifare import (
     ValueOp,
 )
 from .layout import (
+    BLACK_FLAG,
     MAX_BALANCE,
     PUBLIC_BACKUP_BLOCK,
     PUBLIC_BLOCK,
@@ -164,8 +165,8 @@ def plan_debit(info: PublicInfo, balance: int, amount: int, when: dt.datetime,
     slot, counter = next_slot(info.record_pointer), info.counter + 1
     record = TripRecord(counter, kind, amount, balance, when)
     flags = info.black_flag, info.reserved, info.reserved2
-    debiting = _public(slot, counter, ProcessFlag.DEBITING, *flags)
-    done = _public(slot, counter, ProcessFlag.DONE, *flags)
+    debiting = public_info(slot, counter, ProcessFlag.DEBITING, *flags)
+    done = public_info(slot, counter, ProcessFlag.DONE, *flags)
     steps = (
         Write(RECORD_BLOCKS[slot], TRIP_RECORD.build(record)),
         Write(PUBLIC_BLOCK, debiting),
@@ -178,13 +179,9 @@ def plan_debit(info: PublicInfo, balance: int, amount: int, when: dt.datetime,
     return Debit(steps, record, slot, counter, balance, balance - amount)
 
 
-def _public(slot: int, counter: int, flag: int, black: int, reserved: bytes, reserved2: int) -> bytes:
-    return public_info(slot, counter, flag, black, reserved, reserved2)
-
-
 def blacklist_steps(info: PublicInfo) -> tuple[Step, ...]:
     """Set the black flag in both public copies (main first), keeping everything else."""
-    data = public_info(info.record_pointer, info.counter, info.process_flag, 0x04, info.reserved, info.reserved2)
+    data = public_info(info.record_pointer, info.counter, info.process_flag, BLACK_FLAG, info.reserved, info.reserved2)
     return Write(PUBLIC_BLOCK, data), Write(PUBLIC_BACKUP_BLOCK, data)
 
 
@@ -273,11 +270,11 @@ def assess(main: bytes, backup: bytes, purse: bytes, purse_backup: bytes, record
         return _damaged("neither purse copy is a value block")
     if value == trip.balance_before:
         slot, counter = previous_slot(info.record_pointer), info.counter - 1
-        undone = _public(slot, counter, ProcessFlag.DONE, *flags)
+        undone = public_info(slot, counter, ProcessFlag.DONE, *flags)
         repairs_back = sync + (Write(PUBLIC_BLOCK, undone), Write(PUBLIC_BACKUP_BLOCK, undone))
         return Assessment(Outcome.ROLL_BACK, repairs_back, parse_public_info(undone), value, trip)
     if value == trip.balance_before - trip.amount:
-        done = _public(info.record_pointer, info.counter, ProcessFlag.DONE, *flags)
+        done = public_info(info.record_pointer, info.counter, ProcessFlag.DONE, *flags)
         repairs_on = sync + (Write(PUBLIC_BLOCK, done), Write(PUBLIC_BACKUP_BLOCK, done))
         return Assessment(Outcome.FINISH, repairs_on, parse_public_info(done), value, trip)
     return _damaged(f"the purse holds {value} fen, neither {trip.balance_before} before the interrupted debit nor "

@@ -38,7 +38,6 @@ from ..mifare import BLOCK_SIZE, AccessConditions
 DIRECTORY_BLOCK = 1
 ISSUANCE_BLOCK = 4
 VALIDITY_BLOCK = 5
-ISSUER_BLOCK = 6
 LOAD_BLOCK = 8
 PURSE_BLOCK = 9
 PURSE_BACKUP_BLOCK = 10
@@ -46,8 +45,6 @@ RECORD_BLOCKS = (12, 13, 14, 16, 17, 18, 20, 21, 22)
 """The trip-record ring, slot 0 first."""
 PUBLIC_BLOCK = 24
 PUBLIC_BACKUP_BLOCK = 25
-PUBLIC_SECTOR = 6
-PURSE_SECTOR = 2
 PURSE_SECTORS = 7
 """Sectors 0..6 hold the purse; the rest of the card is not used by it."""
 

@@ -17,7 +17,7 @@ _SIZES = {"1k": 1024, "4k": 4096}
 _BLOCK_NAMES = {
     0: "manufacturer", 1: "sector directory", 2: "reserved", 4: "issuance", 5: "validity", 6: "issuer reserved",
     8: "last load", 9: "purse", 10: "purse backup", 24: "public info", 25: "public info backup", 26: "reserved",
-}
+}  # the map of protocols.m1.layout
 _SECTOR_PURPOSES = {0: "directory", 1: "issuance", 2: "purse", 3: "trip records", 4: "trip records",
                     5: "trip records", 6: "public info"}
 _RIGHT_WORDS = {0: "never", 1: "key A", 2: "key B", 3: "key A or B"}
@@ -114,6 +114,7 @@ def _block(image: Any, number: int, newest_slot: int | None) -> dict[str, Any]:
     from protocols.hexutil import to_hex
     from protocols.iso14443 import bcc
     from protocols.m1.layout import (
+        BLACK_FLAG,
         ISSUANCE,
         LOAD_INFO,
         PUBLIC_BACKUP_BLOCK,
@@ -176,7 +177,7 @@ def _block(image: Any, number: int, newest_slot: int | None) -> dict[str, Any]:
             out["check"] = f"{info.check:02X}"
             out["process_flag_name"] = ("debit under way" if ProcessFlag.in_progress(info.process_flag)
                                         else "no debit under way")
-            out["blacklisted"] = info.black_flag == 0x04
+            out["blacklisted"] = info.black_flag == BLACK_FLAG
     return out
 
 
