@@ -435,6 +435,14 @@ def parse_command(raw: bytes) -> MifareCommand:
     return layout.parse(raw)
 
 
+def without_key(command: bytes) -> bytes:
+    """``command`` with the key of an AUTH (``60/61 block key uid``) replaced by zeros, for logs and traces; any
+    other command as it is."""
+    if len(command) == AUTHENTICATE.size and command[0] in (KeyType.A, KeyType.B):
+        return command[:2] + bytes(KEY_SIZE) + command[2 + KEY_SIZE:]
+    return command
+
+
 def auth_uid(uid: bytes) -> bytes:
     """The four UID bytes that AUTH takes: the UID itself, or the last four of a 7-byte UID (its cascade level 2)."""
     if len(uid) not in (4, 7):

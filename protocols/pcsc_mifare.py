@@ -224,6 +224,14 @@ def parse_storage_command(raw: bytes) -> StorageCommand:
     return layout.parse(raw)  # type: ignore[no-any-return]
 
 
+def without_key(apdu: bytes) -> bytes:
+    """``apdu`` with the key of a LOAD KEY (``FF 82``) replaced by zeros, for logs and traces: the one pseudo-APDU
+    that carries a key in the clear. Any other APDU as it is."""
+    if len(apdu) == LOAD_KEY.size and apdu[:2] == b"\xff\x82":
+        return apdu[:5] + bytes(KEY_SIZE)
+    return apdu
+
+
 # --- the reader's translation ---------------------------------------------------------------------------------------
 
 def _sw(word: int) -> bytes:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from protocols.errors import ProtocolError, YktError
 from protocols.hexutil import to_hex
 from protocols.iso14443 import Ats
-from protocols.pcsc_mifare import is_storage_atr, storage_atr
+from protocols.pcsc_mifare import is_storage_atr, storage_atr, without_key
 from terminal.drivers.pcsc import GET_UID, contactless_atr
 from terminal.errors import CardRemoved
 
@@ -191,7 +191,7 @@ class VpcdSlot:
         self.apdus += 1
         self.history.append((message, response))
         if self.on_exchange is not None:
-            self.on_exchange(self.name, message, response)
+            self.on_exchange(self.name, without_key(message), response)  # a status line never shows a LOAD KEY's key
         return response
 
 

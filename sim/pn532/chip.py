@@ -48,7 +48,7 @@ from protocols.errors import ProtocolError
 from protocols.hexutil import to_hex
 from protocols.iso14443 import Pcb, cascade_levels, sak_iso14443_4
 from protocols.mifare import ACK as MIFARE_ACK
-from protocols.mifare import BLOCK_SIZE, KeyType
+from protocols.mifare import BLOCK_SIZE, KeyType, without_key
 from protocols.pn532 import (
     ERROR_MASK,
     MAX_EXCHANGE_DATA,
@@ -277,7 +277,8 @@ class Pn532Chip:
             log.warning("host command %s refused with the error frame: %s", to_hex(data), exc)
             self._last_answer = ERROR_FRAME
             return ACK + ERROR_FRAME
-        log.debug("host > %s %s", name_of(data[0]), to_hex(data))
+        shown = data[:2] + without_key(data[2:]) if data[:1] == b"\x40" else data  # no MIFARE key in the log
+        log.debug("host > %s %s", name_of(data[0]), to_hex(shown))
         answer = self._handlers[type(command)](command, now)
         if answer is None:
             return ACK

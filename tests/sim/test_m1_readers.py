@@ -239,3 +239,24 @@ def test_a_psam_without_m1_masters() -> None:
         psam.m1_purchase_mac(H("3640000100000042"), 1, bytes(40))
     with pytest.raises(OutOfService):
         Psam(Channel(SimSamSlot(None), peer="sam")).start()
+
+
+# --- no key in a log ------------------------------------------------------------------------------------------------
+
+def test_keys_are_left_out_of_what_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from protocols.mifare import without_key as auth_without_key
+    from protocols.pcsc_mifare import without_key
+
+    assert without_key(H("FF82000006") + KEY6) == H("FF82000006 000000000000")
+    assert without_key(H("FFB0001810")) == H("FFB0001810")
+    assert auth_without_key(H("6018") + KEY6 + UID) == H("6018 000000000000") + UID
+    assert auth_without_key(H("3018")) == H("3018")
+    seen: list[bytes] = []
+    slot = VpcdSlot(new_m1(), 35963, on_exchange=lambda name, command, response: seen.append(command))
+    slot.answer(H("FF82000006") + KEY6)
+    assert seen == [H("FF82000006000000000000")] and slot.history[0][0] == H("FF82000006") + KEY6
+    host = Host(Pn532Chip(new_m1()))
+    with caplog.at_level("DEBUG", logger="sim.pn532"):
+        host.answer("4A0100")
+        host.answer("40016018" + KEY6.hex() + UID.hex())
+    assert KEY6.hex().upper() not in caplog.text and "40016018000000000000" + UID.hex().upper() in caplog.text
