@@ -29,6 +29,7 @@ from terminal.link import Link
 
 if TYPE_CHECKING:
     from sim.card import SimCard
+    from sim.card.m1_card import M1Card
     from sim.psam import SimPsam
 
 Role = Literal["card", "sam"]
@@ -120,8 +121,9 @@ def _open_sim(spec: DeviceSpec, role: Role, tsn_after: int | None) -> Link:
     return SimSamSlot(sim_psam(spec.target, after=tsn_after), name=f"sim:{spec.target}")
 
 
-def sim_card(target: str) -> SimCard:
-    """The simulated card of ``sim:<target>``: a fixture file's card, or a fresh one for ``random``."""
+def sim_card(target: str) -> SimCard | M1Card:
+    """The simulated card of ``sim:<target>``: a fixture file's card (T-Union CPU or M1), or a fresh CPU card for
+    ``random``."""
     from sim.issuing import LOCAL_ISSUER, issue_card, load_demo_keyset
 
     if target == "random":
