@@ -1,5 +1,5 @@
-"""Every loader ends in the project's typed errors on any input: key sets, validator settings, fares, card fixtures,
-scripted cards, traces, blacklists (the list file and its text source), the debit journal, the load journal, the load
+"""Every loader ends in the project's typed errors on any input: key sets, validator settings, fares, card fixtures
+(T-Union CPU and MIFARE Classic, and .mfd dumps), card captures, scripted cards, traces, blacklists (the list file and its text source), the debit journal, the load journal, the load
 host's ledger and its terminals file.
 
 Each loader is fed random bytes, valid documents with bytes flipped, inserted, deleted or cut, and valid documents
@@ -68,6 +68,18 @@ def _fixture(path: Path) -> None:
     card = load_fixture(path)
     card.power_on()
     card.execute(bytes.fromhex("00A4040008A000000632010105"))
+
+
+def _mfd(path: Path) -> None:
+    from sim.card.m1_dump import import_mfd
+
+    import_mfd(path.read_bytes())
+
+
+def _capture(path: Path) -> None:
+    from sim.card_import import load_capture
+
+    load_capture(path)
 
 
 def _script(path: Path) -> None:
@@ -174,7 +186,11 @@ def seeds(kind: str) -> tuple[bytes, ...]:
         flat = (ROOT / "sim" / "fares" / "demo-flat.toml").read_bytes()
         return flat, flat + transfer, (ROOT / "sim" / "fares" / "demo-sections.toml").read_bytes()
     if kind == "fixture":
-        return tuple(p.read_bytes() for p in sorted((ROOT / "sim" / "fixtures").glob("*.json")))
+        return (*(p.read_bytes() for p in sorted((ROOT / "sim" / "fixtures").glob("*.json"))), _m1_seed("fixture"))
+    if kind == "mfd":
+        return (_m1_seed("mfd"),)
+    if kind == "capture":
+        return (_recorded("trace"),)
     if kind in ("trace", "script"):
         return (_recorded(kind),)
     if kind in ("blacklist", "blacklist_source", "blacklist_csv"):
@@ -205,6 +221,16 @@ def _recorded(kind: str) -> bytes:
     [card_link] = recorded.links("card")
     card = ScriptedCard.from_exchanges((e.command, e.response) for e in recorded.exchanges(card_link.name))
     return (json.dumps(card.to_json(), indent=2) + "\n").encode()
+
+
+def _m1_seed(kind: str) -> bytes:
+    from sim.card.m1_dump import export_mfd
+    from sim.card.m1_issuing import issue_m1_card
+    from sim.fixture import dumps
+    from sim.issuing import load_demo_keyset
+
+    card = issue_m1_card(load_demo_keyset(), issuer_serial=bytes.fromhex("00000042"), balance=10000)
+    return export_mfd(card.image) if kind == "mfd" else dumps(card.image).encode()
 
 
 def _blacklist_seed(kind: str) -> bytes:
@@ -241,13 +267,14 @@ def _load_seed(kind: str) -> bytes:
 
 
 LOADERS: dict[str, Callable[[Path], None]] = {
-    "keyset": _keyset, "config": _config, "fares": _fares, "fixture": _fixture, "script": _script, "trace": _trace,
+    "keyset": _keyset, "config": _config, "fares": _fares, "fixture": _fixture, "mfd": _mfd, "capture": _capture,
+    "script": _script, "trace": _trace,
     "blacklist": _blacklist, "blacklist_source": _blacklist_source, "blacklist_csv": _blacklist_csv,
     "journal": _journal, "journal_start": _journal_start, "load_journal": _load_journal, "ledger": _ledger,
     "terminals": _terminals,
 }
 JSON_KINDS = ("keyset", "fixture", "script")
-JSON_LINES_KINDS = ("trace",)
+JSON_LINES_KINDS = ("trace", "capture")
 TOML_KINDS = ("config", "fares", "terminals")
 
 
