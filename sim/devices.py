@@ -6,7 +6,8 @@
 ``pcsc:<name pattern>``   the one PC/SC reader whose name holds the text, or matches a ``*``/``?`` pattern
                           (``pcsc:ACR122``, ``pcsc:*PCD 00 01``), case-insensitive
 ``pn532:<path>[@baud]``   a PN532 on a serial line (``pn532:/dev/ttyUSB0``, ``pn532:/tmp/pn532@460800``); cards only
-``sim:<fixture.json>``    card: a simulated card in the state a fixture file holds (not written back)
+``sim:<fixture.json>``    card: a simulated card in the state a fixture file holds (written back before each answer
+                          that changed it when opened with ``save=True``)
 ``sim:random``            card: a fresh simulated card from the demo key set, random serial, 50.00 yuan
 ``sim:psam``              SAM: a simulated T=0 PSAM holding the demo key set (terminal 200041599997; its TSN
                           starts at the Unix time, see :func:`sim_psam`)
@@ -80,14 +81,18 @@ def parse_device(text: str) -> DeviceSpec:
     return DeviceSpec(kind, path, int(baud_text))
 
 
-def open_link(spec: str | DeviceSpec, *, role: Role) -> Link:
+def open_link(spec: str | DeviceSpec, *, role: Role, save: bool = False) -> Link:
     """Open the device a string names, as the card reader (``role="card"``) or the SAM slot (``role="sam"``).
 
     A PC/SC card reader is opened with ``new_cards_only``: a card resting on it is one tap, not a tap per poll.
+    ``save``: the card of a ``sim:<fixture>`` card reader is written back to its fixture before each answer that
+    changed it (:class:`sim.durable.DurableCard`); any other device refuses it.
     """
     if role not in ("card", "sam"):
         raise DeviceError(f"role must be 'card' or 'sam', got {role!r}")
     parsed = parse_device(spec) if isinstance(spec, str) else spec
+    if save and (role != "card" or parsed.kind != "sim" or parsed.target == "random"):
+        raise _bad(str(parsed), "saving needs a sim:<fixture file> card reader")
     if parsed.kind == "pcsc":
         from terminal.drivers.pcsc import PcscLink
 
@@ -96,7 +101,7 @@ def open_link(spec: str | DeviceSpec, *, role: Role) -> Link:
         if role == "sam":
             raise _bad(str(parsed), "a PN532 reads contactless cards, it holds no SAM")
         return _open_pn532(parsed)
-    return _open_sim(parsed, role)
+    return _open_sim(parsed, role, save)
 
 
 def _open_pn532(spec: DeviceSpec) -> Link:
@@ -110,11 +115,13 @@ def _open_pn532(spec: DeviceSpec) -> Link:
     return link
 
 
-def _open_sim(spec: DeviceSpec, role: Role) -> Link:
+def _open_sim(spec: DeviceSpec, role: Role, save: bool = False) -> Link:
+    from sim.durable import DurableCard
     from sim.reader import SimReader, SimSamSlot
 
     if role == "card":
-        return SimReader(sim_card(spec.target), name=f"sim:{spec.target}")
+        card = sim_card(spec.target)
+        return SimReader(DurableCard(card, spec.target) if save else card, name=f"sim:{spec.target}")
     return SimSamSlot(sim_psam(spec.target), name=f"sim:{spec.target}")
 
 

@@ -115,8 +115,12 @@ def save_fixture(card: SimCard | CardImage, path: str | os.PathLike[str]) -> Non
     """Write the card's current state to ``path``, replacing it atomically (a reader sees the old or the new file,
     never a part) and durably (file and rename synced). A new file gets mode 644, a replaced one keeps its mode."""
     image = card.image if isinstance(card, SimCard) else card
-    text = dumps(image)
-    target = Path(path)
+    write_atomically(Path(path), dumps(image))
+
+
+def write_atomically(target: Path, text: str) -> None:
+    """Replace ``target`` with ``text``: a temporary file beside it, written and synced, renamed into place, and the
+    directory synced, so that a crash at any moment leaves the old file or the new one, whole."""
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
