@@ -21,16 +21,14 @@ import logging
 import os
 import random
 import select
-import threading
 import time
 import tty
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
 from protocols.errors import YktError
 
-from .pty import EmulatorError, PtyLink
+from .pty import EmulatorError, PtyService
 
 log = logging.getLogger("sim.serial_noise")
 
@@ -87,78 +85,32 @@ class LineNoise:
         return bytes(out)
 
 
-class NoisyRelay:
+class NoisyRelay(PtyService):
     """A pty at ``link`` relayed to the serial device at ``target``, through ``to_device`` (host → device) and
     ``to_host`` (device → host) noise."""
 
+    thread_name = "noise"
+
     def __init__(self, target: str | os.PathLike[str], link: str | os.PathLike[str], *, to_device: LineNoise,
                  to_host: LineNoise) -> None:
+        super().__init__(link)
         self.target = Path(target)
-        self.pty = PtyLink(link)
         self.to_device = to_device
         self.to_host = to_host
         self.reopened = 0
         """Times the device was opened again after it went away."""
         self._device = -1
-        self._wake_r = self._wake_w = -1
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._out = {"host": bytearray(), "device": bytearray()}
-
-    @property
-    def link(self) -> Path:
-        return self.pty.link
-
-    # --- life cycle -----------------------------------------------------------------------------------------------
 
     def open(self) -> None:
         """Open the device behind ``target``, then create the pty and its symlink."""
         if not self._open_device():
             raise EmulatorError(f"cannot open {self.target}: no serial device there")
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        try:
-            self.pty.open()
-        except EmulatorError:
-            self.close()
-            raise
+        super().open()
 
     def close(self) -> None:
-        self.pty.close()
+        super().close()
         self._close_device()
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
-
-    def stop(self) -> None:
-        """Ask the loop to end."""
-        self._stopping = True
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass  # the pipe is full: the loop is waking up anyway
-
-    def start(self) -> Self:
-        """Open and relay in a background thread; :meth:`shutdown` ends it."""
-        self.open()
-        self._thread = threading.Thread(target=self.serve_forever, name=f"noise {self.link}", daemon=True)
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        self.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
     # --- the device side ------------------------------------------------------------------------------------------
 
@@ -184,22 +136,21 @@ class NoisyRelay:
     # --- the loop -------------------------------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        host, wake = self.pty.master, self._wake_r
-        while not self._stopping:
+        host, wake = self.pty.master, self.wake_fd
+        while not self.stopping:
             device = self._device
             readers = [host, wake] + ([device] if device >= 0 else [])
             writers = [fd for fd, side in ((host, "host"), (device, "device")) if fd >= 0 and self._out[side]]
             timeout = None if device >= 0 else _REOPEN_S
             try:
-                readable, writable, _ = select.select(readers, writers, [], timeout)
+                readable, _, _ = select.select(readers, writers, [], timeout)
             except InterruptedError:
                 continue
             if wake in readable:
                 os.read(wake, 64)
-            if device < 0:
-                if self._open_device():
-                    self.reopened += 1
-                    log.info("%s is back", self.target)
+            if device < 0 and self._open_device():
+                self.reopened += 1
+                log.info("%s is back", self.target)
             if host in readable:
                 data = self._read(host)
                 if data and self._device >= 0:

@@ -184,7 +184,7 @@ class FrameDecoder:
     ``postamble``: a frame counts only once the ``00`` after its DCS has come (see the module docstring).
     """
 
-    __slots__ = ("_buf", "_postamble_due", "_postamble", "discarded")
+    __slots__ = ("_buf", "_postamble", "_postamble_due", "discarded")
 
     def __init__(self, *, postamble: bool = False) -> None:
         self._buf = bytearray()

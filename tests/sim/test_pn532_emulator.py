@@ -482,7 +482,7 @@ def test_stop_removes_the_link(tmp_path) -> None:
     name = server.slave_name
     server.shutdown()
     assert not (tmp_path / "pn532").exists() and not (tmp_path / "pn532").is_symlink()
-    assert name and server._master == -1
+    assert name and server.pty.master == -1
 
 
 def test_a_stale_link_is_replaced_and_anything_else_refused(tmp_path) -> None:
