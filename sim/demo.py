@@ -2,8 +2,9 @@
 
 Riders with a generated card population tap a validator on a simulated reader; the validator has a simulated PSAM, the
 demo fares and a SQLite journal, as a real one would. Some riders pull their card away mid-payment and tap again, some
-tap twice, some carry cards the validator must refuse. At the end every fen the cards lost is compared with what the
-journal holds: the two must be equal.
+tap twice, some carry cards the validator must refuse; some top up between trips at a top-up machine
+(:mod:`sim.demo_loads`). At the end the money is checked: what the load host's ledger holds as loaded, less what the
+journal holds as paid, must equal the change of the cards' balances, read back from the cards themselves.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from terminal.settlement import verify
 from terminal.trace import Tracer
 from terminal.validator import Validator
 
+from .demo_loads import TopUpMachine, TopUpReport
 from .issuing import DEFAULT_ISSUERS, generate_population, load_demo_keyset
 from .psam import demo_psam
 from .reader import SimReader, SimSamSlot, Tear
@@ -38,7 +40,8 @@ DEMO_START = dt.datetime(2026, 3, 2, 7, 30, 0)
 @dataclass
 class DemoReport:
     """What a session did. ``fen_charged`` is money journaled complete; ``fen_taken_from_cards`` the sum of every
-    card's balance decrease, read back from the cards themselves."""
+    card's balance decrease, read back from the cards themselves (net of loads); ``top_ups`` what the top-up machine
+    did, with ``fen_loaded``, the money its host's ledger holds as loaded."""
 
     taps: int
     seed: int
@@ -54,10 +57,15 @@ class DemoReport:
     tac_mismatches: int = 0
     wall_s: float = 0.0
     modeled_ms: list[float] = field(default_factory=list)
+    top_ups: TopUpReport = field(default_factory=TopUpReport)
 
     @property
     def conserved(self) -> bool:
-        return self.fen_charged == self.fen_taken_from_cards and self.tac_mismatches == 0
+        """Money loaded (host ledger) - money journaled = change of the cards' balances, every TAC verified, and no
+        load left waiting for its card."""
+        loaded = self.top_ups.fen_loaded
+        return (loaded - self.fen_charged == -self.fen_taken_from_cards and self.tac_mismatches == 0
+                and self.top_ups.waiting == 0)
 
     def as_dict(self) -> dict:
         modeled = sorted(self.modeled_ms)
@@ -71,6 +79,10 @@ class DemoReport:
             "modeled_purchase_ms_p50": round(statistics.median(modeled), 1) if modeled else None,
             "modeled_purchase_ms_max": round(modeled[-1], 1) if modeled else None,
             "journal": self.journal,
+            "loads": self.top_ups.loads, "loads_recovered": self.top_ups.recovered,
+            "loads_refused": dict(self.top_ups.refused.most_common()), "load_retries": self.top_ups.retried,
+            "fen_loaded": self.top_ups.fen_loaded, "fen_cards_change": -self.fen_taken_from_cards,
+            "load_ledger": self.top_ups.ledger or None, "load_journal": self.top_ups.journal or None,
         }
 
 
@@ -85,12 +97,13 @@ def demo_config() -> ValidatorConfig:
 
 
 def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = None, tear_share: float = 0.03,
-             odd_share: float = 0.1, tracer: Tracer | None = None, clock: ManualClock | None = None,
-             progress: Callable[[int], None] | None = None) -> DemoReport:
+             odd_share: float = 0.1, load_share: float = 0.0, tracer: Tracer | None = None,
+             clock: ManualClock | None = None, progress: Callable[[int], None] | None = None) -> DemoReport:
     """Run ``taps`` taps of a generated population on a validator journaling to ``journal_path``.
 
     Riders tap at a busy stop (a few seconds apart, a few of them twice); ``tear_share`` of the taps are torn away at a
     random exchange and the rider taps again a moment later; ``odd_share`` of the cards are expired, blocked, broke...
+    Before ``load_share`` of the taps the rider tops up first (torn as often as taps are; files beside the journal).
     ``clock`` (default: a new one at :data:`DEMO_START`) is the session's clock, for a tracer that records it.
     """
     rng = random.Random(seed)
@@ -104,12 +117,15 @@ def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = No
     config = demo_config()
     validator = Validator(reader, sam, load_fares(DEMO_FARES), journal, clock=clock, config=config, tracer=tracer)
     report = DemoReport(taps, seed, str(journal_path))
+    machine = TopUpMachine(journal_path, clock, seed) if load_share else None
     started = time.perf_counter()
     try:
         validator.start()
         for n in range(taps):
             rider = rng.choice(population)
             clock.advance(rng.choice((2, 3, 5, 8, 40, 90)))
+            if machine is not None and machine.rng.random() < load_share:
+                machine.top_up(rider, tear_share)
             if rng.random() < tear_share:
                 reader.plan_tear((Tear.before if rng.random() < 0.5 else Tear.after)(rng.randrange(5)))
             outcome = _tap(validator, reader, rider)
@@ -126,6 +142,8 @@ def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = No
         validator.expire()
     finally:
         journal.close()
+        if machine is not None:
+            report.top_ups = machine.close()
     report.wall_s = time.perf_counter() - started
     report.fen_taken_from_cards = sum(start_balance[id(c)] - c.balance for c in population)
     with SqliteJournal(journal_path, readonly=True) as done:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import enum
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..render import money, report_lines
 from . import cli
 
 _CARD_TYPES = ("normal", "student", "elderly", "test", "military")
@@ -48,8 +47,9 @@ def card() -> None:
 @click.option("--issuer", metavar="HEX", help="Issuer ID, 8 bytes. Default 02403640FFFFFFFF.")
 @click.option("--description", metavar="TEXT", default="", help="Free text stored in the fixture.")
 @click.option("--out", metavar="FILE", help="The fixture file to write (replaced atomically). Required.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the fixture written and the card's numbers.")
 def new(balance: str | None, card_type: str | None, seed: str | None, keys: str | None, serial: str | None,
-        issuer: str | None, description: str, out: str | None) -> None:
+        issuer: str | None, description: str, out: str | None, as_json: bool) -> None:
     """Issue a card from a key set (card keys diversified as the PSAM does) and write it as a fixture."""
     import random
 
@@ -87,8 +87,79 @@ def new(balance: str | None, card_type: str | None, seed: str | None, keys: str 
                         card_type=CardType[kind.upper()].value)
     issued.image.description = description
     save_fixture(issued, out)
+    if as_json:
+        click.echo(json.dumps({"fixture": out, "card_number": bcd.digits(issued.serial)[1:],
+                               "serial": bcd.digits(issued.serial), "issuer_id": to_hex(issued.issuer_id),
+                               "card_type": kind, "balance": issued.balance}))
+        return
     click.echo(f"{out}: card {bcd.digits(issued.serial)[1:]} of issuer {to_hex(issued.issuer_id)}, {kind}, "
-               f"balance {_money(issued.balance)}")
+               f"balance {money(issued.balance)}")
+
+
+def _import_capture(source: str, out: str, keys: str | None) -> tuple[Any, dict[str, Any]]:
+    """The twin of the card in a capture file (sim/card_import.py), saved to ``out``."""
+    from sim.card_import import load_capture, make_twin
+    from sim.fixture import save_fixture
+    from sim.issuing import load_demo_keyset
+    from terminal.keyset import load_keyset
+
+    keyset = load_demo_keyset() if keys is None else load_keyset(keys)
+    twin = make_twin(load_capture(source), keyset)
+    save_fixture(twin.image, out)
+    notes = twin.notes + ([f"{keys or 'the demo key set'} is test-only: the twin is for simulation only"]
+                          if keyset.test_only else [])
+    return twin.image, {"source": source, "kind": twin.capture.kind, "exchanges": len(twin.capture.exchanges),
+                        "notes": notes}
+
+
+IMPORTERS: dict[str, Callable[[str, str, str | None], tuple[Any, dict[str, Any]]]] = {"capture": _import_capture}
+"""What ``ykt card import`` makes a fixture from, chosen by the option naming it (``--capture``, the default):
+``importer(source, out, keys) -> (card image, facts to report)``. Another source joins with its own option,
+``@click.option("--NAME", "kind", flag_value="NAME")``, and an entry here."""
+
+
+@card.command("import")
+@click.argument("source", metavar="SOURCE")
+@click.option("--capture", "kind", flag_value="capture", default=True,
+              help="SOURCE is a capture: a trace of 'ykt read --out' or of a validator's tap, or a plain log of "
+                   "command and response hex pairs, one exchange a line (the default; docs/card-capture.md).")
+@click.option("--out", metavar="FIXTURE", help="The fixture file to write (replaced atomically). Required.")
+@click.option("--keys", metavar="KEYSET", help="The key set the twin's keys come from. Default: the test-only demo "
+                                               "key set, which 'sim:psam' holds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the card, the source and the notes.")
+def import_(source: str, kind: str, out: str | None, keys: str | None, as_json: bool) -> None:
+    """Make a card fixture from SOURCE: the twin of a rider's card, under a test key set.
+
+    The twin holds the card's files, records, balance and counters as the capture shows them
+    when the card came into the field, and keys of the key set in place of the card's (no
+    capture holds keys): a tap on it at a validator with that key set's PSAM gets the fare or
+    decline the card would get. What the capture lacks is filled as on an issued card and
+    said in a note; a capture that contradicts itself is an error naming the exchange.
+
+    \b
+    Example:
+      ykt read --reader pcsc:0 --out rider.jsonl
+      ykt card import rider.jsonl --out twin.json
+      ykt validate --reader sim:twin.json --sam sim:psam --journal qa.db
+    """
+    from protocols.hexutil import to_hex
+
+    if not out:
+        raise _fail("--out", "the fixture file to write is required")
+    image, facts = IMPORTERS[kind](source, out, keys)
+    serial = image.public_info[10:20]
+    number = serial.hex()[1:] if serial.hex().isdigit() else to_hex(serial)
+    records = {"18": len(image.transaction_log), "1A": len(image.process_records), "1E": len(image.transit_log)}
+    if as_json:
+        click.echo(json.dumps({"fixture": out, "card_number": number, "issuer_id": to_hex(image.public_info[:8]),
+                               "balance": image.purse.balance, "offline_atc": image.purse.offline_atc,
+                               "online_atc": image.purse.online_atc, "blocked": image.blocked, "records": records,
+                               **facts}, ensure_ascii=False))
+        return
+    for note in facts["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"{out}: twin of card {number} from {facts['source']} ({facts['exchanges']} exchanges), balance "
+               f"{money(image.purse.balance)}, records " + ", ".join(f"{sfi}: {n}" for sfi, n in records.items()))
 
 
 @card.command("show")
@@ -107,53 +178,11 @@ def show(file: str, as_json: bool, count: str) -> None:
         click.echo(json.dumps({"file": file, **view}, indent=2, ensure_ascii=False))
     else:
         click.echo(f"{file}:")
-        _print(view, 1)
+        for line in report_lines(view, 1, _LABELS):
+            click.echo(line)
 
 
 # --- decoding a card image for people and programs ------------------------------------------------------------------
-
-def _money(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    yuan, cents = divmod(abs(fen), 100)
-    return f"{sign}{yuan}.{cents:02d} CNY ({fen} fen)"
-
-
-def _plain(value: Any) -> Any:
-    """A field value as JSON: bytes as hex, dates ISO 8601, enums by name."""
-    from protocols.hexutil import to_hex
-
-    if isinstance(value, bytes):
-        return to_hex(value)
-    if isinstance(value, (dt.date, dt.time)):  # datetime is a date
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.name.lower()
-    return value
-
-
-def _record(model: Any) -> dict[str, Any]:
-    """A decoded record's fields in order; a code the tables know gets its name beside it (``card_type_name``)."""
-    out: dict[str, Any] = {}
-    for item in dataclasses.fields(model):
-        value = getattr(model, item.name)
-        out[item.name] = _plain(value)
-        known = getattr(type(model), f"known_{item.name}", None)
-        if isinstance(known, property):
-            name = known.fget(model)  # type: ignore[misc]
-            out[f"{item.name}_name"] = None if name is None else name.name.lower()
-    return out
-
-
-def _decoded(layout_parse: Any, raw: bytes) -> dict[str, Any]:
-    """Decode with ``layout_parse``; bytes that do not decode are shown raw with the reason."""
-    from protocols.errors import ProtocolError
-    from protocols.hexutil import to_hex
-
-    try:
-        return _record(layout_parse(raw))
-    except ProtocolError as exc:
-        return {"raw": to_hex(raw), "error": str(exc)}
-
 
 def _purse(purse: Any) -> dict[str, int]:
     return {"balance": purse.balance, "overdraft_limit": purse.overdraft_limit, "offline_atc": purse.offline_atc,
@@ -162,21 +191,26 @@ def _purse(purse: Any) -> dict[str, int]:
 
 def _view(image: Any, newest: int) -> dict[str, Any]:
     from protocols import bcd
-    from protocols.card_files import (CARDHOLDER_INFO, MANAGEMENT_INFO, PUBLIC_APP_INFO, TRANSACTION_LOG_RECORD,
-                                      TRANSIT_RECORD, parse_process_record)
+    from protocols.card_files import (
+        SFI_CARDHOLDER,
+        SFI_MANAGEMENT,
+        SFI_PROCESS,
+        SFI_PUBLIC_APP_INFO,
+        SFI_TRANSACTION_LOG,
+        SFI_TRANSIT_LOG,
+    )
     from protocols.errors import ProtocolError
     from protocols.hexutil import to_hex
+    from sim.decoding import decode_file
+    from sim.render import to_plain
 
-    public = _decoded(PUBLIC_APP_INFO.parse, image.public_info)
+    def decoded(sfi: int, raw: bytes) -> Any:
+        return to_plain(decode_file(sfi, raw))
+
     try:
         serial: str | None = bcd.digits(image.public_info[10:20], what="serial")
     except ProtocolError:
         serial = None
-    cardholder = _decoded(CARDHOLDER_INFO.parse, image.cardholder)
-    try:
-        cardholder.update(_record(CARDHOLDER_INFO.parse(image.cardholder).holder))
-    except ProtocolError:
-        pass
     return {
         "serial": serial,
         "card_number": None if serial is None else serial[1:],
@@ -189,13 +223,13 @@ def _view(image: Any, newest: int) -> dict[str, Any]:
                                   "usages": [u for u in ("purchase", "load", "tac") if getattr(slot, u) is not None]}
                  for index, slot in image.keys.items()},
         "maintenance_key": image.maintenance_key is not None,
-        "public_info": public,
-        "cardholder": cardholder,
-        "management": _decoded(MANAGEMENT_INFO.parse, image.management),
-        "transaction_log": [_decoded(TRANSACTION_LOG_RECORD.parse, r) for r in image.transaction_log[:newest]],
-        "process_records": {f"{record_id:02X}": _decoded(parse_process_record, r)
+        "public_info": decoded(SFI_PUBLIC_APP_INFO, image.public_info),
+        "cardholder": decoded(SFI_CARDHOLDER, image.cardholder),
+        "management": decoded(SFI_MANAGEMENT, image.management),
+        "transaction_log": [decoded(SFI_TRANSACTION_LOG, r) for r in image.transaction_log[:newest]],
+        "process_records": {f"{record_id:02X}": decoded(SFI_PROCESS, r)
                             for record_id, r in image.process_records.items()},
-        "transit_log": [_decoded(TRANSIT_RECORD.parse, r) for r in image.transit_log[:newest]],
+        "transit_log": [decoded(SFI_TRANSIT_LOG, r) for r in image.transit_log[:newest]],
         "record_counts": {"18": len(image.transaction_log), "1A": len(image.process_records),
                           "1E": len(image.transit_log)},
         "proofs": {f"{kind:02X}": {"atc": p.atc, "mac2": to_hex(p.mac2), "tac": to_hex(p.tac)}
@@ -214,25 +248,3 @@ _LABELS = {
     "record_counts": "records held",
     "proofs": "transaction proofs (by type)",
 }
-_AMOUNTS = frozenset(("balance", "overdraft_limit", "amount", "max_fare", "trade_amount", "entry_amount",
-                      "entry_balance", "actual_amount", "cumulative_amount"))
-
-
-def _print(value: Any, depth: int) -> None:
-    pad = "  " * depth
-    items = value.items() if isinstance(value, dict) else ((f"#{i + 1}", v) for i, v in enumerate(value))
-    for name, item in items:
-        name = _LABELS.get(name, name) if depth == 1 else name
-        if name in _AMOUNTS and type(item) is int:
-            click.echo(f"{pad}{name}: {_money(item)}")
-        elif isinstance(item, bool):
-            click.echo(f"{pad}{name}: {'yes' if item else 'no'}")
-        elif isinstance(item, list) and item and not isinstance(item[0], (dict, list)):
-            click.echo(f"{pad}{name}: {', '.join(map(str, item))}")
-        elif isinstance(item, (dict, list)) and item:
-            click.echo(f"{pad}{name}:")
-            _print(item, depth + 1)
-        elif isinstance(item, (dict, list)):
-            click.echo(f"{pad}{name}: (none)")
-        else:
-            click.echo(f"{pad}{name}: {'-' if item is None else item}")

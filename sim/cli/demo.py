@@ -21,17 +21,21 @@ from .trace import TRACE_HELP, open_trace
               help="SQLite journal to write (must not exist yet). Default: a new file in a temporary directory.")
 @click.option("--tear-share", type=click.FloatRange(0, 1), default=0.03, show_default=True,
               help="Share of taps torn away mid-transaction (the rider taps again).")
+@click.option("--load-share", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Share of taps before which the rider tops up at a top-up machine (demo load host, in process).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help=TRACE_HELP)
-def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tear_share: float, as_json: bool,
-         trace_path: Path | None) -> None:
+def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tear_share: float, load_share: float,
+         as_json: bool, trace_path: Path | None) -> None:
     """Run a simulated bus validator session and check that the money adds up.
 
     A generated population of T-Union cards (demo keys, test only) taps a validator that has a simulated reader, a
     simulated PSAM, the demo flat fares (sim/fares/demo-flat.toml) and a durable SQLite journal. Some cards are
-    expired, blocked or nearly empty; some riders pull their card away mid-payment and tap again. The summary compares
-    the money journaled with the money the cards lost, read back from the cards themselves: they must be equal.
+    expired, blocked or nearly empty; some riders pull their card away mid-payment and tap again; some top up between
+    trips at a top-up machine whose load host runs in process (its ledger and the machine's journal are written next
+    to the journal). The summary checks the money: loaded (the host's ledger) less journaled must equal the change of
+    the cards' balances, read back from the cards themselves.
     """
     from protocols.errors import YktError
     from sim.demo import DEMO_FARES, DEMO_START, demo_config, run_demo
@@ -41,6 +45,11 @@ def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tea
         journal_path = Path(tempfile.mkdtemp(prefix="ykt-demo-")) / "journal.db"
     elif journal_path.exists():
         raise click.UsageError(f"{journal_path} exists; the demo writes a new journal")
+    if load_share:
+        for kind in ("loads", "loadhost"):
+            beside = journal_path.with_name(f"{journal_path.stem}-{kind}.db")
+            if beside.exists():
+                raise click.UsageError(f"{beside} exists; the demo writes a new one beside its journal")
     bar = None
     if not as_json and sys.stderr.isatty():
         from tqdm import tqdm
@@ -52,8 +61,8 @@ def demo(taps: int, seed: int, cards: int | None, journal_path: Path | None, tea
         if trace_path is not None:
             tracer = open_trace(trace_path, "demo", [("reader", "card"), ("sam", "sam")], config=demo_config(),
                                 fares=DEMO_FARES, clock=clock)
-        report = run_demo(taps, seed, journal_path, cards=cards, tear_share=tear_share, tracer=tracer, clock=clock,
-                          progress=(lambda n: bar.update(1)) if bar else None)
+        report = run_demo(taps, seed, journal_path, cards=cards, tear_share=tear_share, load_share=load_share,
+                          tracer=tracer, clock=clock, progress=(lambda n: bar.update(1)) if bar else None)
     except YktError:
         raise
     finally:
@@ -80,9 +89,14 @@ def _print(s: dict) -> None:
     for reason, count in s["declined_by_reason"].items():
         click.echo(f"    {reason:<34}{count:>5}")
     click.echo(f"  torn, tapped again  {s['retried']:>7}")
+    refused = sum(s["loads_refused"].values())
+    click.echo(f"  topped up           {s['loads']:>7}   ({s['loads_recovered']} recovered after a torn load, "
+               f"{refused} refused, {s['load_retries']} tapped again)")
+    click.echo(f"  money loaded        {yuan(s['fen_loaded']):>16}   (load host ledger)")
     click.echo(f"  money journaled     {yuan(s['fen_charged']):>16}")
-    click.echo(f"  taken from cards    {yuan(s['fen_taken_from_cards']):>16}   "
-               f"{'equal' if s['fen_charged'] == s['fen_taken_from_cards'] else 'NOT EQUAL'}")
+    balanced = s["fen_loaded"] - s["fen_charged"] == s["fen_cards_change"]
+    click.echo(f"  cards' balances     {yuan(s['fen_cards_change']):>16}   "
+               f"{'equal to' if balanced else 'NOT EQUAL to'} loaded - journaled")
     click.echo(f"  TACs verified       {s['tacs_verified']:>7}   ({s['tac_mismatches']} mismatches), "
                f"{s['unconfirmed']} unconfirmed")
     if s["modeled_purchase_ms_p50"] is not None:

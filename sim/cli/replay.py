@@ -23,11 +23,11 @@ def replay(trace_path: Path, fixture: Path | None, config_path: Path | None, far
            as_json: bool) -> None:
     """Replay TRACE: exit status 0 when everything matched the recording, 1 when something differs.
 
-    \b
     Without --card: a validator with the recorded settings runs against a scripted card that
     answers as the recorded card did (and a scripted PSAM, or the demo PSAM when the trace has
     no PSAM link), on the recorded clock. Reports the first exchange where the terminal left the
     recording: its number (as 'ykt trace show' numbers them), what was expected, what came.
+
     With --card: the recorded card commands go to the fixture's card, with the recorded
     randoms; every answer that differs from the recorded one is reported.
     """

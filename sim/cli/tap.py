@@ -93,7 +93,6 @@ def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeli
         trace_path: Path | None, save: bool, as_json: bool) -> None:
     """Tap a fixture card once on the simulated reader and show where the time goes.
 
-    \b
     The validator has the demo PSAM (T=0), the demo flat fare and a memory journal. Every
     exchange is shown with its modeled air (or contact line) time and the time the card or the
     PSAM computes (sim/timing.py), one after the other, against the 400 ms that DB31/T 239-2020

@@ -34,7 +34,7 @@ def test_cli_json(capsys, tmp_path):
     summary = json.loads(out)
     assert code == 0 and err == ""
     assert summary["accepted"] + summary["declined"] == 60
-    assert summary["fen_charged"] == summary["fen_taken_from_cards"]
+    assert summary["fen_loaded"] - summary["fen_charged"] == summary["fen_cards_change"]
     assert summary["conserved"] is True and summary["journal"] == str(tmp_path / "d.db")
 
 
@@ -50,3 +50,32 @@ def test_cli_refuses_to_overwrite_a_journal(capsys, tmp_path):
     assert run(["demo", "--journal", str(tmp_path / "d.db")]) == 2
     assert "exists; the demo writes a new journal" in capsys.readouterr().err
     assert (tmp_path / "d.db").read_bytes() == b"precious"
+
+
+def test_riders_who_top_up_and_tear_conserve_money(tmp_path):
+    report = run_demo(300, 3, tmp_path / "j.db", tear_share=0.3, load_share=0.3)
+    top_ups = report.top_ups
+    assert top_ups.loads > 50 and top_ups.recovered > 0 and top_ups.retried > 20
+    assert top_ups.fen_loaded > 0 and top_ups.waiting == 0
+    assert top_ups.fen_loaded - report.fen_charged == -report.fen_taken_from_cards
+    assert report.conserved and report.tac_mismatches == 0
+    from sim.loadhost import LoadLedger
+    from terminal.loads import LoadJournal, LoadState
+
+    with LoadLedger(tmp_path / "j-loadhost.db", readonly=True) as ledger:
+        assert ledger.confirmed_fen() == top_ups.fen_loaded
+    with LoadJournal(tmp_path / "j-loads.db", readonly=True) as journal:
+        confirmed = [e.record for e in journal.entries([LoadState.CONFIRMED])]
+    assert sum(r.amount for r in confirmed) == top_ups.fen_loaded and len(confirmed) == top_ups.loads
+
+
+def test_cli_text_shows_the_money_check_with_loads(capsys, tmp_path):
+    assert run(["demo", "--taps", "80", "--load-share", "0.5", "--journal", str(tmp_path / "d.db")]) == 0
+    out = capsys.readouterr().out
+    assert "  topped up  " in out and "(load host ledger)" in out
+    assert "equal to loaded - journaled" in out and "NOT EQUAL" not in out
+    assert (tmp_path / "d-loadhost.db").exists() and (tmp_path / "d-loads.db").exists()
+    assert run(["demo", "--taps", "10", "--journal", str(tmp_path / "e.db")]) == 0
+    (tmp_path / "f-loads.db").write_bytes(b"precious")
+    assert run(["demo", "--taps", "10", "--journal", str(tmp_path / "f.db")]) == 2
+    assert "f-loads.db exists" in capsys.readouterr().err
