@@ -7,14 +7,18 @@ the journal does not hold."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from sim.card import SimCard
+from sim.fixture import load_image, save_fixture
 from sim.issuing import issue_card, load_demo_keyset
 from sim.noise_taps import FARES, TERMINAL, run_noisy_taps
 from sim.pn532 import Pn532Chip, Pn532PtyServer
+from sim.process import YKT, YktProcess, pn532_emulator
 from sim.psam import SimPsam
 from sim.reader import SimSamSlot
 from sim.serial_noise import LineNoise, NoisyRelay
@@ -92,3 +96,22 @@ def test_a_debit_whose_answer_is_lost_is_pending_never_sent_again_and_settled_by
     assert watched.debits == 1 and card.balance == 4800  # DEBIT never went twice
     assert [entry.record.state for entry in journal.entries()] == [DebitState.COMPLETE]
     assert link.reopened >= 1
+
+
+def test_ykt_validate_through_ykt_sim_noise_to_ykt_sim_pn532(tmp_path: Path) -> None:
+    fixture, chip_link, noisy = tmp_path / "card.json", tmp_path / "pn532", tmp_path / "noisy"
+    save_fixture(issue_card(load_demo_keyset(), serial="03103640000000000042", balance=5000), fixture)
+    emulator = pn532_emulator(fixture, chip_link, "--save", log=tmp_path / "pn532.log")
+    relay = YktProcess(["sim", "noise", "--device", str(chip_link), "--link", str(noisy), "--rate", "0.01",
+                        "--seed", "3"], ready=noisy.is_symlink, log=tmp_path / "noise.log")
+    with emulator, relay:
+        result = subprocess.run([*YKT, "validate", "--reader", f"pn532:{noisy}", "--sam", "sim:psam", "--taps", "1",
+                                 "--journal", str(tmp_path / "v.db")], stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert relay.stop() == 0
+    assert result.returncode == 0, result.stderr
+    assert "paid 2.00, balance 48.00" in result.stdout
+    assert load_image(fixture).purse.balance == 4800
+    log = relay.log.read_text()
+    assert f"ykt sim noise: 1.00% of bytes damaged (seed 3) on {noisy} -> {chip_link}" in log
+    assert re.search(r"ykt sim noise: to the device: \d+ bytes, \d+ corrupted, \d+ lost", log), log

@@ -10,6 +10,7 @@ import datetime as dt
 import random
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ from sim.reader import SimSamSlot
 from terminal.clock import ManualClock
 from terminal.errors import ReaderGone
 from terminal.fares import load_fares
-from terminal.journal import SqliteJournal
+from terminal.journal import Journal, SqliteJournal
+from terminal.link import Link
 from terminal.records import DebitState
 from terminal.validator import Validator
 
@@ -35,6 +37,7 @@ SERIAL = "03103640000000000042"
 TERMINAL = bytes.fromhex("200041599997")
 FARE = 200
 ROUNDS = 4
+START = dt.datetime(2025, 3, 1, 8, 0, 0)
 
 
 def new_card(path: Path, balance: int = 100_000) -> None:
@@ -82,34 +85,49 @@ def test_ykt_validate_save_killed_at_random_moments(tmp_path: Path) -> None:
     assert debits > 0
 
 
+def started_validator(reader: Link, journal: Journal, clock: ManualClock) -> Validator:
+    sam = SimSamSlot(SimPsam(load_demo_keyset(), TERMINAL, tsn=1), timing=None)
+    validator = Validator(reader, sam, load_fares(FARES), journal, clock=clock)
+    validator.start()
+    return validator
+
+
+def tap_until_killed(validator: Validator, clock: ManualClock, server: YktProcess, delay: float, *, step: float,
+                     poll_s: float, before_tap: Callable[[], None] = lambda: None) -> None:
+    """Taps, ``step`` seconds apart on the validator's clock, until ``server`` has been killed ``delay`` seconds in."""
+    killer = threading.Timer(delay, server.kill)
+    killer.start()
+    while killer.is_alive():
+        clock.advance(step)
+        before_tap()
+        try:
+            validator.poll(poll_s)
+        except ReaderGone:
+            continue  # the server is gone; the reader is tried again at the next poll
+    killer.join()
+
+
 def test_ykt_sim_pn532_save_killed_at_random_moments_and_restarted(tmp_path: Path) -> None:
     from terminal.drivers.pn532 import Pn532Link
 
     fixture, link, journal_path = tmp_path / "card.json", tmp_path / "pn532", tmp_path / "validator.db"
     new_card(fixture)
     rng = random.Random(7)
-    keyset = load_demo_keyset()
-    clock = ManualClock(dt.datetime(2025, 3, 1, 8, 0, 0))
+    clock = ManualClock(START)
     debits = 0
     emulator = pn532_emulator(fixture, link, "--save", log=tmp_path / "pn532.log").start()
+
+    def retap() -> None:  # the card leaves the field and comes back: a released card is listed again
+        if emulator.proc is not None and emulator.running:
+            emulator.proc.send_signal(signal.SIGUSR1)
+
     try:
         with Pn532Link(str(link), list_timeout=0.05) as reader, SqliteJournal(journal_path) as journal:
-            sam = SimSamSlot(SimPsam(keyset, TERMINAL, tsn=1), timing=None)
-            validator = Validator(reader, sam, load_fares(FARES), journal, clock=clock)
-            validator.start()
+            validator = started_validator(reader, journal, clock)
             for _ in range(ROUNDS):
                 before = counters(fixture)
-                killer = threading.Timer(rng.uniform(0.2, 1.0), emulator.kill)
-                killer.start()
-                while killer.is_alive():
-                    clock.advance(1)
-                    if emulator.proc is not None and emulator.running:
-                        emulator.proc.send_signal(signal.SIGUSR1)  # the card leaves the field and comes back
-                    try:
-                        validator.poll(0.5)
-                    except ReaderGone:
-                        continue  # the emulator is gone; the reader is set up again once it is back
-                killer.join()
+                tap_until_killed(validator, clock, emulator, rng.uniform(0.2, 1.0), step=1, poll_s=0.5,
+                                 before_tap=retap)
                 debits += check_card_against_journal(fixture, journal_path, before)
                 emulator.start()
                 assert reader.activate(2.0) is not None  # the driver opened the new pty and set the chip up
@@ -125,8 +143,7 @@ def test_ykt_sim_vpcd_save_killed_at_random_moments_and_restarted(pcscd, tmp_pat
     fixture, journal_path = tmp_path / "card.json", tmp_path / "validator.db"
     new_card(fixture)
     rng = random.Random(11)
-    keyset = load_demo_keyset()
-    clock = ManualClock(dt.datetime(2025, 3, 1, 8, 0, 0))
+    clock = ManualClock(START)
     debits = 0
 
     def card_present() -> bool:
@@ -137,20 +154,11 @@ def test_ykt_sim_vpcd_save_killed_at_random_moments_and_restarted(pcscd, tmp_pat
                         ready=card_present, log=tmp_path / "vpcd.log").start()
     try:
         with PcscLink(CARD_READER) as reader, SqliteJournal(journal_path) as journal:
-            sam = SimSamSlot(SimPsam(keyset, TERMINAL, tsn=1), timing=None)
-            validator = Validator(reader, sam, load_fares(FARES), journal, clock=clock)
-            validator.start()
+            validator = started_validator(reader, journal, clock)
             for _ in range(ROUNDS):
                 before = counters(fixture)
-                killer = threading.Timer(rng.uniform(0.2, 1.0), server.kill)
-                killer.start()
-                while killer.is_alive():
-                    clock.advance(61)  # past the repeat-tap window: each poll of the resting card is a tap
-                    try:
-                        validator.poll(0.2)
-                    except ReaderGone:
-                        continue
-                killer.join()
+                # past the repeat-tap window each time: each poll of the resting card is a tap
+                tap_until_killed(validator, clock, server, rng.uniform(0.2, 1.0), step=61, poll_s=0.2)
                 debits += check_card_against_journal(fixture, journal_path, before)
                 wait_reader(CARD_READER, present=False)
                 server.start()
