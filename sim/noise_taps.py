@@ -131,7 +131,7 @@ def run_noisy_taps(taps: int, rate: float, *, seed: int = 1, drop_share: float =
                     if progress is not None:
                         progress(run)
                 run.resent, run.nacks = link.wire.resent, link.wire.nacks_sent
-                run.reopened = getattr(link, "reopened", 0)
+                run.reopened = link.reopened
         finally:
             relay.shutdown()
             server.shutdown()
