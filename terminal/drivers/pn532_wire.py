@@ -129,7 +129,7 @@ class Pn532Wire:
     """
 
     def __init__(self, port: SerialPort, *, baud: int = 115200, name: str = "PN532", ack_timeout: float = 0.1,
-                 gap_timeout: float = 0.05, retries: int = 2,
+                 gap_timeout: float = 0.05, retries: int = 8,
                  timer: Callable[[], float] = time.monotonic) -> None:
         self.port = port
         self.baud = baud
