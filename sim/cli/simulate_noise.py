@@ -15,8 +15,8 @@ _HELP = """Relay a serial device through a line that corrupts or drops a share o
 LINK becomes a pty a driver opens like any serial port; the bytes go on to
 DEVICE (an emulator's link) and back, each one damaged with probability --rate
 (a --drop-share of the damaged ones lost, the rest corrupted), from a seeded
-generator per direction. A device that goes away (its process killed) is opened
-again once it is back, the driver's side staying open:
+generator per direction. A device that goes away (its process killed) is
+opened again once it is back, the driver's side staying open:
 
 \b
     ykt sim pn532 --card card.json --link /tmp/pn532 &
