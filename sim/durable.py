@@ -16,14 +16,13 @@ from pathlib import Path
 
 from terminal.link import Activation
 
-from .card import SimCard
-from .fixture import dumps, write_atomically
+from .fixture import Card, dumps, write_atomically
 
 
 class DurableCard:
-    """``card`` (a :class:`~sim.device.Device`), its state kept in the fixture at ``path`` (which holds it now)."""
+    """``card`` (a T-Union or an M1 card), its state kept in the fixture at ``path`` (which holds it now)."""
 
-    def __init__(self, card: SimCard, path: str | os.PathLike[str]) -> None:
+    def __init__(self, card: Card, path: str | os.PathLike[str]) -> None:
         self.card = card
         self.path = Path(path)
         self.writes = 0

@@ -71,7 +71,7 @@ def _scalar(value: Any) -> str:
 
 AMOUNTS = frozenset(("balance", "overdraft_limit", "amount", "max_fare", "trade_amount", "entry_amount",
                      "entry_balance", "actual_amount", "cumulative_amount", "balance_without_top_bit",
-                     "passbook_balance"))
+                     "passbook_balance", "balance_before", "deposit"))
 """Fields that hold fen: a report shows them in yuan as well."""
 
 

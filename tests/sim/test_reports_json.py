@@ -29,7 +29,25 @@ def test_card_new_json(tmp_path, capsys):
     doc = out_json(capsys, ["card", "new", "--serial", "03103640000000000042", "--balance", "1234", "--type",
                             "student", "--out", str(out), "--json"])
     assert doc == {"fixture": str(out), "card_number": "3103640000000000042", "serial": "03103640000000000042",
-                   "issuer_id": "02403640FFFFFFFF", "card_type": "student", "balance": 1234}
+                   "issuer_id": "02403640FFFFFFFF", "kind": "cpu", "card_type": "student", "balance": 1234}
+
+
+def test_card_new_m1_json(tmp_path, capsys):
+    out = tmp_path / "m1.json"
+    doc = out_json(capsys, ["card", "new", "--kind", "m1", "--balance", "800", "--uid", "A1B2C3D4", "--out", str(out),
+                            "--json"])
+    assert doc["fixture"] == str(out) and doc["kind"] == "m1" and doc["uid"] == "A1B2C3D4"
+    assert doc["balance"] == 800 and doc["card_type"] == "normal" and len(doc["card_number"]) == 16
+
+
+def test_card_import_mfd_json(tmp_path, capsys):
+    fixture, dump, back = tmp_path / "m1.json", tmp_path / "m1.mfd", tmp_path / "back.json"
+    assert run(["card", "new", "--kind", "m1", "--uid", "01020304", "--out", str(fixture)]) == 0
+    assert run(["card", "export", str(fixture), "--mfd", str(dump)]) == 0
+    capsys.readouterr()
+    doc = out_json(capsys, ["card", "import", "--mfd", str(dump), "--out", str(back), "--json"])
+    assert doc == {"fixture": str(back), "kind": "mfd", "source": str(dump), "card": "MIFARE Classic 1K",
+                   "uid": "01020304", "notes": []}
 
 
 def test_journal_verify_json(tmp_path, capsys):
