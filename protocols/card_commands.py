@@ -825,3 +825,16 @@ CARD_COMMANDS = CommandSet(SelectByName, SelectByFid, ReadBinary, ReadRecord, Ge
 def parse_card_command(raw: bytes) -> CardCommand:
     """A raw C-APDU sent to a card as its command object; ProtocolError with the card's status word otherwise."""
     return CARD_COMMANDS.parse(raw)  # type: ignore[return-value]
+
+
+REPEATABLE = frozenset((command.CLA, command.INS) for command in (
+    SelectByName, ReadBinary, ReadRecord, GetBalance, _Initialize, GetTransactionProve, GetChallenge))
+"""(CLA, INS) of the commands a card may be sent twice with no other effect than once: selection and reads, and the
+commands that open a new purchase or load session or challenge (the answer that counts is the last one). DEBIT,
+CREDIT, UPDATE CAPP DATA CACHE (it stages a record), the line-protected commands (they use up a challenge) and
+anything unknown are not."""
+
+
+def repeatable(apdu: bytes) -> bool:
+    """Whether a reader may send ``apdu`` again when it cannot tell whether the card got it (see :data:`REPEATABLE`)."""
+    return len(apdu) >= 4 and (apdu[0], apdu[1]) in REPEATABLE

@@ -448,3 +448,14 @@ def auth_uid(uid: bytes) -> bytes:
     if len(uid) not in (4, 7):
         raise ProtocolError(f"a MIFARE Classic UID has 4 or 7 bytes, not {len(uid)}")
     return uid[-4:]
+
+
+REPEATABLE = frozenset((KeyType.A, KeyType.B, READ, WRITE, ValueOperation.RESTORE))
+"""Commands a card may be sent twice with no other effect than once: authentication, READ, WRITE (the same 16
+bytes), RESTORE (the block into the transfer buffer again). INCREMENT and DECREMENT change the buffer on each run;
+TRANSFER is left out because a card may refuse a second one."""
+
+
+def repeatable(command: bytes) -> bool:
+    """Whether a reader may send ``command`` again when it cannot tell whether the card got it."""
+    return bool(command) and command[0] in REPEATABLE

@@ -6,7 +6,8 @@
 ``pcsc:<name pattern>``   the one PC/SC reader whose name holds the text, or matches a ``*``/``?`` pattern
                           (``pcsc:ACR122``, ``pcsc:*PCD 00 01``), case-insensitive
 ``pn532:<path>[@baud]``   a PN532 on a serial line (``pn532:/dev/ttyUSB0``, ``pn532:/tmp/pn532@460800``); cards only
-``sim:<fixture.json>``    card: a simulated card in the state a fixture file holds (not written back)
+``sim:<fixture.json>``    card: a simulated card in the state a fixture file holds (written back before each answer
+                          that changed it when opened with ``save=True``)
 ``sim:random``            card: a fresh simulated card from the demo key set, random serial, 50.00 yuan
 ``sim:psam``              SAM: a simulated T=0 PSAM holding the demo key set (terminal 200041599997; its TSN
                           starts past the journal's highest for it, or at the Unix time, see :func:`sim_psam`)
@@ -81,16 +82,20 @@ def parse_device(text: str) -> DeviceSpec:
     return DeviceSpec(kind, path, int(baud_text))
 
 
-def open_link(spec: str | DeviceSpec, *, role: Role, tsn_after: int | None = None) -> Link:
+def open_link(spec: str | DeviceSpec, *, role: Role, save: bool = False, tsn_after: int | None = None) -> Link:
     """Open the device a string names, as the card reader (``role="card"``) or the SAM slot (``role="sam"``).
 
     A PC/SC card reader is opened with ``new_cards_only``: a card resting on it is one tap, not a tap per poll.
-    ``tsn_after``: the highest transaction serial the journal holds for a simulated PSAM's terminal
-    (:data:`SIM_TERMINAL`); a ``sim:`` PSAM starts past it.
+    ``save``: the card of a ``sim:<fixture>`` card reader is written back to its fixture before each answer that
+    changed it (:class:`sim.durable.DurableCard`); any other device refuses it. ``tsn_after``: the highest
+    transaction serial the journal holds for a simulated PSAM's terminal (:data:`SIM_TERMINAL`); a ``sim:`` PSAM
+    starts past it.
     """
     if role not in ("card", "sam"):
         raise DeviceError(f"role must be 'card' or 'sam', got {role!r}")
     parsed = parse_device(spec) if isinstance(spec, str) else spec
+    if save and (role != "card" or parsed.kind != "sim" or parsed.target == "random"):
+        raise _bad(str(parsed), "saving needs a sim:<fixture file> card reader")
     if parsed.kind == "pcsc":
         from terminal.drivers.pcsc import PcscLink
 
@@ -99,7 +104,7 @@ def open_link(spec: str | DeviceSpec, *, role: Role, tsn_after: int | None = Non
         if role == "sam":
             raise _bad(str(parsed), "a PN532 reads contactless cards, it holds no SAM")
         return _open_pn532(parsed)
-    return _open_sim(parsed, role, tsn_after)
+    return _open_sim(parsed, role, save, tsn_after)
 
 
 def _open_pn532(spec: DeviceSpec) -> Link:
@@ -113,11 +118,13 @@ def _open_pn532(spec: DeviceSpec) -> Link:
     return link
 
 
-def _open_sim(spec: DeviceSpec, role: Role, tsn_after: int | None) -> Link:
+def _open_sim(spec: DeviceSpec, role: Role, save: bool, tsn_after: int | None) -> Link:
+    from sim.durable import DurableCard
     from sim.reader import SimReader, SimSamSlot
 
     if role == "card":
-        return SimReader(sim_card(spec.target), name=f"sim:{spec.target}")
+        card = sim_card(spec.target)
+        return SimReader(DurableCard(card, spec.target) if save else card, name=f"sim:{spec.target}")
     return SimSamSlot(sim_psam(spec.target, after=tsn_after), name=f"sim:{spec.target}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class Link(abc.ABC):
     def close(self) -> None:
         """Give the reader back to the system."""
 
-    def __enter__(self) -> Link:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -65,7 +65,7 @@ from .blacklist import Blacklist
 from .channel import Channel
 from .clock import Clock
 from .config import ValidatorConfig
-from .errors import CardRemoved, ConfigError, LinkError, LinkTimeout, OutOfService, StatusError
+from .errors import CardRemoved, ConfigError, LinkError, LinkTimeout, OutOfService, ReaderGone, StatusError
 from .fares import NEED_BUS_RECORD, NEED_TRANSIT_RECORD, FareContext, FareQuote, FareRefusal, FareRules
 from .journal import DuplicateDebit, EventKind, Journal, JournalEntry, JournalError
 from .link import Link
@@ -223,8 +223,11 @@ class Validator:
         """Look for a card once; when one is there, run its tap and return the outcome, else ``None``.
 
         Raises :class:`OutOfService` while the validator cannot take fares (its PSAM or its journal failed: call
-        :meth:`start` to try again) and :class:`terminal.errors.ReaderGone` when the card reader fails. A card never
-        puts the validator out of service.
+        :meth:`start` to try again) and :class:`terminal.errors.ReaderGone` when the card reader fails (a driver that
+        recovers by itself, as the PN532's does, raises it only once that has failed; the next poll tries the reader
+        again). Nothing else: a card never puts the validator out of service, an activation that goes wrong on the
+        line is no tap (``None``), and whatever a tap meets (a card taken away, a lost answer, a malformed one) ends
+        in its outcome.
         """
         if self.out_of_service is not None:
             raise OutOfService(self.out_of_service)
@@ -233,7 +236,13 @@ class Validator:
         except JournalError as exc:
             self.out_of_service = f"journal: {exc}"
             raise OutOfService(self.out_of_service) from None
-        if self.card.activate(timeout) is None:
+        try:
+            activation = self.card.activate(timeout)
+        except ReaderGone:
+            raise
+        except (LinkError, ProtocolError):
+            return None  # a card that answered its activation wrongly, or a line that garbled it: looked for again
+        if activation is None:
             return None
         self._log.exchanges = []
         outcome = self._tap()

@@ -9,6 +9,12 @@ Layout of an information frame (LEN counts TFI and the data; LEN + LCS and TFI +
 A serial line hands over bytes in arbitrary pieces, may start mid-frame and may corrupt bytes, so :class:`FrameDecoder`
 buffers, skips noise before a start code, and reports a damaged frame as a :class:`BadFrame` event instead of raising,
 then resumes the search two bytes later so that one bad byte never costs the frames behind it.
+
+The checksums are sums, blind to a lost ``00`` inside a frame: the postamble slides into the DCS and the frame
+decodes with its data shifted by one byte. ``FrameDecoder(postamble=True)`` therefore holds an information frame (and
+the error frame) back until the byte after its DCS has come: ``00`` completes it, anything else makes it a damaged
+frame. The receiver decides how long to wait for that byte (a frame whose postamble never comes is a broken frame
+once the line has been silent a while): :attr:`FrameDecoder.pending` counts the bytes held back.
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ class FrameFault(enum.Enum):
     DATA_CHECKSUM = "data checksum (DCS)"
     LENGTH = "length out of range"
     TFI = "unknown frame identifier (TFI)"
+    POSTAMBLE = "no postamble after the data checksum"
 
 
 @dataclass(slots=True, frozen=True)
@@ -165,18 +172,24 @@ def parse_frame(raw: bytes) -> Frame | ControlFrame:
     return event
 
 
+def _carries_data(event: Event) -> bool:
+    return isinstance(event, Frame) or event is ControlFrame.ERROR
+
+
 class FrameDecoder:
     """Feed bytes as they arrive; get back the frames completed so far.
 
     Zeros between frames are preamble and postamble fill; any other byte outside a frame is noise, counted in
     ``discarded``. Call :meth:`reset` after a timeout so that a half-received frame does not swallow the next answer.
+    ``postamble``: a frame counts only once the ``00`` after its DCS has come (see the module docstring).
     """
 
-    __slots__ = ("_buf", "_postamble_due", "discarded")
+    __slots__ = ("_buf", "_postamble", "_postamble_due", "discarded")
 
-    def __init__(self) -> None:
+    def __init__(self, *, postamble: bool = False) -> None:
         self._buf = bytearray()
         self._postamble_due = False  # a frame ended the last feed: a leading 00 now is its postamble
+        self._postamble = postamble
         self.discarded = 0
 
     @property
@@ -204,9 +217,17 @@ class FrameDecoder:
                 break
             self._skip(buf, pos, start)
             event, end = _scan(buf, start)
-            if event is None:
+            if event is None or (self._postamble and end == len(buf) and _carries_data(event)):
                 pos = start
                 break
+            if self._postamble and _carries_data(event):
+                if buf[end]:
+                    events.append(BadFrame(FrameFault.POSTAMBLE, bytes(buf[start:end + 1])))
+                    pos = start + 2
+                    continue
+                events.append(event)
+                pos = end + 1
+                continue
             events.append(event)
             pos = end
             if not isinstance(event, BadFrame):

@@ -92,7 +92,8 @@ def _line(outcome: LoadOutcome) -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome as one JSON object (status, balance_before, balance_after, amount, load_id, "
                    "tac, ...).")
-@click.option("--save", is_flag=True, help="With a sim: card, write its new state back to the fixture file.")
+@click.option("--save", is_flag=True, help="With a sim: card, write its state back to the fixture file, atomically, before "
+              "each answer that changed it.")
 def load(reader: str, amount: int, host_url: str | None, token: str | None, terminal_hex: str, journal_path: Path,
          ledger_path: Path, purse: str, key_index: int, wait_s: float, as_json: bool, save: bool) -> None:
     from protocols.card_commands import Purse
@@ -129,7 +130,7 @@ def load(reader: str, amount: int, host_url: str | None, token: str | None, term
         host = InProcessLoadHost(service, registered.token)
     clock = SystemClock()
     try:
-        with open_link(spec, role="card") as link, LoadJournal(journal_path, clock=clock) as journal:
+        with open_link(spec, role="card", save=save) as link, LoadJournal(journal_path, clock=clock) as journal:
             terminal = LoadTerminal(link, host, journal, clock=clock, terminal_id=terminal_id, key_index=key_index,
                                     purse=Purse.EP if purse == "ep" else Purse.ED)
             unsent = terminal.start()
@@ -142,11 +143,6 @@ def load(reader: str, amount: int, host_url: str | None, token: str | None, term
                 outcome = terminal.load(amount, timeout=min(0.5, max(0.0, deadline - time.monotonic())))
                 if outcome is None and time.monotonic() >= deadline:
                     raise click.ClickException(f"no card on {reader} within {wait_s:g} s")
-            if save:
-                card = getattr(link, "device", None) or getattr(link, "removed", None)
-                from sim.fixture import save_fixture
-
-                save_fixture(card, spec.target)  # type: ignore[arg-type]
     finally:
         if service is not None:
             service.close()

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import cli
+
+if TYPE_CHECKING:
+    from sim.durable import DurableCard
 
 _VPCD_HELP = """Serve a simulated card (and PSAM) to pcscd through vsmartcard's vpcd reader driver.
 
@@ -38,9 +42,14 @@ start it with 'pcscd --foreground -c DIR' and pass --port 40100 here:
     LIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so
     CHANNELID 40100
 
-Stops on SIGTERM or Ctrl-C (the cards leave the readers); --save then writes the
-card's new state back to the fixture. Status lines go to standard error.
+Stops on SIGTERM or Ctrl-C (the cards leave the readers). --save writes the card's
+state back to the fixture, atomically, before each answer that changed it, so a
+SIGKILL loses nothing the card committed. Status lines go to standard error.
 """
+
+
+SAVE_HELP = ("Write the card's state back to the fixture file, atomically, before each answer that changed it (a "
+             "SIGKILL loses nothing the card committed).")
 
 
 @cli.group("sim")
@@ -59,7 +68,7 @@ def sim() -> None:
 @click.option("--port", type=click.IntRange(1, 65534), default=35963, show_default=True,
               help="vpcd's port for the card's reader; the PSAM's is the next one.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where pcscd runs.")
-@click.option("--save", is_flag=True, help="On stop, write the card's new state back to the fixture file.")
+@click.option("--save", is_flag=True, help=SAVE_HELP)
 @click.option("--no-quickack", is_flag=True,
               help="Leave out the TCP_QUICKACK workaround (each APDU then costs about 48 ms; for measurements).")
 @click.option("-v", "--verbose", is_flag=True, help="Also show every APDU and its answer.")
@@ -67,7 +76,8 @@ def vpcd(card_path: Path, sam: str | None, sam_tsn: int | None, port: int, host:
          verbose: bool) -> None:
     from protocols.hexutil import to_hex
     from sim.devices import sim_psam
-    from sim.fixture import load_fixture, save_fixture
+    from sim.durable import DurableCard
+    from sim.fixture import load_fixture
     from sim.vpcd import VpcdServer, VpcdSlot
 
     def status(line: str) -> None:
@@ -77,7 +87,9 @@ def vpcd(card_path: Path, sam: str | None, sam_tsn: int | None, port: int, host:
         click.echo(f"{name} > {to_hex(command)}\n{name} < {to_hex(response)}", err=True)
 
     card = load_fixture(card_path)
-    devices = [("card", card)] if sam is None else [("card", card), ("PSAM", sim_psam(sam, tsn=sam_tsn))]
+    durable = DurableCard(card, card_path) if save else None
+    served = card if durable is None else durable
+    devices = [("card", served)] if sam is None else [("card", served), ("PSAM", sim_psam(sam, tsn=sam_tsn))]
     slots = [VpcdSlot(device, port + offset, host=host, name=name, quickack=not no_quickack,
                       on_exchange=show if verbose else None)
              for offset, (name, device) in enumerate(devices)]
@@ -94,9 +106,14 @@ def vpcd(card_path: Path, sam: str | None, sam_tsn: int | None, port: int, host:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.close()
-    served = ", ".join(f"{slot.name} {slot.apdus} APDUs" for slot in slots)
-    status(f"stopped ({served}); card balance {card.balance} fen")
-    if save:
-        save_fixture(card, card_path)
-        status(f"saved the card's state to {card_path}")
+    exchanged = ", ".join(f"{slot.name} {slot.apdus} APDUs" for slot in slots)
+    status(f"stopped ({exchanged}); card balance {card.balance} fen")
+    if durable is not None:
+        status(saved_line(durable))
+
+
+def saved_line(durable: DurableCard) -> str:
+    """The status line of a server that kept its card's fixture up to date."""
+    writes = durable.writes
+    return f"the card's state is in {durable.path} (written {writes} time{'' if writes == 1 else 's'})"
 

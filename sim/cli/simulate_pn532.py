@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .simulate import sim
+from .simulate import SAVE_HELP, saved_line, sim
 
 _HELP = """Emulate a PN532 reader on a pseudo-terminal, the card of a fixture in its field.
 
@@ -30,8 +30,9 @@ Pn532Link or libnfc session does that) or it is tapped again: send SIGUSR1 to
 take it out of the field and put it back. libnfc takes no lock on a serial
 port: run one client at a time.
 
-Stops on SIGTERM or Ctrl-C; --save then writes the card's new state back to the
-fixture. Status lines go to standard error; -v adds every frame.
+Stops on SIGTERM or Ctrl-C. --save writes the card's state back to the fixture,
+atomically, before each answer that changed it, so a SIGKILL loses nothing the
+card committed. Status lines go to standard error; -v adds every frame.
 """
 
 
@@ -40,18 +41,20 @@ fixture. Status lines go to standard error; -v adds every frame.
               help="The card fixture in the field (ykt card new makes one).")
 @click.option("--link", "link_path", required=True, type=click.Path(path_type=Path),
               help="Where to put the symlink to the pty (an existing symlink there is replaced).")
-@click.option("--save", is_flag=True, help="On stop, write the card's new state back to the fixture file.")
+@click.option("--save", is_flag=True, help=SAVE_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Also show every command and answer the chip handles.")
 def pn532(card_path: Path, link_path: Path, save: bool, verbose: bool) -> None:
     from protocols.hexutil import to_hex
-    from sim.fixture import load_fixture, save_fixture
+    from sim.durable import DurableCard
+    from sim.fixture import load_fixture
     from sim.pn532 import Pn532Chip, Pn532PtyServer
 
     def status(line: str) -> None:
         click.echo(f"ykt sim pn532: {line}", err=True)
 
     card = load_fixture(card_path)
-    chip = Pn532Chip(card)
+    durable = DurableCard(card, card_path) if save else None
+    chip = Pn532Chip(card if durable is None else durable)
     server = Pn532PtyServer(chip, link_path)
     handler = _StderrHandler(status)
     logger = logging.getLogger("sim.pn532")
@@ -79,9 +82,8 @@ def pn532(card_path: Path, link_path: Path, save: bool, verbose: bool) -> None:
         logger.removeHandler(handler)
         logger.setLevel(level)
     status(f"stopped ({chip.commands} commands, {chip.apdus} APDUs); card balance {card.balance} fen")
-    if save:
-        save_fixture(card, card_path)
-        status(f"saved the card's state to {card_path}")
+    if durable is not None:
+        status(saved_line(durable))
 
 
 class _StderrHandler(logging.Handler):

@@ -91,11 +91,14 @@ def _json(outcome: TapOutcome, when: str) -> str:
 @click.option("--poll", "poll_s", type=click.FloatRange(0.01, 60), default=0.5, show_default=True, metavar="SECONDS",
               help="How long each poll waits for a card; Ctrl-C and SIGTERM take effect between polls.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per tap instead of a line of text.")
+@click.option("--save", is_flag=True,
+              help="With a sim:<fixture> card reader: write the card's state back to the fixture, atomically, before "
+                   "each answer that changed it (a kill at any moment loses nothing the card committed).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help=TRACE_HELP)
 @damaged_option(default=None)
 def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path: Path | None,
-             blacklist_path: Path | None, taps: int | None, poll_s: float, as_json: bool,
+             blacklist_path: Path | None, taps: int | None, poll_s: float, as_json: bool, save: bool,
              trace_path: Path | None, damaged: str | None) -> None:
     """Run the validator on a card reader and a PSAM: one line per tap on standard output, every debit journaled.
 
@@ -120,6 +123,8 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
     from terminal.validator import Validator
 
     card_spec, sam_spec = parse_device(reader), parse_device(sam)
+    if save and (card_spec.kind != "sim" or card_spec.target == "random"):
+        raise click.UsageError("--save needs a sim:<fixture file> card reader")
     if taps is None and card_spec.kind == "sim":
         taps = 1
         click.echo("note: a sim: card is always in the field; stopping after one tap (use --taps for more)", err=True)
@@ -135,7 +140,7 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
     tracer = None
     counts = {status: 0 for status in TapStatus}
     charged = 0
-    with SqliteJournal(journal_path) as journal, open_link(card_spec, role="card") as card_link, \
+    with SqliteJournal(journal_path) as journal, open_link(card_spec, role="card", save=save) as card_link, \
             open_link(sam_spec, role="sam", tsn_after=journal.highest_tsn(SIM_TERMINAL)) as sam_link:
         blacklist = Blacklist.open(blacklist_path) if blacklist_path is not None else None
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -4,7 +4,10 @@ It answers what libnfc (``nfc-list``, ``nfc-poll``, ``nfc_initiator_transceive_b
 :class:`terminal.drivers.pn532.Pn532Link` send. Every well-formed host frame is acknowledged with ACK, then answered;
 a host ACK aborts a command still running (a poll waiting for a card); a host NACK gets the last answer again; a
 damaged host frame gets no ACK (the host sends it again); a command the chip cannot parse gets ACK and the error
-frame.
+frame (UM0701-02 §6.2). A frame counts once its postamble has come (its sum checksums miss a lost ``00``, which
+would shift the command's bytes), and a frame left unfinished for :data:`RECEIVE_GAP` is dropped, so that the
+host's next frame is not taken for its missing bytes: whether a real PN532 checks the postamble and times out a
+partial frame is not in the manual (UNCONFIRMED).
 
 The card in the field:
 
@@ -110,6 +113,9 @@ AUTOPOLL_PERIOD = 0.15
 """InAutoPoll's period unit: 150 ms."""
 _RETRY_FOREVER = 0xFF
 _RECHECK = 0.05  # how often a command waiting for a card looks again (a card may be put in meanwhile)
+RECEIVE_GAP = 0.03
+"""Silence after which a host frame still unfinished is dropped (well under a host's ACK timeout, 15 ms by the
+manual and more in practice, after which the host sends the frame again)."""
 _TG = 1  # the number of the one target this chip lists
 
 
@@ -151,7 +157,8 @@ class Pn532Chip:
         """Host commands handled."""
         self.apdus = 0
         """Commands the card processed (InDataExchange, InCommunicateThru I-blocks)."""
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(postamble=True)
+        self._heard_at = 0.0
         self._last_answer: bytes | None = None
         self._waiting: _Waiting | None = None
         self._next_check: float | None = None
@@ -237,6 +244,9 @@ class Pn532Chip:
 
     def receive(self, data: bytes, now: float) -> bytes:
         """Host bytes in; the chip's bytes to send back at once."""
+        if self._decoder.pending and now - self._heard_at > RECEIVE_GAP:
+            self._decoder.reset()  # an unfinished frame: its missing bytes will not come
+        self._heard_at = now
         out = bytearray()
         for event in self._decoder.feed(data):
             if isinstance(event, Frame):

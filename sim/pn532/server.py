@@ -1,10 +1,7 @@
 """The emulated PN532 behind a pseudo-terminal: what libnfc's ``pn532_uart`` driver and our own driver open.
 
-The pty is in raw mode (no echo, no line discipline: every byte passes as sent) and the server keeps its own
-descriptor of the slave side open, or reads on the master fail with EIO whenever no client has the slave open
-(between two ``nfc-list`` runs, say). ``link`` becomes a symlink to the slave (``/dev/pts/N``), created under a
-temporary name and renamed into place, so the link appearing means the chip is ready; it is removed when the server
-stops, if it still points at this server's pty.
+The pty, its symlink and the serving thread are :class:`sim.pty.PtyService`'s: the link appearing means the chip is
+ready, and it is removed when the server stops, if it still points at this server's pty.
 
 One thread runs the loop (:meth:`Pn532PtyServer.serve_forever`); :meth:`stop` and :meth:`request_retap` may be
 called from any thread or a signal handler. Methods that change the field (:meth:`put_card`, :meth:`take_card`,
@@ -19,111 +16,41 @@ import os
 import select
 import threading
 import time
-import tty
-from pathlib import Path
-from typing import Self
-
-from protocols.errors import YktError
 
 from ..device import Device
+from ..pty import EmulatorError, PtyService
 from .chip import Pn532Chip
+
+__all__ = ["EmulatorError", "Pn532PtyServer"]
 
 log = logging.getLogger("sim.pn532")
 
 _READ_SIZE = 4096
 
 
-class EmulatorError(YktError):
-    """The emulator cannot start: the link path is taken by something that is not a symlink, or no pty is left."""
-
-
-class Pn532PtyServer:
+class Pn532PtyServer(PtyService):
     """``chip`` served on a new pty, reachable at ``link`` (a symlink path) once :meth:`open` has run."""
 
-    def __init__(self, chip: Pn532Chip, link: str | os.PathLike[str]) -> None:
-        self.chip = chip
-        self.link = Path(link)
-        self.slave_name = ""
-        self.lock = threading.RLock()
-        self._master = self._slave = -1
-        self._wake_r = self._wake_w = -1
-        self._pending_out = bytearray()
-        self._stopping = False
-        self._retap_due = False
-        self._thread: threading.Thread | None = None
+    thread_name = "pn532"
 
-    # --- life cycle -----------------------------------------------------------------------------------------------
+    def __init__(self, chip: Pn532Chip, link: str | os.PathLike[str]) -> None:
+        super().__init__(link)
+        self.chip = chip
+        self.lock = threading.RLock()
+        self._pending_out = bytearray()
+        self._retap_due = False
 
     def open(self) -> None:
         """Create the pty and the symlink."""
-        if self.link.exists() and not self.link.is_symlink():
-            raise EmulatorError(f"{self.link} exists and is not a symlink; choose another --link path")
-        try:
-            self._master, self._slave = os.openpty()
-        except OSError as exc:
-            raise EmulatorError(f"cannot open a pseudo-terminal: {exc}") from exc
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.slave_name = os.ttyname(self._slave)
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        temporary = self.link.with_name(f".{self.link.name}.{os.getpid()}.tmp")
-        try:
-            temporary.unlink(missing_ok=True)
-            temporary.symlink_to(self.slave_name)
-            os.replace(temporary, self.link)
-        except OSError as exc:
-            self.close()
-            raise EmulatorError(f"cannot create the link {self.link}: {exc}") from exc
+        super().open()
         log.debug("PN532 emulator on %s -> %s", self.link, self.slave_name)
-
-    def close(self) -> None:
-        """Remove the symlink (if it is still ours) and close the pty."""
-        try:
-            if self.slave_name and self.link.is_symlink() and os.readlink(self.link) == self.slave_name:
-                self.link.unlink()
-        except OSError as exc:
-            log.warning("could not remove %s: %s", self.link, exc)
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._master = self._slave = self._wake_r = self._wake_w = -1
-
-    def stop(self) -> None:
-        """Ask the loop to end (safe from a signal handler or another thread)."""
-        self._stopping = True
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass  # the pipe is full: the loop is waking up anyway
-
-    def start(self) -> Self:
-        """Open and serve in a background thread (tests); :meth:`shutdown` ends it."""
-        self.open()
-        self._thread = threading.Thread(target=self.serve_forever, name=f"pn532 {self.link}", daemon=True)
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        self.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
     # --- the card ---------------------------------------------------------------------------------------------------
 
     def put_card(self, card: Device) -> None:
         with self.lock:
             self.chip.put(card)
-        self._poke()
+        self.poke()
 
     def take_card(self) -> Device | None:
         with self.lock:
@@ -136,25 +63,18 @@ class Pn532PtyServer:
             if card is not None:
                 self.chip.put(card)
                 log.info("the card left the field and was tapped again")
-        self._poke()
+        self.poke()
 
     def request_retap(self) -> None:
         """:meth:`retap` at the loop's next turn: safe from a signal handler, which may interrupt the chip."""
         self._retap_due = True
-        self._poke()
-
-    def _poke(self) -> None:
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"p")
-            except OSError:
-                pass
+        self.poke()
 
     # --- the loop -------------------------------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        master, wake = self._master, self._wake_r
-        while not self._stopping:
+        master, wake = self.pty.master, self.wake_fd
+        while not self.stopping:
             with self.lock:
                 deadline = self.chip.deadline
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())

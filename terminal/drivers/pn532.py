@@ -18,8 +18,16 @@ itself; the host sees whole APDUs in InDataExchange.
 - :meth:`Pn532Link.deactivate` releases the target (InRelease ``52 00``); the card is then halted and is not listed
   again until the field is cycled or the card re-enters it, as with a real card left on a reader.
 
-Serial faults become :class:`~terminal.errors.ReaderGone`; recovery from lost and damaged bytes is
-:mod:`terminal.drivers.pn532_wire`'s.
+Recovery from lost and damaged bytes is :mod:`terminal.drivers.pn532_wire`'s. An APDU goes again on its own only
+when sending it twice does no harm (:func:`protocols.card_commands.repeatable`, :func:`protocols.mifare.repeatable`:
+SELECT, reads, INITIALIZE, GET CHALLENGE, never DEBIT or CREDIT) or when the chip proved it never took it; an answer
+that is lost otherwise ends in :class:`~terminal.drivers.pn532_wire.AnswerLost`, a
+:class:`~terminal.errors.LinkTimeout`.
+
+When the chip stops answering (it lost power or was reset) or the serial port fails, the link opens the port again,
+wakes the chip and sets it up afresh; the card is then no longer activated (:class:`~terminal.errors.CardRemoved`
+for an exchange under way, a new tap for the next :meth:`Pn532Link.activate`). Only when that fails too is it
+:class:`~terminal.errors.ReaderGone`, and the next :meth:`Pn532Link.activate` tries again.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Any
 
 import serial
 
+from protocols import card_commands, mifare
 from protocols.errors import ProtocolError
 from protocols.iso14443 import Ats, fwt, sak_iso14443_4
 from protocols.pn532 import (
@@ -57,6 +66,8 @@ from protocols.pn532 import (
 from ..errors import CardRemoved, LinkError, LinkTimeout, ReaderGone
 from ..link import Activation, Link
 from .pn532_wire import Pn532Error, Pn532Wire, SerialPort
+
+__all__ = ["MifareAuthError", "Pn532Error", "Pn532Link", "activation_of"]
 
 PN532_IC = 0x32
 """The IC byte a PN532 answers in GetFirmwareVersion (a PN533 answers 33)."""
@@ -94,22 +105,25 @@ def _frame_waiting_time(ats: bytes | None) -> float:
 class Pn532Link(Link):
     """A PN532 on serial port ``path`` at ``baud``; the port opens, and the chip is set up, on construction.
 
-    ``port`` passes an already open serial-like object instead (tests, or a port opened with a pyserial URL).
+    ``port`` passes an already open serial-like object instead (tests, or a port opened with a pyserial URL); the link
+    cannot open such a port again, so its recovery is the wake-up and set-up alone.
     Timeouts in seconds: ``command_timeout`` for configuration commands, ``wake_timeout`` for the first command
     after the wake-up (a chip waking from power-down is slow), ``list_timeout`` the least wait for one
     InListPassiveTarget, ``exchange_margin`` what is added to a card's frame waiting time; ``ack_timeout``,
-    ``gap_timeout`` and ``retries`` are :class:`~terminal.drivers.pn532_wire.Pn532Wire`'s. ``passive_retries`` is
+    ``gap_timeout`` and ``retries`` are :class:`~terminal.drivers.pn532_wire.Pn532Wire`'s (8 retries: at 1% of bytes
+    damaged, a 60-byte frame is damaged one time in two). ``passive_retries`` is
     the chip's MxRtyPassiveActivation (``02`` as libnfc lists targets; ``FF`` polls until a card comes, and each
-    try is then cut short by the list timeout with an abort).
+    try is then cut short by the list timeout with an abort). ``reopened`` counts the recoveries.
     """
 
     def __init__(self, path: str, baud: int = 115200, *, port: SerialPort | None = None,
                  command_timeout: float = 0.5, wake_timeout: float = 1.0, list_timeout: float = 0.3,
                  exchange_margin: float = 0.05, ack_timeout: float = 0.1, gap_timeout: float = 0.05,
-                 retries: int = 2, passive_retries: int = 0x02,
+                 retries: int = 8, passive_retries: int = 0x02,
                  timer: Callable[[], float] = time.monotonic) -> None:
         self.name = f"pn532:{path}"
         self.path = path
+        self.baud = baud
         self.command_timeout = command_timeout
         self.wake_timeout = wake_timeout
         self.list_timeout = list_timeout
@@ -122,6 +136,9 @@ class Pn532Link(Link):
         self._tg: int | None = None
         self._fwt = DEFAULT_FWT
         self._closed = False
+        self._broken = False  # the chip or the port failed and the recovery did not work: activate tries again
+        self._reopen = port is None
+        self.reopened = 0
         if port is None:
             port = self._open(path, baud)
         self.wire = Pn532Wire(port, baud=baud, name=self.name, ack_timeout=ack_timeout, gap_timeout=gap_timeout,
@@ -147,7 +164,7 @@ class Pn532Link(Link):
     def _set_up(self) -> None:
         self.wire.wake()
         self._configure(SAMConfiguration(SamMode.NORMAL), ack_timeout=self.wake_timeout)
-        firmware: FirmwareVersion = self._command(GetFirmwareVersion())
+        firmware: FirmwareVersion = self._command(GetFirmwareVersion(), recover=False)
         if firmware.ic != PN532_IC:
             raise ProtocolError(f"GetFirmwareVersion answered IC {firmware.ic:02X} ({firmware.name}), "
                                 f"a PN532 answers {PN532_IC:02X}")
@@ -164,15 +181,47 @@ class Pn532Link(Link):
             raise ReaderGone(f"{self.name} is closed")
 
     def _command(self, command: Command, timeout: float | None = None, *, repeatable: bool = True,
-                 ack_timeout: float | None = None) -> Any:
-        """Send a command, return its parsed answer (the type its ``RESPONSE`` names)."""
+                 waits: bool = False, ack_timeout: float | None = None, recover: bool = True) -> Any:
+        """Send a command, return its parsed answer (the type its ``RESPONSE`` names).
+
+        When the chip stops answering or the port fails, the link recovers (:meth:`_recover`) and sends a
+        ``repeatable`` command once more; any other command then ends in :class:`CardRemoved`, as the card lost
+        the field with the chip's reset.
+        """
         self._check_open()
-        answer = self.wire.call(command.to_bytes(), self.command_timeout if timeout is None else timeout,
-                                repeatable=repeatable, ack_timeout=ack_timeout)
+        wait = self.command_timeout if timeout is None else timeout
+        try:
+            answer = self.wire.call(command.to_bytes(), wait, repeatable=repeatable, waits=waits,
+                                    ack_timeout=ack_timeout)
+        except ReaderGone as exc:
+            if not recover:
+                raise
+            self._recover(exc)
+            if not repeatable:
+                raise CardRemoved(f"{self.name}: the reader was reset ({exc}); the card must be tapped again") \
+                    from exc
+            answer = self.wire.call(command.to_bytes(), wait, repeatable=True, waits=waits, ack_timeout=ack_timeout)
         return command.parse_response(answer)
 
+    def _recover(self, cause: ReaderGone) -> None:
+        """Open the port again (when the link opened it), wake the chip and set it up afresh; :class:`ReaderGone`
+        when that fails too. Whatever card was activated is not any more."""
+        self.activation, self._tg = None, None
+        self._broken = True
+        try:
+            if self._reopen:
+                self.wire.close()
+                self.wire.port = self._open(self.path, self.baud)
+            self.wire.flush_input()
+            self._set_up()
+        except (LinkError, ProtocolError) as exc:
+            raise ReaderGone(f"{self.name}: the reader stopped answering ({cause}) and could not be set up again: "
+                             f"{exc}") from exc
+        self._broken = False
+        self.reopened += 1
+
     def _configure(self, command: Command, *, ack_timeout: float | None = None) -> None:
-        self._command(command, ack_timeout=ack_timeout)
+        self._command(command, ack_timeout=ack_timeout, recover=False)
 
     def exchange_timeout(self) -> float:
         """The least wait for an InDataExchange answer: the card's FWT, the longest answer's time on the line, the
@@ -182,16 +231,21 @@ class Pn532Link(Link):
     # --- Link -----------------------------------------------------------------------------------------------------
 
     def activate(self, timeout: float) -> Activation | None:
+        """List one type A target, trying until ``timeout``; ``None`` when none answers. A listing that goes wrong
+        on the line (a lost or garbled answer, the error frame) is tried again; only :class:`ReaderGone` is raised.
+        A reader that failed earlier is set up again first."""
         self._check_open()
         self.activation, self._tg = None, None
+        if self._broken:
+            self._recover(ReaderGone(f"{self.name} failed earlier"))
         deadline = self.timer() + timeout
         while True:
             wait = max(deadline - self.timer(), self.list_timeout)
             try:
-                listed = self._command(_LIST_A, wait)
-            except LinkTimeout:
-                return None  # still polling (infinite retries): the wire has aborted it
-            if listed.targets:
+                listed = self._command(_LIST_A, wait, waits=True)
+            except (LinkTimeout, ProtocolError):
+                listed = None  # no card before the wait ended (the poll was aborted), or the line garbled it
+            if listed is not None and listed.targets:
                 target = listed.targets[0]
                 self.activation = activation_of(target)
                 self._tg = target.tg
@@ -210,12 +264,13 @@ class Pn532Link(Link):
         if tg is None:
             self._check_open()
             raise CardRemoved(f"{self.name}: no card is activated")
+        repeatable = len(data) <= MAX_EXCHANGE_DATA and self._repeatable(data)
         if len(data) > MAX_EXCHANGE_DATA:
             pieces = [data[start:start + MAX_EXCHANGE_DATA] for start in range(0, len(data), MAX_EXCHANGE_DATA)]
             for piece in pieces[:-1]:
                 self._data_exchange(InDataExchange(tg, piece, more=True), timeout)
             data = pieces[-1]
-        answer = self._data_exchange(InDataExchange(tg, data), timeout)
+        answer = self._data_exchange(InDataExchange(tg, data), timeout, repeatable=repeatable)
         if not answer.more:
             return answer.data
         collected = bytearray(answer.data)
@@ -226,8 +281,18 @@ class Pn532Link(Link):
                 raise ProtocolError(f"{self.name}: the card's answer runs past {MAX_ANSWER} bytes")
         return bytes(collected)
 
-    def _data_exchange(self, command: InDataExchange, timeout: float) -> InDataExchangeResponse:
-        answer = self._command(command, max(timeout, self.exchange_timeout()), repeatable=False)
+    def _repeatable(self, data: bytes) -> bool:
+        """Whether the card command may go again when the chip cannot tell what became of it."""
+        activation = self.activation
+        if activation is not None and activation.protocol == "MIFARE":
+            return mifare.repeatable(data)
+        return card_commands.repeatable(data)
+
+    def _data_exchange(self, command: InDataExchange, timeout: float, *,
+                       repeatable: bool = False) -> InDataExchangeResponse:
+        """One InDataExchange frame. Pieces flagged MI, and the empty frame that fetches the next piece of an
+        answer, never go twice: the chip would add or skip a piece."""
+        answer = self._command(command, max(timeout, self.exchange_timeout()), repeatable=repeatable)
         if answer.status & ERROR_MASK:
             raise self._status_error(command.CODE, answer.status)
         return answer
@@ -249,7 +314,7 @@ class Pn532Link(Link):
             return
         try:
             self._command(InRelease(0))
-        except (LinkTimeout, ProtocolError):
+        except (LinkTimeout, CardRemoved, ProtocolError):
             pass  # the card, or the chip's answer, is gone; the next activation starts afresh anyway
 
     def close(self) -> None:

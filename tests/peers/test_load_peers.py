@@ -47,7 +47,7 @@ def test_ykt_load_through_pcscd_against_ykt_loadhost_serve(pcscd, tmp_path: Path
         assert card.wait(timeout=READY_TIMEOUT_S) == 0, card_status.rest()
         assert host.wait(timeout=READY_TIMEOUT_S) == 0, host_log.rest()
         wait_reader(CARD_READER, present=False)
-    assert any(f"saved the card's state to {fixture}" in line for line in card_status.rest())
+    assert any(f"the card's state is in {fixture} (written" in line for line in card_status.rest())
     image = load_image(fixture)
     assert (image.purse.balance, image.purse.online_atc) == (7500, 1)
     with LoadLedger(ledger, readonly=True) as book:

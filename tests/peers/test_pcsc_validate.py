@@ -99,7 +99,7 @@ def test_ykt_validate_buys_a_ride_from_ykt_sim_vpcd(pcscd, tmp_path: Path) -> No
         assert server.wait(timeout=READY_TIMEOUT_S) == 0, status.rest()
         wait_reader(CARD_READER, present=False)
         wait_reader(SAM_READER, present=False)
-    assert any(f"saved the card's state to {fixture}" in line for line in status.rest())
+    assert any(f"the card's state is in {fixture} (written 2 times)" in line for line in status.rest())
 
     assert load_image(fixture).purse.balance == 4600
     with SqliteJournal(db, readonly=True) as journal:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from protocols.hexutil import parse_hex
 from protocols.pn532 import BadFrame, ControlFrame, FrameDecoder, chip_frame, host_frame
 from sim.pn532 import EmulatorError, Pn532Chip, Pn532PtyServer
+from sim.pn532.chip import RECEIVE_GAP
 from sim.scripted import ApduPattern, ScriptedCard, Step
 from terminal.link import Activation
 
@@ -209,9 +210,34 @@ def test_a_damaged_host_frame_gets_no_ack(host: Host) -> None:
 def test_a_frame_split_in_bytes_is_answered_once_whole(host: Host) -> None:
     frame = host_frame(H("02"))
     outs = [host.chip.receive(frame[i:i + 1], 0.0) for i in range(len(frame))]
-    assert outs[:7] == [b""] * 7
-    assert outs[7] == ACK + chip_frame(H("0332010607"))  # answered at the DCS; the postamble is mere fill
-    assert outs[8] == b""
+    assert outs[:8] == [b""] * 8
+    assert outs[8] == ACK + chip_frame(H("0332010607"))  # answered once the postamble is in
+
+
+def test_a_frame_that_lost_a_zero_gets_no_ack_though_its_checksums_hold(host: Host) -> None:
+    frame = host_frame(H("4A0100"))  # 00 00 FF 04 FC D4 4A 01 00 E1 00
+    lost = frame[:8] + frame[9:]  # the 00 of "4A 01 00": the postamble takes the DCS's place, which still sums to 0
+    assert FrameDecoder().feed(lost)[0].data == H("4A01E1")  # what a chip that does not wait for the postamble runs
+    assert host.chip.receive(lost, 0.0) == b""
+    assert host.chip.receive(host_frame(H("4A0100")), 1.0)[:6] == ACK  # the host's frame sent again, after silence
+    assert host.chip.commands == 1
+
+
+def test_a_frame_that_lost_a_zero_is_dropped_when_the_next_byte_is_not_a_postamble(host: Host) -> None:
+    frame = host_frame(H("4A0100"))
+    assert host.chip.receive(frame[:8] + frame[9:] + H("55"), 0.0) == b""
+    assert host.chip.receive(host_frame(H("02")), 0.0) == ACK + chip_frame(H("0332010607"))
+    assert host.chip.commands == 1
+
+
+def test_a_frame_held_for_its_postamble_is_dropped_after_the_receive_gap(host: Host) -> None:
+    frame = host_frame(H("4A0100"))
+    lost = frame[:8] + frame[9:]
+    assert host.chip.receive(lost, 0.0) == b""
+    assert host.chip.receive(H("00"), RECEIVE_GAP / 2)[:6] == ACK  # a postamble in time: the frame is taken
+    assert host.chip.received[-1] == H("4A01E1")
+    assert host.chip.receive(lost, 1.0) == b""
+    assert host.chip.receive(H("00"), 1.0 + 2 * RECEIVE_GAP) == b""  # too late: the frame was dropped
 
 
 @pytest.mark.parametrize("command", ["8C00", "14", "4A03", "0806", "FF"])
@@ -456,7 +482,7 @@ def test_stop_removes_the_link(tmp_path) -> None:
     name = server.slave_name
     server.shutdown()
     assert not (tmp_path / "pn532").exists() and not (tmp_path / "pn532").is_symlink()
-    assert name and server._master == -1
+    assert name and server.pty.master == -1
 
 
 def test_a_stale_link_is_replaced_and_anything_else_refused(tmp_path) -> None:

@@ -280,5 +280,5 @@ def test_ykt_sim_vpcd_serves_echoes_and_saves(vpcd: FakeVpcd, tmp_path: Path) ->
     assert f"ykt sim vpcd: card: connected to vpcd at 127.0.0.1:{vpcd.port} (ATR 3B80800101)" in lines
     assert "card > 805C000204" in lines and "card < 000003099000" in lines
     assert lines[-2:] == ["ykt sim vpcd: stopped (card 2 APDUs); card balance 777 fen",
-                          f"ykt sim vpcd: saved the card's state to {fixture}"]
+                          f"ykt sim vpcd: the card's state is in {fixture} (written 0 times)"]
     assert load_image(fixture).purse.balance == 777 and fixture.read_bytes() == before  # nothing changed, same bytes

@@ -20,7 +20,7 @@ from protocols.iso14443 import fwt
 from protocols.mifare import TRANSPORT_ACCESS, KeyType, SectorTrailer
 from terminal.drivers.pn532 import MifareAuthError, Pn532Link
 from terminal.drivers.pn532_mifare import MifareClassic
-from terminal.drivers.pn532_wire import Pn532Error
+from terminal.drivers.pn532_wire import AnswerLost, Pn532Error
 from terminal.errors import CardRemoved, LinkTimeout, ReaderGone
 from terminal.link import Activation
 
@@ -49,6 +49,10 @@ FIELD_OFF = SETUP[3][0]
 SELECT = H("00A4040008A000000632010105")
 SELECT_FRAME = H("0000FF10F0D4400100A4040008A0000006320101055C00")
 OK_9000 = H("0000FF05FBD5410090005A00")
+# DEBIT FOR CAPP PURCHASE (TSN 00000057, 2025-03-01 08:30:05, MAC1 11223344): never sent twice
+DEBIT = H("805401000F" "00000057" "20250301083005" "11223344" "08")
+DEBIT_FRAME = H("0000FF18E8D44001805401000F000000572025030108300511223344087800")
+DEBIT_DONE = H("0000FF0DF3D54100AABBCCDD5566778890009200")  # TAC AABBCCDD, MAC2 55667788, 9000
 
 BAUD = 115200
 ACK_TIMEOUT = 0.02
@@ -387,18 +391,48 @@ def test_other_status_bytes_are_typed_chip_errors(link: Pn532Link, port: FakePor
     assert caught.value.command == 0x40
 
 
-def test_the_error_frame_is_a_typed_error(link: Pn532Link, port: FakePort) -> None:
+def test_the_debit_frames_are_the_hand_made_ones() -> None:
+    assert DEBIT_FRAME == host(H("4001") + DEBIT)
+    assert DEBIT_DONE == chip(H("4100AABBCCDD556677889000"))
+
+
+def test_the_error_frame_is_sent_again_then_a_typed_error(link: Pn532Link, port: FakePort) -> None:
     activate(link, port)
-    port.script(SELECT_FRAME, (0.0, ACK), (0.0, ERROR_FRAME))
+    for _ in range(3):  # the chip parsed nothing and ran nothing: even a DEBIT may go again
+        port.script(DEBIT_FRAME, (0.0, ACK), (0.0, ERROR_FRAME))
     with pytest.raises(Pn532Error, match="error frame") as caught:
-        link.transceive(SELECT, 0.5)
+        link.transceive(DEBIT, 0.5)
     assert caught.value.status is None
+    assert port.written == [DEBIT_FRAME] * 3
+
+
+def test_the_error_frame_once_is_damage_the_checksums_missed(link: Pn532Link, port: FakePort) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME, (0.0, ACK), (0.0, ERROR_FRAME))
+    port.script(DEBIT_FRAME, *answer(DEBIT_DONE))
+    assert link.transceive(DEBIT, 0.5) == H("AABBCCDD556677889000")
+    assert port.written == [DEBIT_FRAME, DEBIT_FRAME]
 
 
 def test_a_malformed_answer_is_a_protocol_error(link: Pn532Link, port: FakePort) -> None:
-    port.script(LIST, *answer(chip(H("4B01010004"))))  # cut short
+    activate(link, port)
+    port.script(SELECT_FRAME, *answer(chip(H("41"))))  # no status byte
     with pytest.raises(ProtocolError):
-        link.activate(0.2)
+        link.transceive(SELECT, 0.5)
+
+
+def test_a_malformed_listing_is_tried_again(link: Pn532Link, port: FakePort) -> None:
+    port.script(LIST, *answer(chip(H("4B01010004"))))  # cut short
+    port.script(LIST, *answer(ONE_TARGET))
+    assert link.activate(0.2) is not None
+    assert port.written == [LIST, LIST]
+
+
+def test_a_listing_never_well_formed_finds_no_card(link: Pn532Link, port: FakePort, clock: Clock) -> None:
+    for _ in range(5):
+        port.script(LIST, *answer(chip(H("4B01010004")), delay=0.03))
+    assert link.activate(0.1) is None
+    assert port.written == [LIST] * 4
 
 
 # --- serial faults ----------------------------------------------------------------------------------------------------
@@ -439,7 +473,8 @@ def test_a_frame_that_stops_part_way_is_noticed_by_the_silence_after_it(link: Pn
     start = clock.now
     assert link.transceive(SELECT, 0.5) == H("9000")
     assert port.written == [SELECT_FRAME, NACK]
-    assert port.read_timeouts[-3:] == pytest.approx([0.5, 0.01, 0.5 - 0.01])  # the gap timeout, then the rest
+    # the gap timeout; then the resent answer is due within an ACK wait
+    assert port.read_timeouts[-3:] == pytest.approx([0.5, 0.01, ack_wait(SELECT_FRAME)])
     assert clock.now - start == pytest.approx(0.01)
 
 
@@ -466,43 +501,136 @@ def test_a_nack_from_the_chip_does_not_send_a_card_command_again(link: Pn532Link
     assert port.written == [SELECT_FRAME]
 
 
-def test_a_card_command_whose_ack_is_lost_is_not_sent_again(link: Pn532Link, port: FakePort) -> None:
+def test_a_select_never_acknowledged_is_sent_again(link: Pn532Link, port: FakePort) -> None:
     activate(link, port)
-    port.script(SELECT_FRAME, (0.05, OK_9000))  # no ACK; the answer after 50 ms
+    port.script(SELECT_FRAME)  # damaged on the way: the chip sends nothing
+    port.script(SELECT_FRAME, *answer(OK_9000))
     assert link.transceive(SELECT, 0.5) == H("9000")
-    assert port.written == [SELECT_FRAME]
-    assert port.read_timeouts[0] == pytest.approx(ack_wait(SELECT_FRAME))
+    assert port.written == [SELECT_FRAME, SELECT_FRAME]
+    assert link.wire.resent == 1
 
 
-def test_silence_after_the_ack_aborts_and_times_out(link: Pn532Link, port: FakePort, clock: Clock) -> None:
+def test_a_debit_never_acknowledged_is_sent_again_once_the_chip_shows_it_never_took_it(link: Pn532Link,
+                                                                                     port: FakePort) -> None:
     activate(link, port)
-    port.script(SELECT_FRAME, (0.0, ACK))
+    port.script(DEBIT_FRAME, on_nack=[(0.0, ONE_TARGET)])  # NACK: the chip's last answer, the listing's
+    port.script(DEBIT_FRAME, *answer(DEBIT_DONE))
+    assert link.transceive(DEBIT, 0.5) == H("AABBCCDD556677889000")
+    assert port.written == [DEBIT_FRAME, NACK, DEBIT_FRAME]
+    assert port.read_timeouts[:2] == pytest.approx([ack_wait(DEBIT_FRAME)] * 2)
+
+
+def test_a_debit_whose_ack_was_lost_is_answered_through_nack_and_not_sent_again(link: Pn532Link,
+                                                                             port: FakePort) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME, on_nack=[(0.0, DEBIT_DONE)])  # the chip took it; its ACK and answer were lost
+    assert link.transceive(DEBIT, 0.5) == H("AABBCCDD556677889000")
+    assert port.written == [DEBIT_FRAME, NACK]
+
+
+def test_a_debit_answered_late_after_a_lost_ack_is_taken_and_not_sent_again(link: Pn532Link, port: FakePort) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME, (0.05, DEBIT_DONE))  # no ACK; the answer after 50 ms: the first NACK brings nothing
+    assert link.transceive(DEBIT, 0.5) == H("AABBCCDD556677889000")
+    assert port.written == [DEBIT_FRAME, NACK, NACK]
+
+
+def test_a_debit_the_chip_may_have_taken_is_never_sent_again(link: Pn532Link, port: FakePort) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME, on_nack=[(0.0, ERROR_FRAME)])  # nothing that tells whether it ran
+    with pytest.raises(AnswerLost, match="cannot be told"):
+        link.transceive(DEBIT, 0.5)
+    assert port.written == [DEBIT_FRAME, NACK]
+    assert link.activation is not None
+
+
+def test_a_debit_answer_damaged_every_time_is_lost_not_sent_again(link: Pn532Link, port: FakePort) -> None:
+    activate(link, port)
+    bad = garble(DEBIT_DONE, 8)
+    port.script(DEBIT_FRAME, (0.0, ACK), (0.0, bad), on_nack=[(0.0, bad)])
+    with pytest.raises(AnswerLost, match="never came whole"):
+        link.transceive(DEBIT, 0.5)
+    assert port.written == [DEBIT_FRAME, NACK, NACK]
+    assert isinstance(AnswerLost("x"), LinkTimeout)  # the validator's "please tap again", the debit pending
+
+
+def test_a_nack_that_brings_nothing_is_sent_again(link: Pn532Link, port: FakePort) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME, (0.0, ACK), (0.0, garble(DEBIT_DONE, 8)))  # the first NACK is lost on the way
+    original = port.write
+
+    def write(data: bytes) -> int:
+        if data == NACK and port.written.count(NACK) == 1:
+            port.last_nack_replies = [(0.0, DEBIT_DONE)]
+        return original(data)
+
+    port.write = write  # type: ignore[method-assign]
+    assert link.transceive(DEBIT, 0.5) == H("AABBCCDD556677889000")
+    assert port.written == [DEBIT_FRAME, NACK, NACK]
+
+
+def test_silence_after_the_ack_of_a_debit_is_asked_about_then_aborted(link: Pn532Link, port: FakePort,
+                                                                     clock: Clock) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME, (0.0, ACK), on_nack=[(0.0, ONE_TARGET)])  # NACK: the previous answer, still working
     start = clock.now
-    with pytest.raises(LinkTimeout, match="no answer to InDataExchange"):
-        link.transceive(SELECT, 0.3)
-    assert port.written == [SELECT_FRAME, ACK]
+    with pytest.raises(AnswerLost, match="no answer to InDataExchange in time"):
+        link.transceive(DEBIT, 0.3)
+    assert port.written == [DEBIT_FRAME, NACK, ACK]  # asked, then aborted; never sent again
     assert clock.now - start == pytest.approx(0.3)
     assert link.activation is not None  # the card may still be there: the next command may work
 
 
-def test_a_card_command_never_acknowledged_nor_answered_times_out(link: Pn532Link, port: FakePort,
-                                                                 clock: Clock) -> None:
+def test_silence_after_the_ack_of_a_select_is_asked_about_aborted_and_sent_again(link: Pn532Link,
+                                                                                port: FakePort) -> None:
     activate(link, port)
-    port.script(SELECT_FRAME)
-    start = clock.now
-    with pytest.raises(LinkTimeout):
-        link.transceive(SELECT, 0.3)
-    assert port.written == [SELECT_FRAME, ACK]
-    assert clock.now - start == pytest.approx(ack_wait(SELECT_FRAME) + 0.3)
+    port.script(SELECT_FRAME, (0.0, ACK), on_nack=[(0.0, ONE_TARGET)])
+    port.script(SELECT_FRAME, *answer(OK_9000))
+    assert link.transceive(SELECT, 0.3) == H("9000")
+    assert port.written == [SELECT_FRAME, NACK, ACK, SELECT_FRAME]
 
 
-def test_an_answer_damaged_every_time_ends_in_reader_gone(link: Pn532Link, port: FakePort) -> None:
+def test_a_lost_answer_comes_again_with_nack(link: Pn532Link, port: FakePort) -> None:
     activate(link, port)
-    bad = garble(OK_9000, 8)
-    port.script(SELECT_FRAME, (0.0, ACK), (0.0, bad), on_nack=[(0.0, bad)])
-    with pytest.raises(ReaderGone, match="damaged 3 times"):
-        link.transceive(SELECT, 0.5)
-    assert port.written == [SELECT_FRAME, NACK, NACK]
+    port.script(DEBIT_FRAME, (0.0, ACK), on_nack=[(0.0, DEBIT_DONE)])  # the answer was lost whole
+    assert link.transceive(DEBIT, 0.3) == H("AABBCCDD556677889000")
+    assert port.written == [DEBIT_FRAME, NACK]
+
+
+def test_a_chip_that_acknowledges_nothing_is_woken_and_set_up_again(link: Pn532Link, port: FakePort) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME)  # nothing, not even to NACK: the chip lost power
+    for command, reply in SETUP:
+        port.script(command, *answer(reply))
+    with pytest.raises(CardRemoved, match="the reader was reset"):
+        link.transceive(DEBIT, 0.3)
+    assert port.written == [DEBIT_FRAME] + [NACK] * 3 + [WAKE] + [command for command, _ in SETUP]
+    assert link.reopened == 1 and link.activation is None
+    port.script(LIST, *answer(ONE_TARGET))
+    assert link.activate(0.2) is not None
+
+
+def test_a_listing_never_acknowledged_wakes_the_chip_and_lists_again(link: Pn532Link, port: FakePort) -> None:
+    for _ in range(3):
+        port.script(LIST)
+    for command, reply in SETUP:
+        port.script(command, *answer(reply))
+    port.script(LIST, *answer(ONE_TARGET))
+    assert link.activate(0.5) is not None
+    assert port.written == [LIST] * 3 + [WAKE] + [command for command, _ in SETUP] + [LIST]
+
+
+def test_a_chip_that_cannot_be_set_up_again_is_reader_gone_until_it_can(link: Pn532Link, port: FakePort) -> None:
+    activate(link, port)
+    port.script(DEBIT_FRAME)
+    for _ in range(3):
+        port.script(SETUP[0][0])  # the wake-up is not answered either
+    with pytest.raises(ReaderGone, match="could not be set up again"):
+        link.transceive(DEBIT, 0.3)
+    for command, reply in SETUP:  # the reader is back
+        port.script(command, *answer(reply))
+    port.script(LIST, *answer(ONE_TARGET))
+    assert link.activate(0.2) is not None
 
 
 @pytest.mark.parametrize("fault", [serial.SerialException("device reports readiness to read but returned no data"),
@@ -514,9 +642,14 @@ def test_serial_faults_are_reader_gone(link: Pn532Link, port: FakePort, fault: E
         link.transceive(SELECT, 0.5)
     port.fail_on_write = None
     port.fail_on_read = fault
-    port.script(SELECT_FRAME, *answer(OK_9000))
+    port.script(SETUP[0][0])
     with pytest.raises(ReaderGone, match="serial port failed"):
-        link.transceive(SELECT, 0.5)
+        link.activate(0.1)  # the set-up again fails on the port
+    port.fail_on_read = None
+    for command, reply in SETUP:
+        port.script(command, *answer(reply))
+    port.script(LIST, *answer(ONE_TARGET))
+    assert link.activate(0.2) is not None
 
 
 def test_a_pty_whose_other_end_went_away_is_reader_gone(link: Pn532Link, port: FakePort) -> None:
@@ -573,11 +706,15 @@ def test_deactivate_releases_the_target(link: Pn532Link, port: FakePort) -> None
     assert port.written == [RELEASE]
 
 
-def test_deactivate_ignores_a_chip_that_does_not_answer(link: Pn532Link, port: FakePort) -> None:
+def test_deactivate_ignores_a_chip_that_does_not_answer(link: Pn532Link, port: FakePort, clock: Clock) -> None:
     activate(link, port)
-    port.script(RELEASE, (0.0, ACK))
+    for _ in range(2):
+        port.script(RELEASE, (0.0, ACK))
+    start = clock.now
     link.deactivate()
-    assert port.written == [RELEASE, ACK]
+    # silence after the ACK: asked about (three NACKs), aborted, sent again (it is repeatable) until the call's end
+    assert port.written == [RELEASE, NACK, NACK, NACK, ACK, RELEASE, NACK, ACK]
+    assert clock.now - start == pytest.approx(0.1 + 2 * 3 * ack_wait(RELEASE))  # timeout + 2 (retries + 1) ACK waits
 
 
 def test_close_switches_the_field_off_and_later_calls_are_reader_gone(link: Pn532Link, port: FakePort) -> None:

@@ -174,3 +174,32 @@ def test_t0_psam_through_get_response():
     assert outcome.accepted and c.balance == 9800
     sam_commands = [e.command[:2].hex().upper() for e in outcome.exchanges if e.link == "sam"]
     assert sam_commands == ["8070", "00C0", "8072"]
+
+
+class GarbledActivation:
+    """A card whose activation the reader cannot make sense of once (``error``), then a good card."""
+
+    def __init__(self, device, error: Exception) -> None:
+        self.device, self.error = device, error
+
+    def power_on(self):
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return self.device.power_on()
+
+    def execute(self, apdu: bytes) -> bytes:
+        return self.device.execute(apdu)
+
+
+@pytest.mark.parametrize("error", ["malformed", "timeout"])
+def test_an_activation_gone_wrong_is_no_tap_and_the_validator_serves_on(error: str):
+    from protocols.errors import ProtocolError
+    from terminal.errors import LinkTimeout
+
+    raised = ProtocolError("ATS: bad length") if error == "malformed" else LinkTimeout("no answer to RATS")
+    rig, good = Rig(), card()
+    rig.reader.put(GarbledActivation(good, raised))
+    assert rig.validator.poll() is None
+    outcome = rig.validator.poll()
+    assert outcome is not None and outcome.accepted and good.balance == 9800
