@@ -3,7 +3,9 @@
 A validator on the simulated reader serves a population of cards, one ride at a time. A share of the taps are torn
 away at a random exchange, before or after the card processes it; the rider is then told "please tap again" (or
 "card removed before payment") and taps again after a delay drawn from early, late (at and past the recovery window)
-and very late (hours, days), or walks away and never comes back for that ride. The validator may be restarted between
+and very late (hours, days), or walks away and never comes back for that ride. A try once the validator's
+``retap_same_ride_s`` has passed since the card made the ride's debit is a new ride (the rider walked away with the
+first): the validator settles the old debit and charges the new ride, and so does the count here. The validator may be restarted between
 rides (a new :class:`~terminal.validator.Validator` on the same journal).
 
 What is counted comes from the cards themselves, not from the validator: each card is wrapped in a :class:`Witness`
@@ -38,20 +40,22 @@ from .reader import SimReader, SimSamSlot, Tear
 DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
 START = dt.datetime(2026, 11, 24, 7, 0, 0)
 FARE = 200  # the demo flat fare for the normal card type every rider here holds
-RETAP_DELAYS = (1, 2, 5, 10, 29, 30, 30, 31, 45, 90, 600, 3 * 3600, 2 * 86400)
+RETAP_DELAYS = (1, 2, 5, 10, 29, 30, 30, 31, 45, 90, 600, 3599, 3600, 3 * 3600, 2 * 86400)
 """Seconds between a torn tap and the rider's next try: early, exactly at the 30-second recovery window, past it,
-hours and days late."""
+at the hour after which a re-tap is a new ride (``retap_same_ride_s``), hours and days late."""
 EXCHANGES = 6  # a flat-fare tap: SELECT, READ 0x17, INITIALIZE, 80DC 0x1E, DEBIT, and one for a recovery
 
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """A debit a card committed: its serial, its counter before the debit, the amount, the terminal it names."""
+    """A debit a card committed: its serial, its counter before the debit, the amount, the terminal and the date-time
+    its record names."""
 
     serial: bytes
     atc: int
     amount: int
     terminal: bytes
+    when: dt.datetime | None
 
 
 class Witness:
@@ -72,8 +76,15 @@ class Witness:
         if image.purse.offline_atc != atc:
             record = TRANSACTION_LOG_RECORD.parse(image.transaction_log[0])  # the record this debit wrote
             self.committed.append(Committed(self.card.serial, atc, balance - image.purse.balance,
-                                            record.terminal_number))
+                                            record.terminal_number, record.when))
         return response
+
+    def new_ride(self, since: int, now: dt.datetime, same_ride_s: int, terminal: bytes) -> bool:
+        """Whether a tap again at ``now`` for the ride that began when the card had made ``since`` debits is a new
+        ride: the ride's debit at ``terminal`` was made ``same_ride_s`` or more ago (the validator's
+        ``retap_same_ride_s``: the rider walked away with that ride)."""
+        return any(c.terminal == terminal and c.when is not None and now - c.when >= dt.timedelta(seconds=same_ride_s)
+                   for c in self.committed[since:])
 
     @property
     def serial(self) -> bytes:
@@ -92,6 +103,7 @@ class TearReport:
     torn_after_commit: int = 0
     retaps: int = 0
     late_retaps: int = 0
+    new_ride_retaps: int = 0
     abandoned: int = 0
     restarts: int = 0
     recovered: int = 0
@@ -196,6 +208,11 @@ def run_tear_loop(rides: int, seed: int, *, cards: int = 40, tear_share: float =
                 report.retaps += 1
                 report.late_retaps += delay >= window
                 clock.advance(delay)
+                if witness.new_ride(before, clock.now(), config.retap_same_ride_s, validator.psam.terminal_id):
+                    report.double_charges += len(witness.committed) - before > 1
+                    report.rides += 1
+                    report.new_ride_retaps += 1
+                    before = len(witness.committed)
                 outcome = tap(witness)
             if len(witness.committed) - before > 1:
                 report.double_charges += 1

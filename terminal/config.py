@@ -37,7 +37,11 @@ class ValidatorConfig:
     file 0x17. ``purchase``: ``composite`` (INITIALIZE FOR CAPP PURCHASE, transaction type 09, with 0x1E and, for section
     fares, 0x1A records) or ``simple`` (type 06, no records: only for flat fares). ``recovery_window_s``: how long a
     torn debit stays ``pending`` before it is reported to the back office as ``unconfirmed`` (it stays open: the card
-    settles it whenever it comes back). ``repeat_tap_s``: a card accepted less than this long ago is not charged
+    settles it whenever it comes back). ``retap_same_ride_s``: a card back this soon after a torn debit it did make
+    (proven by the card) is the same rider on the same ride: the tap is that ride's, "recovered", nothing more charged;
+    later, the rider walked away with that ride, the row is settled from the card's evidence all the same and the tap
+    is charged as a new ride. Default an hour, the length of a long bus trip; at least ``recovery_window_s``.
+    ``repeat_tap_s``: a card accepted less than this long ago is not charged
     again; ``repeat_tap_scope`` says by whom: ``validator`` (by this validator, from its own memory) or ``line``
     (also by any validator of this operator on this line, from the card's newest 0x1E record: one more READ RECORD
     per tap unless the fares read it anyway; for vehicles with several validators). ``damaged_rows``: what a damaged
@@ -58,11 +62,12 @@ class ValidatorConfig:
     maintenance_key_version: int = 0x01
     psam_two_level: bool = True
     damaged_rows: str = "stop"
+    retap_same_ride_s: int = 3600
 
 
 _TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
                   "recovery_window_s", "repeat_tap_s", "repeat_tap_scope", "card_timeout_s", "sam_timeout_s",
-                  "maintenance_key_version", "psam_two_level", "damaged_rows"})
+                  "maintenance_key_version", "psam_two_level", "damaged_rows", "retap_same_ride_s"})
 _PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
 
 
@@ -131,14 +136,17 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
             raise root.error("must be an array of 8-byte issuer IDs in hex", "accepted_issuers")
         where = root.inner("accepted_issuers")
         accepted = frozenset(_hex_value(where, v, 8, i) for i, v in enumerate(issuers))
+    window = root.integer("recovery_window_s", 0, MAX_MINUTES * 60, defaults.recovery_window_s)
+    same_ride = root.integer("retap_same_ride_s", 0, MAX_MINUTES * 60, max(defaults.retap_same_ride_s, window))
+    if same_ride < window:
+        raise root.error(f"must be at least recovery_window_s ({window}), got {same_ride}", "retap_same_ride_s")
     return ValidatorConfig(
         place, purchase, app_types, root.integer("min_application_version", 0, 0xFF, defaults.min_application_version),
-        accepted, root.integer("recovery_window_s", 0, MAX_MINUTES * 60, defaults.recovery_window_s),
-        root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s), scope,
+        accepted, window, root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s), scope,
         _seconds(root, "card_timeout_s", defaults.card_timeout_s, 0.01, 60),
         _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60),
         root.integer("maintenance_key_version", 0, 0xFF, defaults.maintenance_key_version),
-        _flag(root, "psam_two_level", defaults.psam_two_level), damaged)
+        _flag(root, "psam_two_level", defaults.psam_two_level), damaged, same_ride)
 
 
 def _flag(table: Table, key: str, default: bool) -> bool:

@@ -11,9 +11,10 @@ a restart: open rows are found in the journal by card serial). The card's own ev
 PROVE for ATC+1 (MAC2 and TAC: the debit happened); else its 0x18 log, the record of that counter matched by amount,
 type, terminal and date-time (the debit happened, with no TAC; or the counter went to another debit: void); else its
 counter at the next INITIALIZE (unchanged: the debit never happened, void; moved on with no record left: the row is
-given up to the back office). A debit proven to be the card's newest purchase makes this tap that ride's: accepted,
-"recovered", nothing charged. The recovery window only says when a row still pending is reported to the back office as
-unconfirmed.
+given up to the back office). A debit proven to be the card's newest purchase makes this tap that ride's (accepted,
+"recovered", nothing charged) when the card is back within ``retap_same_ride_s`` of it; later, the rider walked away
+with that ride and this tap is a new one, charged. The recovery window only says when a row still pending is reported
+to the back office as unconfirmed.
 
 One card never stops the validator: a card showing a counter the journal already holds (a copy of a card, a restored
 card image) is declined and journaled as an event for the operator. Only the validator's own faults (its PSAM missing,
@@ -163,6 +164,7 @@ class Validator:
         self._recent: dict[bytes, dt.datetime] = {}
         self._window = dt.timedelta(seconds=self.config.recovery_window_s)
         self._repeat = dt.timedelta(seconds=self.config.repeat_tap_s)
+        self._same_ride = dt.timedelta(seconds=self.config.retap_same_ride_s)
 
     # -- life cycle -------------------------------------------------------------------------------------------------
 
@@ -513,8 +515,9 @@ class Validator:
 
     def _settle_open(self, info: PublicAppInfo, now: dt.datetime) -> list[JournalEntry]:
         """Before anything is charged to a card with open rows, settle each from the card's own evidence
-        (:meth:`_settle`). A debit proven to be the card's newest purchase ends the tap: this tap is that ride's
-        (accepted, recovered). Returns the rows the card's proof and log did not settle: its counter at INITIALIZE
+        (:meth:`_settle`). A debit proven to be the card's newest purchase, made less than ``retap_same_ride_s`` ago,
+        ends the tap: this tap is that ride's (accepted, recovered); an older one was the ride the rider walked away
+        with, and this tap is a new ride. Returns the rows the card's proof and log did not settle: its counter at INITIALIZE
         decides those (:meth:`_settle_by_counter`). A card that leaves meanwhile ends the tap with "please tap again";
         what was settled stays settled.
         """
@@ -539,7 +542,8 @@ class Validator:
                 settled, paid = self._settle(entry, log)
                 if not settled:
                     unsettled.append(entry)
-                ride = paid or ride
+                if paid is not None and now - entry.record.when < self._same_ride:
+                    ride = paid
         except (CardRemoved, LinkTimeout) as exc:
             last = rows[-1]
             raise _Stop(TapOutcome(TapStatus.RETRY, detail=f"settling a torn debit: {exc}", card_serial=info.serial,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import json
 import re
@@ -266,13 +268,16 @@ configs = st.builds(
     recovery_window_s=st.integers(0, 24 * 3600), repeat_tap_s=st.integers(0, 24 * 3600),
     card_timeout_s=st.floats(0.01, 60), sam_timeout_s=st.floats(0.01, 60),
     maintenance_key_version=st.integers(0, 0xFF), psam_two_level=st.booleans(),
-    repeat_tap_scope=st.sampled_from(["validator", "line"]), damaged_rows=st.sampled_from(["stop", "quarantine"]))
+    repeat_tap_scope=st.sampled_from(["validator", "line"]), damaged_rows=st.sampled_from(["stop", "quarantine"]),
+    retap_same_ride_s=st.integers(0, 24 * 3600),
+).map(lambda c: dataclasses.replace(c, retap_same_ride_s=max(c.retap_same_ride_s, c.recovery_window_s)))
 
 
 @pytest.mark.parametrize("key,value,message", [
     ("damaged_rows", '"ignore"', 'damaged_rows: must be "stop" or "quarantine", got \'ignore\''),
     ("repeat_tap_scope", '"bus"', 'repeat_tap_scope: must be "validator" or "line", got \'bus\''),
     ("damaged_rows", "1", "damaged_rows: must be a string, got 1"),
+    ("retap_same_ride_s", "29", "retap_same_ride_s: must be at least recovery_window_s (30), got 29"),
 ])
 def test_settings_refuse_unknown_policies(key, value, message):
     with pytest.raises(ConfigError, match=f"^v.toml: {re.escape(message)}$"):
@@ -289,7 +294,7 @@ def test_settings_file_text():
         'format = 1\npurchase = "composite"\napplication_types = [2]\nmin_application_version = 1\n'
         'accepted_issuers = []\nrecovery_window_s = 30\nrepeat_tap_s = 60\nrepeat_tap_scope = "validator"\n'
         'card_timeout_s = 0.5\nsam_timeout_s = 2.0\n'
-        'maintenance_key_version = 1\npsam_two_level = true\ndamaged_rows = "stop"\n\n[place]\ncity_code = "2900"\n'
+        'maintenance_key_version = 1\npsam_two_level = true\ndamaged_rows = "stop"\nretap_same_ride_s = 3600\n\n[place]\ncity_code = "2900"\n'
         'institution_id = "02002900FFFFFFFF"\noperator_code = "0001"\nline = 1\nstation = 1\n'
         'vehicle = "0000000000000001"\nindustry_code = 2\n')
 
@@ -306,3 +311,8 @@ def test_no_key_appears_in_a_trace(tmp_path):
         for half in (key[:16], key[16:]):
             assert half not in text
     assert '"COMMAND": "805401000F' in text  # the debit is there, as bytes
+
+
+def test_a_longer_recovery_window_lengthens_the_same_ride_too():
+    assert parse_config("format = 1\nrecovery_window_s = 7200\n").retap_same_ride_s == 7200
+    assert parse_config("format = 1\nretap_same_ride_s = 600\n").retap_same_ride_s == 600

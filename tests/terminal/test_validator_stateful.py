@@ -4,8 +4,9 @@ and rides on another validator, with money checked against what the cards themse
 Invariants, after every step, for the validator under test (A, a SQLite journal restarted at will):
 
 * **Each ride paid at most once.** A ride is a tap at A and the taps of the same card at A that follow while the last
-  one ended "please tap again" or "card removed" (however late the rider comes back); the card commits at most one
-  debit over a ride's taps. A tap at another validator (B) starts a ride there.
+  one ended "please tap again" or "card removed" (however late the rider comes back, unless the ride's debit was made
+  ``retap_same_ride_s`` or more ago: then the rider walked away with that ride and the tap is a new one); the card
+  commits at most one debit over a ride's taps. A tap at another validator (B) starts a ride there.
 * **Every committed debit journaled, nothing else.** For each (card serial, counter) a card committed at A's terminal,
   A's journal holds a row that is complete or still open (pending, unconfirmed), never only a void one. Money: what
   the cards paid at A equals the money of A's complete rows plus the money of A's open rows whose debit the card
@@ -128,7 +129,8 @@ class ValidatorMachine(RuleBasedStateMachine):
         """A tap at A: a re-tap when the card's last tap at A asked for one, else a new ride."""
         self.clock.advance(wait)
         key = id(card)
-        if key not in self.open_ride:
+        if key not in self.open_ride or card.new_ride(self.riding[key], self.clock.now(),
+                                                      self.validator.config.retap_same_ride_s, A_TERMINAL):
             self.riding[key] = len(card.committed)
         if tear is not None:
             self.reader.plan_tear((Tear.after if tear[0] else Tear.before)(tear[1]))

@@ -98,11 +98,13 @@ def test_torn_again_during_recovery():
     _conserved(rig, [c])
 
 
-@pytest.mark.parametrize("late", [0, 1, 30, 3600, 7 * 86400])
+@pytest.mark.parametrize("late", [0, 1, 30, 3569, 3570, 7 * 86400])
 @pytest.mark.parametrize("committed", [True, False])
 def test_a_card_back_after_the_window_settles_its_torn_debit(committed, late):
     """The window only decides when the row is reported unconfirmed: the card's evidence settles it whenever the card
-    comes back (at exactly 30 s, a minute, an hour, a week), and the rider pays one fare."""
+    comes back (at exactly 30 s, a minute, an hour, a week), and the rider pays one fare for the torn ride. Back an
+    hour or more after the debit it made (``retap_same_ride_s``), the rider walked away with that ride: this tap is
+    a new ride, charged."""
     rig, c = Rig(), card()
     rig.reader.plan_tear(Tear.after("8054") if committed else Tear.before("8054"))
     rig.tap(c)
@@ -115,15 +117,29 @@ def test_a_card_back_after_the_window_settles_its_torn_debit(committed, late):
     assert (rec.amount, rec.offline_atc, rec.tsn, rec.card_serial, rec.tac) == (200, 0, 0, c.serial, None)
     assert c.balance == (9800 if committed else 10000)
     later = rig.tap(c, advance=late)
-    assert later.accepted and later.recovered is committed
-    assert c.balance == 9800 and rig.journaled(DebitState.COMPLETE) == 200
+    new_ride = committed and 30 + late >= 3600
+    assert later.accepted and later.recovered is (committed and not new_ride)
+    assert c.balance == (9600 if new_ride else 9800)
+    assert rig.journaled(DebitState.COMPLETE) == (400 if new_ride else 200)
     settled = rig.journal.get(row.row_id).record
     if committed:
-        assert (settled.state, settled.evidence, settled.tac) == (DebitState.COMPLETE, Evidence.PROVE, later.tac)
+        assert (settled.state, settled.evidence) == (DebitState.COMPLETE, Evidence.PROVE)
+        assert (settled.tac == later.tac) is not new_ride
     else:
         assert (settled.state, settled.evidence) == (DebitState.VOID, Evidence.COUNTER)
     assert list(rig.journal.open_rows()) == []
     rig.check_tacs()
+
+
+@pytest.mark.parametrize("late, recovered", [(119, True), (120, False)])
+def test_retap_same_ride_s_says_when_a_card_back_is_a_new_ride(late, recovered):
+    rig, c = Rig(config=ValidatorConfig(retap_same_ride_s=120)), card()
+    rig.reader.plan_tear(Tear.after("8054"))
+    assert rig.tap(c).status is TapStatus.RETRY
+    back = rig.tap(c, advance=late)
+    assert back.accepted and back.recovered is recovered
+    assert c.balance == (9800 if recovered else 9600)
+    _conserved(rig, [c])
 
 
 def test_pending_debit_survives_a_restart(tmp_path):
