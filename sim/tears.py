@@ -1,101 +1,56 @@
 """Riders, tears and late re-taps: does any rider pay twice for one ride, is any debit a card made lost?
 
-A validator on the simulated reader serves a population of cards, one ride at a time. A share of the taps are torn
-away at a random exchange, before or after the card processes it; the rider is then told "please tap again" (or
-"card removed before payment") and taps again after a delay drawn from early, late (at and past the recovery window)
-and very late (hours, days), or walks away and never comes back for that ride. A try once the validator's
-``retap_same_ride_s`` has passed since the card made the ride's debit is a new ride (the rider walked away with the
-first): the validator settles the old debit and charges the new ride, and so does the count here. The validator may be restarted between
-rides (a new :class:`~terminal.validator.Validator` on the same journal).
+A population of cards rides at one or more stations (:mod:`sim.stations`: validators and top-up machines), one ride
+at a time. A share of the taps are torn away at a random exchange, before or after the card processes it; the rider
+is then told "please tap again" (or "card removed before payment") and taps again after a delay drawn from early,
+late (at and past the recovery window) and very late (hours, days), or walks away and never comes back for that ride.
+A try once the validator's ``retap_same_ride_s`` has passed since the card made the ride's debit is a new ride (the
+rider walked away with the first): the validator settles the old debit and charges the new ride, and so does the
+count here. Stations may be restarted between rides (a new terminal on the same journal).
 
-What is counted comes from the cards themselves, not from the validator: each card is wrapped in a :class:`Witness`
-that sees every debit the card commits (its counter moves), so a ride whose taps made the card commit two debits is a
-double charge, whatever the validator believed. At the end every committed debit must be in the journal, complete or
-still open for the back office, and nothing the cards did not commit may be journaled complete.
+What is counted comes from the cards themselves, not from the terminals: each card is a :class:`~sim.witness.Witness`
+that sees every debit and load it commits, so a ride whose taps made the card commit two debits is a double charge,
+whatever the validator believed. At the end every committed debit must be in its validator's journal, complete or
+still open for the back office, and nothing the cards did not commit may be journaled complete (the same for loads
+in the load journal and the host's ledger).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocols.card_files import TRANSACTION_LOG_RECORD
 from terminal.clock import ManualClock
 from terminal.config import ValidatorConfig
-from terminal.fares import load_fares
-from terminal.journal import Journal, MemoryJournal, SqliteJournal
-from terminal.link import Activation
-from terminal.outcome import Decline, TapOutcome, TapStatus
-from terminal.records import DebitState
-from terminal.validator import Validator
 
-from .card import SimCard
 from .issuing import LOCAL_ISSUER, issue_card, load_demo_keyset
-from .psam import demo_psam
-from .reader import SimReader, SimSamSlot, Tear
+from .reader import Tear
+from .stations import Audit, Ride, Station, TapResult, ValidatorStation
+from .witness import Kind, Witness
 
-DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
 START = dt.datetime(2026, 11, 24, 7, 0, 0)
-FARE = 200  # the demo flat fare for the normal card type every rider here holds
+TERMINAL = bytes.fromhex("200041599997")  # the demo PSAM's terminal number
 RETAP_DELAYS = (1, 2, 5, 10, 29, 30, 30, 31, 45, 90, 600, 3599, 3600, 3 * 3600, 2 * 86400)
 """Seconds between a torn tap and the rider's next try: early, exactly at the 30-second recovery window, past it,
 at the hour after which a re-tap is a new ride (``retap_same_ride_s``), hours and days late."""
-EXCHANGES = 6  # a flat-fare tap: SELECT, READ 0x17, INITIALIZE, 80DC 0x1E, DEBIT, and one for a recovery
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """A debit a card committed: its serial, its counter before the debit, the amount, the terminal and the date-time
-    its record names."""
-
-    serial: bytes
-    atc: int
-    amount: int
-    terminal: bytes
-    when: dt.datetime | None
-
-
-class Witness:
-    """A simulated card that also records every debit it commits (its offline counter moves): the truth a test
-    compares the journal with. Implements :class:`sim.device.Device`."""
-
-    def __init__(self, card: SimCard) -> None:
-        self.card = card
-        self.committed: list[Committed] = []
-
-    def power_on(self) -> Activation:
-        return self.card.power_on()
-
-    def execute(self, apdu: bytes) -> bytes:
-        image = self.card.image
-        atc, balance = image.purse.offline_atc, image.purse.balance
-        response = self.card.execute(apdu)
-        if image.purse.offline_atc != atc:
-            record = TRANSACTION_LOG_RECORD.parse(image.transaction_log[0])  # the record this debit wrote
-            self.committed.append(Committed(self.card.serial, atc, balance - image.purse.balance,
-                                            record.terminal_number, record.when))
-        return response
-
-    def new_ride(self, since: int, now: dt.datetime, same_ride_s: int, terminal: bytes) -> bool:
-        """Whether a tap again at ``now`` for the ride that began when the card had made ``since`` debits is a new
-        ride: the ride's debit at ``terminal`` was made ``same_ride_s`` or more ago (the validator's
-        ``retap_same_ride_s``: the rider walked away with that ride)."""
-        return any(c.terminal == terminal and c.when is not None and now - c.when >= dt.timedelta(seconds=same_ride_s)
-                   for c in self.committed[since:])
-
-    @property
-    def serial(self) -> bytes:
-        return self.card.serial
+RIDE_GAPS = (1, 2, 3, 5, 8, 20, 40, 90)
+"""Seconds between one ride and the next (of any rider)."""
+RETAPS = 6  # tries after which a rider gives up for good
 
 
 @dataclass
 class TearReport:
-    """What a run did and what it found. ``double_charges`` (rides whose card committed more than one debit),
-    ``lost`` (debits a card committed that the journal holds neither complete nor open) and ``phantom`` (rows complete
-    in the journal that no card committed) must all be 0."""
+    """What a run did and what it found. ``double_charges`` (rides whose card committed more than one debit at that
+    validator, or loads credited twice for one request), ``free_rides`` (a rider back past ``retap_same_ride_s``
+    after walking away from a torn debit the card made, whose new ride was taken for that one), ``lost`` (debits or loads a card committed that the records
+    hold neither settled nor open), ``phantom`` (rows settled that no card committed), ``unverifiable`` (settled rows
+    whose TAC does not verify) and ``out_of_service`` must all be 0. The money figures are the validators' (debits):
+    ``fen_taken`` from the cards, ``fen_complete`` in complete rows, ``fen_open_committed`` in open rows the cards
+    did commit; ``audits`` has every station's."""
 
     rides: int = 0
     taps: int = 0
@@ -108,123 +63,137 @@ class TearReport:
     restarts: int = 0
     recovered: int = 0
     double_charges: int = 0
+    free_rides: int = 0
     lost: int = 0
     phantom: int = 0
+    unverifiable: int = 0
     fen_taken: int = 0
     fen_complete: int = 0
     fen_open_committed: int = 0
     out_of_service: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    details: list[str] = field(default_factory=list)
+    audits: list[Audit] = field(default_factory=list)
+
+    def tapped(self, result: TapResult | None) -> None:
+        """Count one tap and what it ended in."""
+        self.taps += 1
+        if result is not None and result.torn is not None:
+            self.tears += 1
+            self.torn_after_commit += result.torn.committed
+        if result is not None:
+            self.outcomes[result.name] += 1
+            self.recovered += result.recovered
+            self.out_of_service += result.stopped
+            if result.detail:
+                self.details.append(result.detail)
+
+    def ride_over(self, ride: Ride) -> None:
+        self.rides += 1
+        self.double_charges += ride.charges() > 1
+
+    def audited(self, audits: Sequence[Audit]) -> None:
+        """Take the stations' audits in: the sums of what must be 0, and the money of the validators."""
+        self.audits.extend(audits)
+        for audit in audits:
+            self.lost += audit.lost
+            self.phantom += audit.phantom
+            self.unverifiable += audit.unverifiable
+            if audit.kind is Kind.DEBIT:
+                self.fen_taken += audit.fen_cards
+                self.fen_complete += audit.fen_settled
+                self.fen_open_committed += audit.fen_open
 
     def as_dict(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        doc: dict[str, object] = {name: getattr(self, name) for name in self.__dataclass_fields__
+                                  if name not in ("details", "audits", "outcomes")}
+        doc["outcomes"] = dict(sorted(self.outcomes.items()))
+        doc["stations"] = [audit.as_dict() for audit in self.audits]
+        return doc
 
 
-def journal_truth(journal: Journal, witnesses: list[Witness], report: TearReport, terminal: bytes) -> None:
-    """Compare the journal of the validator whose PSAM is ``terminal`` with what the cards committed there: fills
-    ``lost``, ``phantom`` and the money figures."""
-    committed = {(c.serial, c.atc): c for w in witnesses for c in w.committed if c.terminal == terminal}
-    complete: dict[tuple[bytes, int], int] = {}
-    open_rows: dict[tuple[bytes, int], int] = {}
-    for entry in journal.entries():
-        rec = entry.record
-        key = (rec.card_serial, rec.offline_atc)
-        if rec.state is DebitState.COMPLETE:
-            complete[key] = rec.amount
-        elif rec.state in (DebitState.PENDING, DebitState.UNCONFIRMED):
-            open_rows[key] = rec.amount
-    report.fen_taken = sum(c.amount for c in committed.values())
-    report.fen_complete = sum(complete.values())
-    report.fen_open_committed = sum(amount for key, amount in open_rows.items() if key in committed)
-    report.lost = sum(1 for key in committed if key not in complete and key not in open_rows)
-    report.phantom = sum(1 for key in complete if key not in committed)
+def riders(count: int, seed: int, *, balance: int = 10_000_000, first: int = 0) -> list[Witness]:
+    """``count`` local cards of the demo key set, the same for the same ``seed`` (numbered from ``first``)."""
+    keyset = load_demo_keyset()
+    return [Witness(issue_card(keyset, issuer_id=LOCAL_ISSUER, serial=f"0310{LOCAL_ISSUER[2:4].hex()}{n:012d}",
+                               balance=balance, start=dt.date(2024, 1, 1), expiry=dt.date(2044, 1, 1),
+                               randbytes=random.Random(seed * 1000 + n).randbytes))
+            for n in range(first, first + count)]
+
+
+def ride(station: Station, witness: Witness, rng: random.Random, report: TearReport, *, tear_share: float,
+         abandon_share: float, delays: Sequence[int] = RETAP_DELAYS, first_tear: Tear | None = None) -> None:
+    """One rider's ride: a tap (torn as ``first_tear`` says, else at random with ``tear_share``), then taps again,
+    each after one of ``delays``, while the station asks for one (the rider walks away with ``abandon_share``). A tap
+    again past the station's same-ride time begins a new ride."""
+    station.begin_ride(rng)
+    current = Ride(witness, station, len(witness.committed), station.clock.now())
+    result = _tap(station, witness, rng, report, tear_share, first_tear)
+    tries = 0
+    while result is not None and result.again:
+        if rng.random() < abandon_share or tries == RETAPS:
+            report.abandoned += 1
+            break
+        tries += 1
+        delay = rng.choice(delays)
+        report.retaps += 1
+        report.late_retaps += station.window_s is not None and delay >= station.window_s
+        station.clock.advance(delay)
+        walked_away = not current.goes_on()
+        if walked_away:
+            report.ride_over(current)
+            report.new_ride_retaps += 1
+            current = Ride(witness, station, len(witness.committed), station.clock.now())
+        result = _tap(station, witness, rng, report, tear_share, None)
+        report.free_rides += walked_away and result is not None and result.recovered
+    report.ride_over(current)
+
+
+def _tap(station: Station, witness: Witness, rng: random.Random, report: TearReport, tear_share: float,
+         tear: Tear | None) -> TapResult | None:
+    if tear is None and rng.random() < tear_share:
+        where: int | str = station.commit if rng.random() < 0.5 else rng.randrange(station.longest)
+        tear = (Tear.after if rng.random() < 0.5 else Tear.before)(where)
+    result = station.tap(witness, tear)
+    report.tapped(result)
+    return result
+
+
+def run_rides(stations: Sequence[Station], witnesses: Sequence[Witness], rides: int, rng: random.Random,
+              report: TearReport, *, tear_share: float = 0.2, abandon_share: float = 0.1,
+              restart_share: float = 0.01, progress: Callable[[int], None] | None = None) -> None:
+    """``rides`` rides of riders drawn from ``witnesses`` at stations drawn from ``stations`` (sharing one clock);
+    then every station finishes (windows end) and is audited into ``report``."""
+    clock = stations[0].clock
+    for n in range(rides):
+        station = rng.choice(stations)
+        clock.advance(rng.choice(RIDE_GAPS))
+        ride(station, rng.choice(witnesses), rng, report, tear_share=tear_share, abandon_share=abandon_share)
+        if rng.random() < restart_share:
+            report.restarts += 1
+            rng.choice(stations).restart()
+        if progress is not None:
+            progress(n + 1)
+    for station in stations:
+        station.finish()
+    report.audited([station.audit(list(witnesses)) for station in stations])
 
 
 def run_tear_loop(rides: int, seed: int, *, cards: int = 40, tear_share: float = 0.2, abandon_share: float = 0.1,
                   restart_share: float = 0.01, journal_path: Path | None = None,
                   config: ValidatorConfig | None = None,
                   progress: Callable[[int], None] | None = None) -> TearReport:
-    """Run ``rides`` rides of ``cards`` riders on one validator; the same arguments give the same run.
-
-    ``tear_share``: the share of taps torn at a random exchange (before or after the card processes it);
+    """Run ``rides`` rides of ``cards`` riders on one composite-purchase validator; the same arguments give the same
+    run. ``tear_share``: the share of taps torn at a random exchange (before or after the card processes it);
     ``abandon_share``: the share of torn taps after which the rider walks away; ``restart_share``: the share of rides
     after which the validator is restarted on the same journal. ``journal_path``: a SQLite journal (default: memory).
     """
     rng = random.Random(seed)
-    keyset = load_demo_keyset()
-    witnesses = [Witness(issue_card(keyset, issuer_id=LOCAL_ISSUER, serial=f"0310{LOCAL_ISSUER[2:4].hex()}{n:012d}",
-                                    balance=10_000_000, start=dt.date(2024, 1, 1), expiry=dt.date(2044, 1, 1),
-                                    randbytes=random.Random(seed * 1000 + n).randbytes))
-                 for n in range(cards)]
-    clock = ManualClock(START)
-    reader, sam = SimReader(timing=None), SimSamSlot(demo_psam(), timing=None)
-    journal: Journal = MemoryJournal(clock=clock) if journal_path is None else SqliteJournal(journal_path, clock=clock)
-    fares = load_fares(DEMO_FARES)
-    config = config or ValidatorConfig()
-    window = config.recovery_window_s
-
-    def new_validator() -> Validator:
-        validator = Validator(reader, sam, fares, journal, clock=clock, config=config)
-        validator.start()
-        return validator
-
-    validator = new_validator()
+    station = ValidatorStation("validator", TERMINAL, ManualClock(START), config=config, journal_path=journal_path)
     report = TearReport()
-
-    def tap(witness: Witness) -> TapOutcome | None:
-        if rng.random() < tear_share:
-            report.tears += 1
-            after = rng.random() < 0.5
-            report.torn_after_commit += after
-            reader.plan_tear((Tear.after if after else Tear.before)(rng.randrange(EXCHANGES)))
-        report.taps += 1
-        reader.put(witness)
-        try:
-            outcome = validator.poll()
-        finally:
-            if reader.present:
-                reader.take()
-            reader.cancel_tears()
-        if outcome is not None:
-            name = outcome.decline.name.lower() if outcome.decline else outcome.status.value
-            report.outcomes[name] = report.outcomes.get(name, 0) + 1
-            report.recovered += outcome.recovered
-            report.out_of_service += outcome.status is TapStatus.OUT_OF_SERVICE
-        return outcome
-
     try:
-        for ride in range(rides):
-            witness = rng.choice(witnesses)
-            clock.advance(rng.choice((1, 2, 3, 5, 8, 20, 40, 90)))
-            before = len(witness.committed)
-            report.rides += 1
-            outcome = tap(witness)
-            while outcome is not None and (outcome.status is TapStatus.RETRY
-                                           or outcome.decline is Decline.CARD_REMOVED):
-                if rng.random() < abandon_share:
-                    report.abandoned += 1
-                    break
-                delay = rng.choice(RETAP_DELAYS)
-                report.retaps += 1
-                report.late_retaps += delay >= window
-                clock.advance(delay)
-                if witness.new_ride(before, clock.now(), config.retap_same_ride_s, validator.psam.terminal_id):
-                    report.double_charges += len(witness.committed) - before > 1
-                    report.rides += 1
-                    report.new_ride_retaps += 1
-                    before = len(witness.committed)
-                outcome = tap(witness)
-            if len(witness.committed) - before > 1:
-                report.double_charges += 1
-            if rng.random() < restart_share:
-                report.restarts += 1
-                validator = new_validator()
-            if progress is not None:
-                progress(ride + 1)
-        clock.advance(window)
-        validator.expire()
-        journal.flush()
-        journal_truth(journal, witnesses, report, validator.psam.terminal_id)
+        run_rides([station], riders(cards, seed), rides, rng, report, tear_share=tear_share,
+                  abandon_share=abandon_share, restart_share=restart_share, progress=progress)
     finally:
-        journal.close()
+        station.close()
     return report

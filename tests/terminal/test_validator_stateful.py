@@ -42,7 +42,7 @@ from sim.card import SimCard
 from sim.issuing import LOCAL_ISSUER, issue_card, load_demo_keyset
 from sim.psam import demo_psam
 from sim.reader import SimReader, SimSamSlot, Tear
-from sim.tears import Witness
+from sim.witness import Witness
 from terminal.blacklist import Blacklist, build_blacklist
 from terminal.clock import ManualClock
 from terminal.fares import load_fares
