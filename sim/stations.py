@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import datetime as dt
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from terminal.clock import ManualClock
@@ -313,13 +312,11 @@ def _count(audit: Audit, committed: dict[tuple[bytes, int], int], settled: dict[
 @dataclass(slots=True)
 class Ride:
     """A rider's ride at a station: the taps from the first one until the station is done with the card. ``since``:
-    how many things the card had committed when the ride began; ``began`` the time of its first tap."""
+    how many things the card had committed when the ride began."""
 
     witness: Witness
     station: Station
     since: int
-    began: dt.datetime
-    taps: list[TapResult] = field(default_factory=list)
 
     def charges(self) -> int:
         """How many debits (at a validator) or loads (at a top-up machine) the card committed at this station over

@@ -122,12 +122,16 @@ def riders(count: int, seed: int, *, balance: int = 10_000_000, first: int = 0) 
 
 
 def ride(station: Station, witness: Witness, rng: random.Random, report: TearReport, *, tear_share: float,
-         abandon_share: float, delays: Sequence[int] = RETAP_DELAYS, first_tear: Tear | None = None) -> None:
+         abandon_share: float, delays: Sequence[int] = RETAP_DELAYS, first_tear: Tear | None = None,
+         since: int | None = None) -> None:
     """One rider's ride: a tap (torn as ``first_tear`` says, else at random with ``tear_share``), then taps again,
     each after one of ``delays``, while the station asks for one (the rider walks away with ``abandon_share``). A tap
-    again past the station's same-ride time begins a new ride."""
-    station.begin_ride(rng)
-    current = Ride(witness, station, len(witness.committed), station.clock.now())
+    again past the station's same-ride time begins a new ride. ``since``: the ride began earlier, when the card had
+    committed that many things (its first tap was torn before this one), and the station stays where it is."""
+    if since is None:
+        station.begin_ride(rng)
+        since = len(witness.committed)
+    current = Ride(witness, station, since)
     result = _tap(station, witness, rng, report, tear_share, first_tear)
     tries = 0
     while result is not None and result.again:
@@ -143,7 +147,7 @@ def ride(station: Station, witness: Witness, rng: random.Random, report: TearRep
         if walked_away:
             report.ride_over(current)
             report.new_ride_retaps += 1
-            current = Ride(witness, station, len(witness.committed), station.clock.now())
+            current = Ride(witness, station, len(witness.committed))
         result = _tap(station, witness, rng, report, tear_share, None)
         report.free_rides += walked_away and result is not None and result.recovered
     report.ride_over(current)

@@ -1,0 +1,100 @@
+"""Every key a campaign used, and a scan of bytes and text for any of them.
+
+The ring holds the key set's master keys, the issuer-level keys diversified from them for each issuer met, and each
+card's own keys (a T-Union card's purchase, load, TAC and maintenance keys; an M1 card's sector keys). A key is found
+in hex (upper or lower case: ASCII in a text or a SQLite file), as its raw bytes, or as the bytes literal Python would
+print for it (``b'...'``, in an error message). M1 keys that are public defaults (``FFFFFFFFFFFF``, ``A0A1A2A3A4A5``,
+``D3F7D3F7D3F7``, zeros: what blank sectors hold) are no secret, match any run of padding, and are left out.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+
+from protocols.crypto import diversify
+from protocols.mifare import CardSize, trailer_block
+from terminal.keyset import Keyset, KeyUsage
+
+PUBLIC_M1_KEYS = frozenset(bytes.fromhex(k) for k in ("FFFFFFFFFFFF", "A0A1A2A3A4A5", "D3F7D3F7D3F7", "000000000000",
+                                                         "B0B1B2B3B4B5"))
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]{12,}")
+_LITERAL = re.compile(r"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*\"""")
+
+
+class KeyRing:
+    """Key byte strings (16-byte card keys, 6-byte M1 keys), and the scan for them."""
+
+    def __init__(self) -> None:
+        self.keys: set[bytes] = set()
+        self._hex: set[bytes] = set()
+        self._sizes: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, *keys: bytes) -> None:
+        for key in keys:
+            key = bytes(key)
+            if len(key) < 6 or key in PUBLIC_M1_KEYS:
+                continue
+            if key not in self.keys:
+                self.keys.add(key)
+                self._hex.add(key.hex().encode())
+                self._sizes.add(len(key))
+
+    def add_keyset(self, keyset: Keyset, issuers: Iterable[bytes] = ()) -> None:
+        """The master keys, and the issuer-level keys of ``issuers`` (two-level sets)."""
+        for usage in KeyUsage:
+            for index in keyset.indexes(usage):
+                master = keyset.master(usage, index)
+                self.add(master.export())
+                if keyset.levels == 2 and usage in (KeyUsage.PURCHASE, KeyUsage.LOAD, KeyUsage.TAC,
+                                                     KeyUsage.MAINTENANCE):
+                    for issuer in issuers:
+                        self.add(diversify(master, issuer).export())  # type: ignore[type-var]
+
+    def add_card(self, image: object) -> None:
+        """A card's own keys: a T-Union :class:`~sim.card.image.CardImage` or an M1 image (its sector trailers)."""
+        keys = getattr(image, "keys", None)
+        if isinstance(keys, dict):
+            for slot in keys.values():
+                for key in (slot.purchase, slot.load, slot.tac):
+                    if key is not None:
+                        self.add(key.export())
+            maintenance = getattr(image, "maintenance_key", None)
+            if maintenance is not None:
+                self.add(maintenance.export())
+            return
+        memory = getattr(image, "memory", None)
+        if isinstance(memory, (bytes, bytearray)):
+            size = CardSize.K4 if len(memory) > 1024 else CardSize.K1
+            sectors = 40 if size is CardSize.K4 else 16
+            for sector in range(sectors):
+                block = trailer_block(sector, size) * 16
+                self.add(bytes(memory[block:block + 6]), bytes(memory[block + 10:block + 16]))
+
+    def count_bytes(self, data: bytes) -> int:
+        """How many times a key shows in ``data``: hex (either case) or raw."""
+        found = 0
+        for run in _HEX_RUN.finditer(data):
+            text = run.group().lower()
+            for size in self._sizes:
+                width = 2 * size
+                found += sum(1 for at in range(0, len(text) - width + 1) if text[at:at + width] in self._hex)
+        for key in self.keys:
+            found += data.count(key)
+        return found
+
+    def count_text(self, text: str) -> int:
+        """How many times a key shows in a message: hex (either case), raw, or as a bytes literal."""
+        found = self.count_bytes(text.encode("utf-8", "surrogateescape"))
+        if "b'" in text or 'b"' in text:
+            for literal in _LITERAL.finditer(text):
+                try:
+                    value = ast.literal_eval(literal.group())
+                except (ValueError, SyntaxError):
+                    continue
+                found += sum(value.count(key) for key in self.keys)
+        return found
