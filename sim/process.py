@@ -1,8 +1,9 @@
 """``ykt`` servers as child processes that a test or a fault campaign can kill at any moment and start again.
 
-:class:`YktProcess` runs ``ykt ARGS`` with its standard error in a log file (a pipe nobody reads would block it),
-waits until it is ready (a check the caller gives: a link that appears, a reader that pcscd reports), sends it any
-signal (SIGKILL: a power cut, with no handler run) and starts it again on the same arguments, as a supervisor would.
+:class:`YktProcess` runs ``ykt ARGS`` with its standard error in a log file (a pipe nobody reads would block it) and
+its standard output in another when asked, waits until it is ready (a check the caller gives: a link that appears, a
+reader that pcscd reports), sends it any signal (SIGKILL: a power cut, with no handler run) and starts it again on
+the same arguments, as a supervisor would.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ class YktProcess:
     """``ykt`` with ``args``, ready when ``ready()`` says so; its standard error goes to ``log``."""
 
     def __init__(self, args: Sequence[str], *, ready: Callable[[], bool], log: str | os.PathLike[str],
-                 before_start: Callable[[], None] | None = None) -> None:
+                 before_start: Callable[[], None] | None = None, output: str | os.PathLike[str] | None = None) -> None:
         self.args = [*YKT, *args]
         self.ready = ready
         self.log = Path(log)
+        self.output = None if output is None else Path(output)
+        """Where standard output goes (appended), when it is wanted."""
         self.before_start = before_start
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -46,8 +49,9 @@ class YktProcess:
             raise EmulatorError(f"{self.args[3:]} is already running")
         if self.before_start is not None:
             self.before_start()
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        with open(self.log, "ab") as log, \
+                open(self.output if self.output is not None else os.devnull, "ab") as output:
+            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=output, stderr=log)
         self.starts += 1
         deadline = time.monotonic() + timeout
         while not self.ready():
