@@ -17,20 +17,24 @@ difference (a wrong charge).
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocols.errors import YktError
 from terminal.clock import ManualClock
 from terminal.fares import load_fares
-from terminal.journal import MemoryJournal
+from terminal.journal import Journal, MemoryJournal
+from terminal.link import Link
 from terminal.outcome import TapOutcome, TapStatus
 from terminal.records import DebitState
 from terminal.validator import Validator
 
+from .device import Device
 from .issuing import issue_card, load_demo_keyset
 from .pn532 import Pn532Chip, Pn532PtyServer
 from .psam import SimPsam
@@ -65,6 +69,8 @@ class NoiseRun:
     """What the card lost."""
     fen_journaled: int = 0
     """What the journal holds as complete."""
+    slowest_poll_s: float = 0.0
+    """The longest one poll took (a tap, with the driver's resends and waits)."""
     bytes_damaged: int = 0
     bytes_sent: int = 0
     resent: int = 0
@@ -86,7 +92,7 @@ class NoiseRun:
                 "failures": dict(sorted(self.failures.items())), "retaps": self.retaps, "unsettled": self.unsettled,
                 "fen_taken": self.fen_taken, "fen_journaled": self.fen_journaled, "wrong_fen": self.wrong_fen,
                 "bytes_sent": self.bytes_sent, "bytes_damaged": self.bytes_damaged, "resent": self.resent,
-                "nacks": self.nacks, "reopened": self.reopened}
+                "nacks": self.nacks, "reopened": self.reopened, "slowest_poll_s": round(self.slowest_poll_s, 3)}
 
 
 def _failure(outcome: TapOutcome) -> str:
@@ -97,44 +103,58 @@ def _failure(outcome: TapOutcome) -> str:
     return outcome.status.value
 
 
+@contextlib.contextmanager
+def pn532_on_a_line(card: Device, directory: Path, *, to_device: LineNoise,
+                    to_host: LineNoise) -> Iterator[tuple[Pn532PtyServer, NoisyRelay]]:
+    """The emulated PN532 with ``card`` in its field on a pty in ``directory``, and a relay with this noise on the
+    line to it (the driver opens ``relay.link``); both stopped at the end."""
+    server = Pn532PtyServer(Pn532Chip(card), directory / "pn532").start()
+    relay = NoisyRelay(server.link, directory / "noisy", to_device=to_device, to_host=to_host)
+    try:
+        relay.start()
+        yield server, relay
+    finally:
+        relay.shutdown()
+        server.shutdown()
+
+
+def line_validator(link: Link, journal: Journal, clock: ManualClock) -> Validator:
+    """A started validator on ``link`` with the PSAM in process (terminal :data:`TERMINAL`) and the flat fare."""
+    sam = SimSamSlot(SimPsam(load_demo_keyset(), TERMINAL, tsn=1), timing=None)
+    validator = Validator(link, sam, load_fares(FARES), journal, clock=clock)
+    validator.start()
+    return validator
+
+
 def run_noisy_taps(taps: int, rate: float, *, seed: int = 1, drop_share: float = 0.5,
                    workdir: Path | None = None, progress: Callable[[NoiseRun], None] | None = None) -> NoiseRun:
     """Make ``taps`` taps through a line that damages ``rate`` of the bytes each way; see the module docstring."""
     from terminal.drivers.pn532 import Pn532Link
 
     run = NoiseRun(rate, seed, drop_share)
-    keyset = load_demo_keyset()
-    card = issue_card(keyset, serial=SERIAL, balance=BALANCE)
+    card = issue_card(load_demo_keyset(), serial=SERIAL, balance=BALANCE)
     to_device = LineNoise(rate, seed, "host->device", drop_share)
     to_host = LineNoise(rate, seed, "device->host", drop_share)
-    with tempfile.TemporaryDirectory(prefix="ykt-noise-", dir=workdir) as directory:
-        server = Pn532PtyServer(Pn532Chip(card), Path(directory) / "pn532").start()
-        relay = NoisyRelay(server.link, Path(directory) / "noisy", to_device=to_device, to_host=to_host)
-        try:
-            relay.start()
-            clock = ManualClock(START)
-            journal = MemoryJournal(clock=clock)
-            sam = SimSamSlot(SimPsam(keyset, TERMINAL, tsn=1), timing=None)
-            with Pn532Link(str(relay.link)) as link:
-                validator = Validator(link, sam, load_fares(FARES), journal, clock=clock)
-                validator.start()
-                for _ in range(taps):
-                    clock.advance(61)  # past the repeat-tap window
-                    outcome = _tap(validator, server, run)
-                    run.taps += 1
-                    if outcome is not None and outcome.accepted:
-                        run.completed += 1
-                    elif outcome is not None:
-                        run.failures[_failure(outcome)] += 1
-                    if outcome is not None and outcome.status is TapStatus.RETRY:
-                        _settle(validator, server, run, clock)
-                    if progress is not None:
-                        progress(run)
-                run.resent, run.nacks = link.wire.resent, link.wire.nacks_sent
-                run.reopened = link.reopened
-        finally:
-            relay.shutdown()
-            server.shutdown()
+    clock = ManualClock(START)
+    journal = MemoryJournal(clock=clock)
+    with tempfile.TemporaryDirectory(prefix="ykt-noise-", dir=workdir) as directory, \
+            pn532_on_a_line(card, Path(directory), to_device=to_device, to_host=to_host) as (server, relay), \
+            Pn532Link(str(relay.link)) as link:
+        validator = line_validator(link, journal, clock)
+        for _ in range(taps):
+            clock.advance(61)  # past the repeat-tap window
+            outcome = _tap(validator, server, run)
+            run.taps += 1
+            if outcome is not None and outcome.accepted:
+                run.completed += 1
+            elif outcome is not None:
+                run.failures[_failure(outcome)] += 1
+            if outcome is not None and outcome.status is TapStatus.RETRY:
+                _settle(validator, server, run, clock)
+            if progress is not None:
+                progress(run)
+        run.resent, run.nacks = link.wire.resent, link.wire.nacks_sent
+        run.reopened = link.reopened
     run.fen_taken = BALANCE - card.balance
     run.fen_journaled = sum(entry.record.amount for entry in journal.entries([DebitState.COMPLETE]))
     run.unsettled = len(journal.pending())
@@ -147,11 +167,14 @@ def _tap(validator: Validator, server: Pn532PtyServer, run: NoiseRun) -> TapOutc
     """One tap: the card leaves the field and comes back, the validator polls once. ``None`` when the tap ended in
     an exception (counted by its type) or found no card."""
     server.retap()
+    started = time.monotonic()
     try:
         outcome = validator.poll(POLL_S)
     except YktError as exc:
         run.failures[f"raised {type(exc).__name__}"] += 1
         return None
+    finally:
+        run.slowest_poll_s = max(run.slowest_poll_s, time.monotonic() - started)
     if outcome is None:
         run.failures["no card found"] += 1
     return outcome

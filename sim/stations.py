@@ -28,7 +28,14 @@ from terminal.settlement import verify
 from terminal.validator import Validator
 
 from .issuing import load_demo_keyset
-from .loadhost import DEMO_TERMINALS, InProcessLoadHost, LoadHostService, LoadLedger, Terminals, load_terminals
+from .loadhost import (
+    DEMO_TERMINALS,
+    InProcessLoadHost,
+    LoadHostService,
+    LoadLedger,
+    Terminals,
+    load_terminals,
+)
 from .loadhost.terminals import Limits
 from .psam import demo_psam
 from .reader import SimReader, SimSamSlot, Tear, TearEvent

@@ -105,7 +105,10 @@ class Campaign:
         """A progress bar on standard error for ``total`` steps; yields a function that moves it on by ``n``."""
         with tqdm(total=total, desc=what, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
                   disable=not self.show_progress) as bar:
-            yield bar.update
+            def advance(steps: int) -> None:
+                bar.update(steps)
+
+            yield advance
 
 
 Scenario = Callable[[Campaign], Figures]
@@ -154,7 +157,7 @@ def run_scenario(scenario: Scenario, name: str, campaign: Campaign) -> Figures:
     started = time.monotonic()
     try:
         figures = scenario(campaign)
-    except Exception as exc:  # the harness's own failure: reported, and a problem, never a traceback
+    except Exception as exc:  # noqa: BLE001  the harness's own failure: reported, a problem, never a traceback
         figures = Figures(name, name)
         figures.must_be_zero("harness_failure", 1)
         figures.note(f"{type(exc).__name__}: {exc}")

@@ -82,7 +82,7 @@ class KeyRing:
             text = run.group().lower()
             for size in self._sizes:
                 width = 2 * size
-                found += sum(1 for at in range(0, len(text) - width + 1) if text[at:at + width] in self._hex)
+                found += sum(1 for at in range(len(text) - width + 1) if text[at:at + width] in self._hex)
         for key in self.keys:
             found += data.count(key)
         return found

@@ -31,6 +31,7 @@ from protocols.errors import YktError
 from terminal.journal import SqliteJournal
 from terminal.records import DebitState
 
+from ..card.image import CardImage
 from ..fixture import load_image, save_fixture
 from ..issuing import issue_card, load_demo_keyset
 from ..process import YktProcess
@@ -86,7 +87,7 @@ def power_cuts(campaign: Campaign) -> Figures:
             counts["killed_by_sigkill"] += status == -9
             counts["exited_before_the_kill"] += status not in (-9, None)
             lines = _outcomes(process)
-            statuses.update(line.get("decline") or line.get("status", "?") for line in lines)
+            statuses.update(str(line.get("decline") or line.get("status", "?")) for line in lines)
             if not start_up and lines and lines[0].get("status") != "accepted":
                 counts["first_tap_not_accepted"] += 1
                 figures.note(f"run {run}: first tap after the restart: {lines[0]}")
@@ -151,6 +152,8 @@ def _check(journal: Path, cards: list[_Card], counts: Counter[str], figures: Fig
     for card in cards:
         try:
             image = load_image(card.path)
+            if not isinstance(image, CardImage):
+                raise YktError("not a T-Union card fixture any more")
         except YktError as exc:  # a fixture that does not load is a card that lost what it committed
             counts["card_fixtures_unreadable"] += 1
             figures.note(f"run {run}: {card.path.name}: {type(exc).__name__}: {exc}")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..reader import Tear
-from ..tears import RIDE_GAPS, TearReport, riders, ride, run_rides
+from ..tears import RIDE_GAPS, TearReport, ride, riders, run_rides
 from ..witness import Kind, Witness
 from .campaign import Campaign, Figures
 from .flows import FLOWS, STATIONS, Bench, Flow
@@ -54,7 +54,7 @@ def card_tears(campaign: Campaign) -> Figures:
             try:
                 for at in range(lengths[flow.name]):
                     for committed in (False, True):
-                        for mode, (delays, abandon) in MODES.items():
+                        for delays, abandon in MODES.values():
                             numbered += 1
                             card = _card(campaign, numbered)
                             missed += not _case(bench, flow, card, Tear(at=at, committed=committed), delays, abandon,
