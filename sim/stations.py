@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from terminal.clock import ManualClock
+from terminal.blacklist import Blacklist
 from terminal.config import ValidatorConfig
 from terminal.fares import load_fares
 from terminal.journal import Journal, MemoryJournal, SqliteJournal
@@ -25,6 +26,7 @@ from terminal.loads.journal import CARD_CREDITED
 from terminal.outcome import Decline, TapStatus
 from terminal.records import DebitState
 from terminal.settlement import verify
+from terminal.trace import Tracer
 from terminal.validator import Validator
 
 from .issuing import load_demo_keyset
@@ -150,16 +152,17 @@ class Station(abc.ABC):
 
 
 class ValidatorStation(Station):
-    """A validator with its PSAM (terminal number ``terminal``), ``fares`` (a file of ``sim/fares``) and settings;
-    ``stops``: the stations the bus calls at (one drawn at each new ride; tap-on/tap-off fares). ``journal_path``: a
-    SQLite journal, else one in memory."""
+    """A validator with its PSAM (terminal number ``terminal``, in :attr:`sam`), ``fares`` (a file of ``sim/fares``)
+    and settings; ``stops``: the stations the bus calls at (one drawn at each new ride; tap-on/tap-off fares).
+    ``journal_path``: a SQLite journal, else one in memory. ``blacklist`` and ``tracer`` go to the validator."""
 
     kind = Kind.DEBIT
     commit = "8054"
 
     def __init__(self, name: str, terminal: bytes, clock: ManualClock, *, config: ValidatorConfig | None = None,
                  fares: str = "demo-flat.toml", journal_path: Path | None = None, stops: tuple[int, ...] = (),
-                 keyset: Keyset | None = None) -> None:
+                 keyset: Keyset | None = None, blacklist: Blacklist | None = None,
+                 tracer: Tracer | None = None) -> None:
         super().__init__(name, terminal, clock)
         self.config = config or ValidatorConfig()
         self.same_ride_s = self.config.retap_same_ride_s
@@ -168,9 +171,12 @@ class ValidatorStation(Station):
         self.journal_path = journal_path
         self.stops = stops
         self.keyset = keyset or load_demo_keyset()
+        self.blacklist = blacklist
+        self.tracer = tracer
         self.sam = SimSamSlot(demo_psam(terminal), timing=None)
         self.journal = self._journal()
         self.validator = self._validator()
+        self._start()
 
     def _journal(self) -> Journal:
         if self.journal_path is None:
@@ -178,11 +184,14 @@ class ValidatorStation(Station):
         return SqliteJournal(self.journal_path, clock=self.clock)
 
     def _validator(self) -> Validator:
-        validator = Validator(self.reader, self.sam, self.fares, self.journal, clock=self.clock, config=self.config)
-        validator.start()
+        return Validator(self.reader, self.sam, self.fares, self.journal, clock=self.clock, config=self.config,
+                         blacklist=self.blacklist, tracer=self.tracer)
+
+    def _start(self, station: int | None = None) -> None:
+        """Start the validator (:class:`~terminal.errors.OutOfService` when it cannot: it stays this station's)."""
+        self.validator.start()
         if self.stops:
-            validator.arrive(self.stops[0])
-        return validator
+            self.validator.arrive(self.stops[0] if station is None else station)
 
     def begin_ride(self, rng: random.Random) -> None:
         if self.stops:
@@ -202,8 +211,7 @@ class ValidatorStation(Station):
             self.journal = self._journal()
         station = self.validator.stop.station if self.validator.stop is not None else None
         self.validator = self._validator()
-        if station is not None and self.stops:
-            self.validator.arrive(station)
+        self._start(station)
 
     def finish(self) -> None:
         self.clock.advance(self.config.recovery_window_s)

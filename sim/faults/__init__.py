@@ -12,6 +12,7 @@ from __future__ import annotations
 from .campaign import Campaign, CampaignReport, Figures, Scenario, run_campaign
 from .keyscan import scan_for_keys
 from .power import power_cuts
+from .security import attacks
 from .serial import noisy_and_silent_line
 from .tears import card_tears
 
@@ -19,6 +20,7 @@ SCENARIOS: list[tuple[str, Scenario]] = [
     ("tears", card_tears),
     ("power", power_cuts),
     ("serial", noisy_and_silent_line),
+    ("security", attacks),
     ("keys", scan_for_keys),
 ]
 
