@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from terminal.clock import ManualClock
 from terminal.blacklist import Blacklist
+from terminal.clock import ManualClock
 from terminal.config import ValidatorConfig
 from terminal.fares import load_fares
 from terminal.journal import Journal, MemoryJournal, SqliteJournal
