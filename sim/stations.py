@@ -250,7 +250,7 @@ class LoadStation(Station):
     commit = "8052"
 
     def __init__(self, name: str, clock: ManualClock, directory: Path, *,
-                 amounts: tuple[int, ...] = (2000, 5000, 10000)) -> None:
+                 amounts: tuple[int, ...] = (2000, 5000, 10000), tracer: Tracer | None = None) -> None:
         demo = load_terminals(DEMO_TERMINALS)
         registered = demo.terminals[0]
         super().__init__(name, registered.number, clock)
@@ -262,10 +262,12 @@ class LoadStation(Station):
                                                  demo.test_only), clock=clock)
         self.host = InProcessLoadHost(self.service, registered.token)
         self.journal = LoadJournal(self.journal_path, clock=clock)
+        self.tracer = tracer
         self.terminal_ = self._terminal()
 
     def _terminal(self) -> LoadTerminal:
-        terminal = LoadTerminal(self.reader, self.host, self.journal, clock=self.clock, terminal_id=self.terminal)
+        terminal = LoadTerminal(self.reader, self.host, self.journal, clock=self.clock, terminal_id=self.terminal,
+                                tracer=self.tracer)
         terminal.start()
         return terminal
 

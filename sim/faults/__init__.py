@@ -10,6 +10,7 @@ to every parser and loader (:mod:`.fuzz`), and last the scan of everything the c
 from __future__ import annotations
 
 from .campaign import Campaign, CampaignReport, Figures, Scenario, run_campaign
+from .fuzz import hostile_input
 from .keyscan import scan_for_keys
 from .power import power_cuts
 from .security import attacks
@@ -21,6 +22,7 @@ SCENARIOS: list[tuple[str, Scenario]] = [
     ("power", power_cuts),
     ("serial", noisy_and_silent_line),
     ("security", attacks),
+    ("fuzz", hostile_input),
     ("keys", scan_for_keys),
 ]
 

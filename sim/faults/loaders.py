@@ -9,7 +9,9 @@ validator starting on it), the load journal, the load host's ledger and its term
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -209,9 +211,12 @@ class Loaders:
         from terminal.tracefile import read_trace
 
         trace = self.directory / "seed-trace.jsonl"
-        if not trace.exists() and run(["tap", "--card", str(SIM / "fixtures" / "demo-card.json"), "--at",
-                                       "2026-03-02 08:00:00", "--trace", str(trace), "--json"]) != 0:
-            raise RuntimeError("ykt tap could not record the seed trace")
+        if not trace.exists():
+            with contextlib.redirect_stdout(io.StringIO()):  # the tap's report is not wanted, only its trace
+                done = run(["tap", "--card", str(SIM / "fixtures" / "demo-card.json"), "--at", "2026-03-02 08:00:00",
+                            "--trace", str(trace), "--json"])
+            if done != 0:
+                raise RuntimeError("ykt tap could not record the seed trace")
         if kind == "trace":
             return trace.read_bytes()
         recorded = read_trace(trace)
