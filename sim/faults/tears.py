@@ -45,7 +45,7 @@ def card_tears(campaign: Campaign) -> Figures:
     systematic, population = TearReport(), TearReport()
     lengths = {flow.name: _exchanges(campaign, flow, n) for n, flow in enumerate(FLOWS)}
     cases = sum(2 * len(MODES) * length for length in lengths.values())
-    rides = campaign.size(300, 9_000)
+    rides = campaign.size(300, 20_000)
     missed = 0
     numbered = 0
     with campaign.progress("tears", cases + rides, "ride") as advance:
