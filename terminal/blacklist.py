@@ -228,6 +228,15 @@ def _words_bytes(words: array.array[int]) -> bytes:
     return out.tobytes()
 
 
+def _runs(hashes: list[int], shift: int) -> Iterator[tuple[int, int]]:
+    """(bucket, end) of each run of records of one bucket, from the records' CRC-32s (in order)."""
+    done = 0
+    while done < len(hashes):
+        bucket = hashes[done] >> shift
+        done = bisect_left(hashes, (bucket + 1) << shift, done)
+        yield bucket, done
+
+
 class Blacklist:
     """An open list file: ``serial in blacklist`` for 10-byte serials, answered from the mapping."""
 
@@ -368,13 +377,26 @@ class Blacklist:
 
     def _raw(self, start: int, stop: int) -> bytes:
         """Records ``start`` up to ``stop`` as they are stored, their buckets checked."""
-        starts, checked = self._starts, self._checked
+        starts, checked, buckets = self._starts, self._checked, self.buckets
         bucket = bisect_right(starts, start) - 1
-        while bucket < self.buckets and starts[bucket] < stop:
+        while bucket < buckets and starts[bucket] < stop:
             if not checked[bucket]:
                 self._bucket(bucket)
             bucket += 1
         return self._mapping()[_BODY + start * SERIAL_SIZE:_BODY + stop * SERIAL_SIZE]
+
+    def _runs(self, start: int, stop: int, bits: int) -> list[tuple[int, int]]:
+        """The runs (see :func:`_runs`) of records ``start`` up to ``stop`` in a file of 2^``bits`` buckets, at most
+        as many as this one's, from this file's table."""
+        starts, buckets, drop = self._starts, self.buckets, self.header.bucket_bits - bits
+        runs = []
+        bucket = bisect_right(starts, start) - 1
+        while bucket < buckets and starts[bucket] < stop:
+            end = min(starts[bucket + 1], stop)
+            if end > starts[bucket]:
+                runs.append((bucket >> drop, end - start))
+            bucket += 1
+        return runs
 
 
 def _check_header(path: Path, raw: bytes, size: int) -> BlacklistHeader:
@@ -435,15 +457,24 @@ class _Writer:
         if keys:
             if not (self._last < keys[0] and _increasing(keys)):
                 raise BlacklistError(f"{self.target}: refusing records out of order after record {self.count}")
-            self._append([key[4:] for key in keys], keys[-1])
+            serials = [key[4:] for key in keys]
+            self._append(b"".join(serials), _runs(list(map(crc32, serials)), self._shift), keys[-1])
 
     def copy(self, source: Blacklist, start: int, stop: int) -> None:
-        """Append records ``start`` up to ``stop`` of an open list, whose order its own writer checked."""
+        """Append records ``start`` up to ``stop`` of an open list, whose order its own writer checked.
+
+        With no more buckets than the source, a record's new bucket is its old one's top bits: the runs come from the
+        source's table, and no record is hashed again."""
         for first in range(start, stop, _COPY_RECORDS):
-            serials = _split(source._raw(first, min(first + _COPY_RECORDS, stop)))
-            if not self._last < order_key(serials[0]):
+            end = min(first + _COPY_RECORDS, stop)
+            data = source._raw(first, end)
+            if not self._last < order_key(data[:SERIAL_SIZE]):
                 raise BlacklistError(f"{self.target}: refusing records out of order after record {self.count}")
-            self._append(serials, order_key(serials[-1]))
+            if source.header.bucket_bits >= self.bits:
+                runs = source._runs(first, end, self.bits)
+            else:
+                runs = _runs(list(map(crc32, _split(data))), self._shift)
+            self._append(data, runs, order_key(data[-SERIAL_SIZE:]))
 
     def commit(self) -> BlacklistHeader:
         """Write the bucket table and the header, make the file durable and put it in place in one rename."""
@@ -482,23 +513,21 @@ class _Writer:
         if exc_type is not None:
             self.abort()
 
-    def _append(self, serials: list[bytes], last: bytes) -> None:
-        """Write records in order, keeping each bucket's start and CRC for the table."""
-        if self.count + len(serials) > MAX_RECORDS:
+    def _append(self, data: bytes, runs: Iterable[tuple[int, int]], last: bytes) -> None:
+        """Write records in order, keeping each bucket's start and CRC for the table. ``runs`` says where each run of
+        records of one bucket ends: (bucket, position after its last record in ``data``), in order."""
+        count = len(data) // SERIAL_SIZE
+        if self.count + count > MAX_RECORDS:
             raise BlacklistError(f"{self.target}: more than {MAX_RECORDS} records")
-        hashes = list(map(crc32, serials))
-        data = b"".join(serials)
         view = memoryview(data)
         done = 0
-        while done < len(serials):
-            bucket = hashes[done] >> self._shift
+        for bucket, end in runs:
             while self._bucket < bucket:
                 self._next_bucket(self.count + done)
-            end = bisect_left(hashes, (bucket + 1) << self._shift, done)
             self._crc = crc32(view[done * SERIAL_SIZE:end * SERIAL_SIZE], self._crc)
             done = end
         self._write(data)
-        self.count += len(serials)
+        self.count += count
         self._last = last
 
     def _next_bucket(self, start: int) -> None:
