@@ -470,6 +470,7 @@ class _Writer:
             data = source._raw(first, end)
             if not self._last < order_key(data[:SERIAL_SIZE]):
                 raise BlacklistError(f"{self.target}: refusing records out of order after record {self.count}")
+            runs: Iterable[tuple[int, int]]
             if source.header.bucket_bits >= self.bits:
                 runs = source._runs(first, end, self.bits)
             else:

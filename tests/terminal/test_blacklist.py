@@ -520,6 +520,22 @@ def test_delta_of_a_damaged_file_is_refused(small, tmp_path):
     assert _leftovers(tmp_path, "list.bin") == []
 
 
+@pytest.mark.parametrize("entries, add, buckets", [
+    (list(range(0, 640, 10)) * 3, [1, 2], (4, 2)),  # 192 entries, 64 serials, then 64: runs from the old table
+    (list(range(0, 640, 10)), [1, 2], (1, 2)),  # 64 serials, then 64: each record hashed again
+])
+def test_delta_to_fewer_or_more_buckets(tmp_path, entries, add, buckets):
+    path = tmp_path / "b.bin"
+    build_blacklist(_serials(entries), path)  # buckets for every entry read, duplicates included
+    with Blacklist.open(path) as bl:
+        assert bl.buckets == buckets[0]
+    apply_delta(path, add=_serials(add), remove=_serials([10, 20]))
+    with Blacklist.open(path) as bl:
+        assert bl.buckets == buckets[1]
+        bl.verify(check_order=True)
+        assert sorted(bl) == [bytes.fromhex(s) for s in _serials(sorted(set(entries) - {10, 20} | set(add)))]
+
+
 def test_replace_keeps_an_open_mapping_valid(small):
     old = Blacklist.open(small)
     apply_delta(small, add=["00000000000000000001"], remove=[S1, S2, S3])
