@@ -120,3 +120,23 @@ class ResponseAPDU:
         if len(raw) < 2:
             raise ProtocolError(f"response APDU of {len(raw)} bytes has no status word")
         return cls(raw[:-2], (raw[-2] << 8) | raw[-1])
+
+
+def ends_with_data_sw(data: bytes) -> bool:
+    """Whether ``data`` ends with a status word that can follow response data: 9000, or a 62xx/63xx warning."""
+    return len(data) >= 2 and (data[-2:] == b"\x90\x00" or data[-2] in (0x62, 0x63))
+
+
+def split_status_word(data: bytes, size: int | None = None) -> tuple[bytes, int | None]:
+    """Captured response data with or without its trailing status word: the data and the word (``None`` when there
+    is none).
+
+    The last two bytes are taken as the status word when ``data`` is not exactly ``size`` bytes (the size of what
+    is expected, when it has one) and they are a word that follows data (:func:`ends_with_data_sw`), or when they
+    are all there is and look like a status word (SW1 6x or 9x). Callers show which they took.
+    """
+    if size is not None and len(data) == size:
+        return data, None
+    if ends_with_data_sw(data) or (len(data) == 2 and data[0] >> 4 in (0x6, 0x9)):
+        return data[:-2], (data[-2] << 8) | data[-1]
+    return data, None

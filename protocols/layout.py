@@ -39,6 +39,11 @@ class _FastField:
     const: bytes | None = None
     width: int | None = None  # byte length to check on build, for byte-string fields
 
+    @property
+    def size(self) -> int:
+        """The field's bytes on the wire."""
+        return struct.calcsize(">" + self.code)
+
 
 def _fast_field(name: str | None, sub: c.Construct) -> _FastField:
     if isinstance(sub, c.FormatField) and (sub.fmtstr[0] == ">" or sub.length == 1):
@@ -65,6 +70,29 @@ def _fast_field(name: str | None, sub: c.Construct) -> _FastField:
         encode = getattr(sub, "encode_value", None) or (lambda v: sub._encode(v, None, None))
         return _FastField(name, inner.code, decode, encode)
     raise TypeError(f"field {name!r}: {type(sub).__name__} is not a fixed-width field")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PartialParse:
+    """What a layout makes of bytes that are not exactly one message: a read cut short, a read longer than the layout,
+    or fields whose bytes do not decode (a BCD date that is no date). Nothing is guessed:
+
+    ``values``: the named fields whose bytes are all there and decode, in declaration order; ``invalid``: named fields
+    (or ``"constant at byte N"``) whose bytes are there but do not decode, with those bytes and the reason; ``cut``: the
+    field the data ends inside, with the bytes of it that are there; ``missing``: the named fields wholly past the end;
+    ``extra``: the bytes past the layout's end.
+    """
+
+    values: dict[str, Any]
+    invalid: dict[str, tuple[bytes, str]]
+    cut: tuple[str, bytes] | None
+    missing: tuple[str, ...]
+    extra: bytes
+
+    @property
+    def complete(self) -> bool:
+        """Every field there and decoded, nothing left over."""
+        return not (self.invalid or self.cut or self.missing or self.extra)
 
 
 class Layout(Generic[M]):
@@ -160,6 +188,36 @@ class Layout(Generic[M]):
             return self._struct.pack(*values)
         except (struct.error, OverflowError, TypeError, AttributeError) as exc:
             raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
+
+    def parse_partial(self, data: bytes) -> PartialParse:
+        """Decode ``data`` as far as its bytes go, field by field (:class:`PartialParse`): for captured answers of
+        another length than the layout's, shown to people; a program that needs the message uses :meth:`parse`."""
+        values: dict[str, Any] = {}
+        invalid: dict[str, tuple[bytes, str]] = {}
+        missing: list[str] = []
+        cut: tuple[str, bytes] | None = None
+        offset = 0
+        for p in self._plan:
+            width = p.size
+            chunk = bytes(data[offset:offset + width])
+            label = p.name or f"constant at byte {offset}"
+            offset += width
+            if len(chunk) < width:
+                if chunk:
+                    cut = (label, chunk)
+                elif p.name is not None:
+                    missing.append(p.name)
+                continue
+            if p.const is not None:
+                if chunk != p.const:
+                    invalid[label] = (chunk, f"expected {p.const.hex().upper()}")
+                continue
+            raw = struct.unpack(">" + p.code, chunk)[0]
+            try:
+                values[label] = raw if p.decode is None else p.decode(raw)
+            except ProtocolError as exc:
+                invalid[label] = (chunk, str(exc))
+        return PartialParse(values, invalid, cut, tuple(missing), bytes(data[self.size:]))
 
     def parse_with(self, engine: Engine, data: bytes) -> M:
         """Parse with a chosen engine; the differential test and the benchmark use this."""

@@ -309,6 +309,22 @@ class ValueOperation(enum.IntEnum):
 
 READ, WRITE, TRANSFER = 0x30, 0xA0, 0xB0
 
+ACK = b"\x0a"
+"""The card's 4-bit acknowledge, as one byte: a WRITE, value operation, TRANSFER or authentication went through."""
+
+
+class Nak(enum.IntEnum):
+    """The card's 4-bit negative acknowledges (MF1S50 datasheet §9.3), by transfer-buffer validity and cause."""
+
+    INVALID_OPERATION = 0x0  # transfer buffer valid
+    PARITY_OR_CRC = 0x1  # transfer buffer valid
+    INVALID_OPERATION_NO_BUFFER = 0x4  # transfer buffer not valid
+    PARITY_OR_CRC_NO_BUFFER = 0x5  # transfer buffer not valid
+
+
+NO_ANSWER = b""
+"""What a card that does not answer gives: after a failed authentication, or before it is selected again."""
+
 
 class _EnumByte(c.Adapter):
     """One byte that must be a member of ``enum_type``."""
@@ -417,6 +433,14 @@ def parse_command(raw: bytes) -> MifareCommand:
     if layout is None:
         raise ProtocolError(f"{raw[0]:02X} is not a MIFARE Classic command")
     return layout.parse(raw)
+
+
+def without_key(command: bytes) -> bytes:
+    """``command`` with the key of an AUTH (``60/61 block key uid``) replaced by zeros, for logs and traces; any
+    other command as it is."""
+    if len(command) == AUTHENTICATE.size and command[0] in (KeyType.A, KeyType.B):
+        return command[:2] + bytes(KEY_SIZE) + command[2 + KEY_SIZE:]
+    return command
 
 
 def auth_uid(uid: bytes) -> bytes:

@@ -16,8 +16,8 @@ from typing import Self
 import construct as c
 
 from .apdu import CommandAPDU
-from .card_commands import (SW_WRONG_LENGTH, SW_WRONG_P1P2, Command, CommandSet, GetResponse, MacCommand, ReadBinary,
-                            SelectByFid, SelectByName)
+from .card_commands import (SW_WRONG_DATA, SW_WRONG_LENGTH, SW_WRONG_P1P2, Command, CommandSet, GetResponse,
+                            MacCommand, ReadBinary, SelectByFid, SelectByName)
 from .fields import BcdDateTime
 from .layout import Layout
 
@@ -200,6 +200,8 @@ class KeyUsage(IntEnum):
 
     TAC = 0x44  # recompute a TAC (TAC-P)
     MAINTENANCE = 0x45  # line-protection MAC for APPLICATION BLOCK (BJ, SH)
+    M1_TAC = 0x24  # an M1 city card's transaction MAC (a Tianjin validator: 80 1A 24 01); UNCONFIRMED elsewhere
+    M1_AUTH = 0x25  # an M1 card's issuer authentication code: this project's choice, no source shows one
 
 
 @dataclass(slots=True)
@@ -285,6 +287,59 @@ class DesMac(Command):
         return cls(data[:8], data[8:], apdu.le)
 
 
+class M1KeyType(IntEnum):
+    """P1 of M1 SECTOR KEYS: which of a sector's two keys."""
+
+    A = 0x01
+    B = 0x02
+
+
+M1_MAX_SECTORS = 40  # a MIFARE Classic 4K
+
+
+@dataclass(slots=True)
+class M1SectorKeys(Command):
+    """M1 SECTOR KEYS: ``80 FC <key type> <key version> Lc UID(4) ‖ sector numbers [Le]``; the PSAM answers the
+    6-byte key of each sector, in order, from its M1 masters by the key rule (:mod:`protocols.m1.keys`).
+
+    Modeled on the command a public Tianjin validator sends its MOHURD PSAM for an M1 city card's sector keys
+    (``80 FC 01 01`` with 16 bytes of card data, answered by four 6-byte keys); that command's data layout is not
+    public, so this one is this project's (UNCONFIRMED). ``key_version`` is the card's key version (block 4); the
+    rule keys sectors 0 and 1 with its issuance version whatever this says.
+    """
+
+    CLA = 0x80
+    INS = 0xFC
+
+    key_type: int
+    key_version: int
+    uid: bytes
+    sectors: tuple[int, ...]
+    le: int | None = None
+
+    def to_bytes(self) -> bytes:
+        p1 = self._check_byte(self.key_type, "key type", SW_WRONG_P1P2)
+        p2 = self._check_byte(self.key_version, "key version", SW_WRONG_P1P2)
+        uid = self._check_bytes(self.uid, range(4, 5), "UID")
+        sectors = self.sectors
+        if not isinstance(sectors, tuple) or not 1 <= len(sectors) <= M1_MAX_SECTORS:
+            raise self._error(f"one to {M1_MAX_SECTORS} sectors", SW_WRONG_LENGTH)
+        data = uid + bytes(self._check_byte(sector, "sector", SW_WRONG_DATA) for sector in sectors)
+        return bytes((0x80, 0xFC, p1, p2, len(data))) + data + self._le_byte(self.le)
+
+    @classmethod
+    def from_apdu(cls, apdu: CommandAPDU) -> Self:
+        cls._check_header(apdu)
+        if apdu.p1 not in tuple(M1KeyType):
+            raise cls._error(f"key type {apdu.p1:02X}: 01 key A or 02 key B", SW_WRONG_P1P2)
+        data = apdu.data
+        if not 5 <= len(data) <= 4 + M1_MAX_SECTORS:
+            raise cls._error(f"Lc must be 05..{4 + M1_MAX_SECTORS:02X}, got {len(data):02X}", SW_WRONG_LENGTH)
+        if any(sector >= M1_MAX_SECTORS for sector in data[4:]):
+            raise cls._error(f"a sector number is 00..{M1_MAX_SECTORS - 1:02X}", SW_WRONG_DATA)
+        return cls(apdu.p1, apdu.p2, data[:4], tuple(data[4:]), apdu.le)
+
+
 _BLOCK = range(8, 9)
 _MAX_BLOCKS = 31  # 248 bytes, the most whole blocks a short APDU carries
 
@@ -297,10 +352,10 @@ def _check_blocks(command: Command | type[Command], data: bytes, least: int, mos
     return data
 
 PsamCommand = (SelectByFid | SelectByName | ReadBinary | GetResponse | InitSamForPurchase | CreditSamForPurchase
-               | DesInit | DesEncrypt | DesMac)
+               | DesInit | DesEncrypt | DesMac | M1SectorKeys)
 
 PSAM_COMMANDS = CommandSet(SelectByFid, SelectByName, ReadBinary, GetResponse, InitSamForPurchase,
-                           CreditSamForPurchase, DesInit, DesEncrypt, DesMac)
+                           CreditSamForPurchase, DesInit, DesEncrypt, DesMac, M1SectorKeys)
 
 
 def parse_psam_command(raw: bytes) -> PsamCommand:

@@ -74,6 +74,13 @@ def describe(sw: int) -> str:
     return "unknown status word"
 
 
+def is_known(sw: int) -> bool:
+    """Whether the table names this exact word (or it is a parametrised one: 61xx, 6Cxx, 63Cx); :func:`describe` then
+    gives its meaning, otherwise only its ISO 7816-4 class."""
+    sw1 = sw >> 8
+    return sw in _EXACT or sw1 in (0x61, 0x6C) or (sw1 == 0x63 and sw & 0xF0 == 0xC0)
+
+
 def format_sw(sw: int) -> str:
     """``"9401 (insufficient balance)"``: how a status word appears in messages and logs."""
     return f"{sw:04X} ({describe(sw)})"

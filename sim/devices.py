@@ -29,6 +29,7 @@ from terminal.link import Link
 
 if TYPE_CHECKING:
     from sim.card import SimCard
+    from sim.card.m1_card import M1Card
     from sim.psam import SimPsam
 
 Role = Literal["card", "sam"]
@@ -118,8 +119,9 @@ def _open_sim(spec: DeviceSpec, role: Role) -> Link:
     return SimSamSlot(sim_psam(spec.target), name=f"sim:{spec.target}")
 
 
-def sim_card(target: str) -> SimCard:
-    """The simulated card of ``sim:<target>``: a fixture file's card, or a fresh one for ``random``."""
+def sim_card(target: str) -> SimCard | M1Card:
+    """The simulated card of ``sim:<target>``: a fixture file's card (T-Union CPU or M1), or a fresh CPU card for
+    ``random``."""
     from sim.issuing import LOCAL_ISSUER, issue_card, load_demo_keyset
 
     if target == "random":

@@ -1,10 +1,11 @@
 """Card fixtures: a simulated card's image as a JSON file (format in ``docs/card-fixture-format.md``).
 
-A fixture holds what a card keeps in EEPROM: activation data, files and records as hex, purse counters, the card's
-own (diversified) keys, lock state and the last transaction proofs. Loading checks every field and names the field
-and the reason on error (``card.json: files.15: expected 30 bytes, got 29``); saving writes the card's current state
-in one canonical form (so save → load → save gives the same bytes) and replaces the file atomically, so a QA run can
-save a card after use and replay it later.
+A fixture holds what a card keeps in EEPROM. Two kinds: a T-Union CPU card (``yikatong-card``: activation data, files
+and records as hex, purse counters, the card's own (diversified) keys, lock state and the last transaction proofs),
+and a MIFARE Classic M1 card (``yikatong-m1-card``: activation data and every block, trailers with the card's own
+sector keys). Loading checks every field and names the field and the reason on error (``card.json: files.15:
+expected 30 bytes, got 29``); saving writes the card's current state in one canonical form (so save → load → save
+gives the same bytes) and replaces the file atomically, so a QA run can save a card after use and replay it later.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from protocols.crypto import Algorithm
 from protocols.errors import ProtocolError, YktError
 from protocols.hexutil import parse_hex, to_hex
 from protocols.iso14443 import Ats, check_uid
+from protocols.mifare import BLOCK_SIZE, CardSize
 from terminal.jsondoc import load_document
 
 from .card import (
@@ -43,9 +45,13 @@ from .card import (
     PurseState,
     SimCard,
 )
+from .card.m1_card import M1Card, M1Image
+from .card.m1_dump import check_image
 
 FORMAT = "yikatong-card"
 VERSION = 1
+M1_FORMAT = "yikatong-m1-card"
+M1_VERSION = 1
 
 _TOP = ("format", "version", "description", "activation", "algorithm", "blocked", "ppse", "purse", "passbook", "files",
         "records", "keys", "maintenance_key", "proofs")
@@ -58,6 +64,13 @@ _KEY_USAGES = ("purchase", "load", "tac")
 _PROOF = ("atc", "mac2", "tac")
 _ALGORITHMS = {a.value: a for a in Algorithm}
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_M1_TOP = ("format", "version", "description", "activation", "blocks")
+_M1_REQUIRED = ("format", "version", "activation", "blocks")
+_M1_ACTIVATION = ("uid", "atqa", "sak")
+_M1_BLOCKS = {size.blocks: size for size in (CardSize.K1, CardSize.K4)}
+
+Image = CardImage | M1Image
+Card = SimCard | M1Card
 
 
 class FixtureError(YktError):
@@ -106,24 +119,41 @@ def image_to_dict(image: CardImage) -> dict[str, Any]:
     }
 
 
-def dumps(image: CardImage) -> str:
-    """The fixture text of ``image``: UTF-8 JSON, two-space indent, one record per line, a final newline."""
-    return json.dumps(image_to_dict(image), indent=2, ensure_ascii=False) + "\n"
+def m1_image_to_dict(image: M1Image) -> dict[str, Any]:
+    """The M1 fixture's JSON object for ``image``: activation, then every block in order."""
+    return {
+        "format": M1_FORMAT,
+        "version": M1_VERSION,
+        "description": image.description,
+        "activation": {"uid": to_hex(image.uid), "atqa": to_hex(image.atqa), "sak": f"{image.sak:02X}"},
+        "blocks": [to_hex(image.block(number)) for number in range(image.size.blocks)],
+    }
 
 
-def save_fixture(card: SimCard | CardImage, path: str | os.PathLike[str]) -> None:
+def dumps(image: Image) -> str:
+    """The fixture text of ``image``: UTF-8 JSON, two-space indent, one record (or block) per line, a final newline."""
+    data = m1_image_to_dict(image) if isinstance(image, M1Image) else image_to_dict(image)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def save_fixture(card: Card | Image, path: str | os.PathLike[str]) -> None:
     """Write the card's current state to ``path``, replacing it atomically (a reader sees the old or the new file,
     never a part) and durably (file and rename synced). A new file gets mode 644, a replaced one keeps its mode."""
-    image = card.image if isinstance(card, SimCard) else card
-    text = dumps(image)
+    image = card.image if isinstance(card, (SimCard, M1Card)) else card
+    write_atomically(path, dumps(image))
+
+
+def write_atomically(path: str | os.PathLike[str], content: str | bytes) -> None:
+    """Replace ``path`` with ``content`` (text as UTF-8) atomically and durably; :class:`FixtureError` when it
+    cannot."""
     target = Path(path)
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise FixtureError(f"{target}: cannot write next to it ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
         try:
@@ -213,16 +243,22 @@ class _Reader:
             online_atc=self.integer(data["online_atc"], f"{field}.online_atc", 0, MAX_ATC),
         )
 
-    def image(self, data: Any) -> CardImage:
-        top = self.object(data, "", _TOP, _REQUIRED)
-        if top["format"] != FORMAT:
-            raise self.fail("format", f"expected {FORMAT!r}, got {json.dumps(top['format'])}")
-        if type(top["version"]) is not int or top["version"] != VERSION:
+    def header(self, data: Any, names: tuple[str, ...], required: tuple[str, ...], format_name: str,
+               version: int) -> tuple[dict[str, Any], str]:
+        """The top-level object, its format and version checked; and its description."""
+        top = self.object(data, "", names, required)
+        if top["format"] != format_name:
+            raise self.fail("format", f"expected {format_name!r}, got {json.dumps(top['format'])}")
+        if type(top["version"]) is not int or top["version"] != version:
             raise self.fail("version", f"version {json.dumps(top['version'])} is unknown "
-                                       f"(this software reads {VERSION})")
+                                       f"(this software reads {version})")
         description = top.get("description", "")
         if not isinstance(description, str):
             raise self.fail("description", "expected text")
+        return top, description
+
+    def image(self, data: Any) -> CardImage:
+        top, description = self.header(data, _TOP, _REQUIRED, FORMAT, VERSION)
         uid, atqa, sak, ats = self.activation(top["activation"])
         algorithm = _ALGORITHMS.get(top["algorithm"]) if isinstance(top["algorithm"], str) else None
         if algorithm is None:
@@ -310,18 +346,41 @@ class _Reader:
                                  self.hex(proof["mac2"], f"{field}.mac2", 4), self.hex(proof["tac"], f"{field}.tac", 4))
         return dict(sorted(proofs.items()))
 
+    def m1_image(self, data: Any) -> M1Image:
+        top, description = self.header(data, _M1_TOP, _M1_REQUIRED, M1_FORMAT, M1_VERSION)
+        activation = self.object(top["activation"], "activation", _M1_ACTIVATION)
+        uid = self.hex(activation["uid"], "activation.uid")
+        atqa = self.hex(activation["atqa"], "activation.atqa", 2)
+        sak = self.hex(activation["sak"], "activation.sak", 1)[0]
+        blocks = top["blocks"]
+        if not isinstance(blocks, list) or len(blocks) not in _M1_BLOCKS:
+            raise self.fail("blocks", "expected a list of 64 (1K) or 256 (4K) blocks")
+        memory = bytearray(b"".join(self.hex(block, f"blocks[{i}]", BLOCK_SIZE) for i, block in enumerate(blocks)))
+        try:
+            image = M1Image(uid, atqa, sak, memory, description)
+        except ProtocolError as exc:
+            raise self.fail("activation.uid", str(exc)) from None
+        try:
+            check_image(image)
+        except ProtocolError as exc:
+            raise self.fail("blocks", str(exc)) from None
+        return image
 
-def image_from_dict(data: Any, *, source: str = "fixture") -> CardImage:
-    """Check a decoded fixture and build its :class:`CardImage`; :class:`FixtureError` names the field."""
-    return _Reader(source).image(data)
+
+def image_from_dict(data: Any, *, source: str = "fixture") -> Image:
+    """Check a decoded fixture of either kind and build its image; :class:`FixtureError` names the field."""
+    reader = _Reader(source)
+    if isinstance(data, dict) and data.get("format") == M1_FORMAT:
+        return reader.m1_image(data)
+    return reader.image(data)
 
 
-def loads(text: str, *, source: str = "fixture") -> CardImage:
-    """The :class:`CardImage` in fixture text; corrupt JSON is reported with its line and column."""
+def loads(text: str, *, source: str = "fixture") -> Image:
+    """The image in fixture text; corrupt JSON is reported with its line and column."""
     return image_from_dict(load_document(text, source, FixtureError), source=source)
 
 
-def load_image(path: str | os.PathLike[str]) -> CardImage:
+def load_image(path: str | os.PathLike[str]) -> Image:
     """Read and check a fixture file."""
     source = os.fspath(path)
     try:
@@ -334,6 +393,17 @@ def load_image(path: str | os.PathLike[str]) -> CardImage:
     return loads(text, source=source)
 
 
-def load_fixture(path: str | os.PathLike[str], *, randbytes: Callable[[int], bytes] | None = None) -> SimCard:
-    """A simulated card in the state a fixture file holds."""
-    return SimCard(load_image(path), randbytes=randbytes)
+def load_fixture(path: str | os.PathLike[str], *, randbytes: Callable[[int], bytes] | None = None) -> Card:
+    """A simulated card (T-Union CPU or M1) in the state a fixture file holds."""
+    image = load_image(path)
+    if isinstance(image, M1Image):
+        return M1Card(image)
+    return SimCard(image, randbytes=randbytes)
+
+
+def load_cpu_fixture(path: str | os.PathLike[str], *, randbytes: Callable[[int], bytes] | None = None) -> SimCard:
+    """A simulated T-Union CPU card from a fixture file; :class:`FixtureError` for an M1 fixture."""
+    card = load_fixture(path, randbytes=randbytes)
+    if not isinstance(card, SimCard):
+        raise FixtureError(f"{os.fspath(path)}: an M1 card fixture; this command takes a T-Union CPU card")
+    return card

@@ -90,7 +90,7 @@ def _serial_bytes(serial: bytes | str) -> bytes:
     return serial
 
 
-def _uid_from_serial(serial: bytes) -> bytes:
+def uid_from_serial(serial: bytes) -> bytes:
     """A 4-byte UID fixed by the serial, so that the same serial always gives the same card."""
     uid = bytearray(hashlib.sha256(b"uid:" + serial).digest()[:4])
     if uid[0] == CASCADE_TAG:
@@ -116,6 +116,15 @@ def _years_later(day: dt.date, years: int) -> dt.date:
 def _check(condition: bool, field: str, reason: str) -> None:
     if not condition:
         raise IssueError(f"{field}: {reason}")
+
+
+def management_file(city: bytes, province: bytes | None = None, interop_class: int = 1,
+                    card_type: int = CardType.NORMAL) -> bytes:
+    """File 0x17 as issued: China, the city and its province (the city's first byte and 00, as UnionPay region codes
+    go: city 2482, province 2400), the interoperability class and the card type, the rest zeros."""
+    province = bytes((city[0], 0)) if province is None else province
+    return MANAGEMENT_INFO.build(ManagementInfo(COUNTRY_CHINA, province, city, interop_class, card_type, bytes(4),
+                                                bytes(45)))
 
 
 def personalise(*, issuer_id: bytes, serial: bytes | str, algorithm: Algorithm, keys: Mapping[int, KeySlot],
@@ -149,7 +158,7 @@ def personalise(*, issuer_id: bytes, serial: bytes | str, algorithm: Algorithm, 
                    f"not a {algorithm.value} key")
     _check(maintenance_key is None or isinstance(maintenance_key, algorithm.key_type), "maintenance_key",
            f"not a {algorithm.value} key")
-    uid = _uid_from_serial(raw_serial) if uid is None else uid
+    uid = uid_from_serial(raw_serial) if uid is None else uid
     try:
         check_uid(uid)
     except ProtocolError as exc:
@@ -157,8 +166,7 @@ def personalise(*, issuer_id: bytes, serial: bytes | str, algorithm: Algorithm, 
     try:
         public_info = PUBLIC_APP_INFO.build(PublicAppInfo(issuer_id, 0x02, app_version, raw_serial, start, expiry,
                                                           bytes(2)))
-        management = MANAGEMENT_INFO.build(ManagementInfo(COUNTRY_CHINA, province, city, interop_class, card_type,
-                                                          bytes(4), bytes(45)))
+        management = management_file(city, province, interop_class, card_type)
         cardholder = CARDHOLDER_INFO.build(CardholderInfo(ANONYMOUS_HOLDER))
         process = {record_id: build_process_record(blank_bus_record(record_id)) for record_id in
                    sorted(set(process_record_ids))}
@@ -206,16 +214,22 @@ def issue_card(keyset: Keyset, *, issuer_id: bytes = LOCAL_ISSUER, serial: bytes
            f"the key set is {keyset.algorithm.value}; it issues {keyset.algorithm.value} cards only")
     raw_serial = _serial_bytes(serial)
     _check(isinstance(issuer_id, bytes) and len(issuer_id) == 8, "issuer_id", "8 bytes")
-    maintenance = None
-    held = keyset.indexes(KeyUsage.MAINTENANCE)
-    if maintenance_index is not None or held:
-        index = held[0] if maintenance_index is None else maintenance_index
-        _check(index in held, "maintenance_index", f"the key set has no damk key at index {index:02X}")
-        maintenance = keyset.card_key(KeyUsage.MAINTENANCE, index, issuer_id=issuer_id, card_serial=raw_serial)
+    maintenance = maintenance_key(keyset, issuer_id, raw_serial, maintenance_index)
     image = personalise(issuer_id=issuer_id, serial=raw_serial, algorithm=keyset.algorithm,
                         keys=card_keys(keyset, issuer_id, raw_serial, key_indexes), maintenance_key=maintenance,
                         **fields)  # type: ignore[arg-type]
     return SimCard(image, randbytes=randbytes)
+
+
+def maintenance_key(keyset: Keyset, issuer_id: bytes, serial: bytes, index: int | None = None) -> CardKey | None:
+    """The card's line-protection key from the key set's ``damk`` usage at ``index`` (default: its lowest index);
+    ``None`` for a key set without one (its cards cannot be blocked)."""
+    held = keyset.indexes(KeyUsage.MAINTENANCE)
+    if index is None and not held:
+        return None
+    index = held[0] if index is None else index
+    _check(index in held, "maintenance_index", f"the key set has no damk key at index {index:02X}")
+    return keyset.card_key(KeyUsage.MAINTENANCE, index, issuer_id=issuer_id, card_serial=serial)
 
 
 def generate_population(keyset: Keyset, n: int, seed: int, *, odd_share: float = 0.0, on: dt.date | None = None,

@@ -11,9 +11,11 @@ Files: the MF holds the terminal number (SFI 0x16, 6 bytes); DF 8011 holds the p
 * CREDIT SAM FOR PURCHASE (8072) checks MAC2 against the session of the 8070 just before it: 9000 good, 9302 bad,
   6985 when there is none. The session serves one 8072 and no other command may come between (GET RESPONSE
   fetching the 8070 answer aside): any other command, or a power-on, closes it.
-* DES INIT (801A, P1 key usage 44 TAC or 45 maintenance, P2 key version): diversifies that master key by the given
-  factors (lowest level first) and keeps the result for DES CRYPT; for the TAC usage it folds the key into the TAC
-  key as a card does. DES CRYPT (80FA) P1 00 encrypts whole blocks (ECB), P1 05 MACs with the IV it is given
+* DES INIT (801A, P1 key usage 44 TAC, 45 maintenance, 24 M1 transaction MAC or 25 M1 auth code, P2 key version):
+  diversifies that master key by the given factors (lowest level first) and keeps the result for DES CRYPT; for the
+  TAC usage it folds the key into the TAC key as a card does.
+* M1 SECTOR KEYS (80FC, DF 8011 selected, else 6985): the 6-byte keys of the sectors asked for, of an M1 card with
+  the given UID, from the key set's M1 masters by its key rule (6A88 when the key set lacks a master). DES CRYPT (80FA) P1 00 encrypts whole blocks (ECB), P1 05 MACs with the IV it is given
   (spec §3.6: ISO 9797-1 algorithm 3 for a 16-byte key, DES CBC-MAC for a TAC key), the data padded by the caller;
   4 bytes, or the whole block when Le is 8. Without DES INIT: 6985. SM4 keys: 6A81 (no source shows SM4 on 80FA).
 
@@ -36,10 +38,11 @@ from protocols.crypto import (
     purchase_mac2, purchase_session_key, tac_key,
 )
 from protocols.errors import ProtocolError
+from protocols.mifare import KeyType as MifareKeyType
 from protocols.psam_commands import (
     SAM_PURCHASE_DATA_1, SAM_PURCHASE_DATA_2, SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER,
-    T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE, CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, KeyUsage as PsamKeyUsage,
-    parse_psam_command,
+    T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE, CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase,
+    KeyUsage as PsamKeyUsage, M1KeyType, M1SectorKeys, parse_psam_command,
 )
 from protocols.tlv import Tlv
 from terminal.errors import ConfigError
@@ -59,8 +62,10 @@ MF_FID = 0x3F00
 DEFAULT_ATR = bytes.fromhex("3B6C0000") + b"YKT-PSAM-SIM"
 """``3B 6C 00 00`` + 12 historical bytes: direct convention, TB1 = 00 (no programming voltage), TC1 = 00 (no extra
 guard time), no TD1, so T=0 only, at the default Fi/Di (9600 bit/s at 3.57 MHz)."""
-DES_USAGES = {PsamKeyUsage.TAC: KeyUsage.TAC, PsamKeyUsage.MAINTENANCE: KeyUsage.MAINTENANCE}
+DES_USAGES = {PsamKeyUsage.TAC: KeyUsage.TAC, PsamKeyUsage.MAINTENANCE: KeyUsage.MAINTENANCE,
+              PsamKeyUsage.M1_TAC: KeyUsage.M1_TAC, PsamKeyUsage.M1_AUTH: KeyUsage.M1_AUTH}
 """DES INIT P1 (key usage) to the key-set usage it diversifies."""
+M1_KEY_TYPES = {M1KeyType.A: MifareKeyType.A, M1KeyType.B: MifareKeyType.B}
 
 _MF, _DF = 1, 2
 _TSN_MASK = 0xFFFFFFFF
@@ -254,6 +259,17 @@ class SimPsam:
         self._des_key = tac_key(key) if usage is KeyUsage.TAC else key
         return OK
 
+    def _m1_sector_keys(self, cmd: M1SectorKeys, apdu: bytes, session: object) -> bytes:
+        if self._selected != _DF:
+            return status(SW_CONDITIONS)
+        key_type = M1_KEY_TYPES[M1KeyType(cmd.key_type)]
+        try:
+            keys = b"".join(self.keyset.m1_sector_key(key_type, cmd.uid, sector, cmd.key_version)
+                            for sector in cmd.sectors)
+        except ConfigError:
+            return status(SW_DATA_NOT_FOUND)
+        return keys + OK
+
     def _des_encrypt(self, cmd: DesEncrypt, apdu: bytes, session: object) -> bytes:
         key = self._des_key
         if key is None:
@@ -281,6 +297,7 @@ _HANDLERS = {
     DesInit: SimPsam._des_init,
     DesEncrypt: SimPsam._des_encrypt,
     DesMac: SimPsam._des_mac,
+    M1SectorKeys: SimPsam._m1_sector_keys,
 }
 
 

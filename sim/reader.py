@@ -33,18 +33,22 @@ from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
 from protocols.errors import YktError
+from protocols.pcsc_mifare import MifareBridge
 from terminal.errors import CardRemoved, ReaderGone
 from terminal.link import Activation, Link, ModeledTime
 
+from .card.m1_session import MifareSession
 from .device import Device
 from .scripted import ApduPattern, as_pattern
 from .timing import (
     DEFAULT_CONTACT,
     DEFAULT_CONTACTLESS,
+    DEFAULT_MIFARE,
     ContactlessModel,
     ContactlessTiming,
     ContactModel,
     ContactTiming,
+    MifareTiming,
 )
 
 
@@ -192,10 +196,10 @@ class SimSlot(Link):
         if device is None:
             self.activation = None
             return None
-        activation = device.power_on()
+        session, activation = self._session_for(device, device.power_on())
         self.activation = activation
         self._model = self._model_for(activation)
-        self._session = device
+        self._session = session
         return activation
 
     def transceive(self, apdu: bytes, timeout: float) -> bytes:
@@ -226,6 +230,10 @@ class SimSlot(Link):
         self._session = None
 
     # --- internals -------------------------------------------------------------------------------------------------
+
+    def _session_for(self, device: Device, activation: Activation) -> tuple[Device, Activation]:
+        """What the slot exchanges with for the device that answered ``activation``, and the activation it reports."""
+        return device, activation
 
     def _model_for(self, activation: Activation) -> _Model | None:
         """The timing model for the activated device, ``None`` without timing."""
@@ -275,24 +283,45 @@ class SimSlot(Link):
 
 
 class SimReader(SimSlot):
-    """A contactless reader's field (ISO 14443-4), with the contactless timing model (``timing=None``: none)."""
+    """A contactless reader's field (ISO 14443-4), with the contactless timing model (``timing=None``: none).
+
+    A MIFARE Classic (a device whose activation says ``MIFARE``) is served as a PC/SC reader serves one: the terminal
+    sends storage-card pseudo-APDUs, which the reader's firmware (:class:`~sim.card.m1_session.MifareSession`) turns
+    into the card's MIFARE commands; the activation carries the PC/SC ATR, and each exchange is priced by the MIFARE
+    timing model (``mifare_timing``) from the commands it became. Loaded keys stay in the reader between cards.
+    """
 
     def __init__(self, device: Device | None = None, *, timing: ContactlessTiming | None = DEFAULT_CONTACTLESS,
-                 tears: Iterable[Tear] = (), name: str = "reader") -> None:
+                 mifare_timing: MifareTiming = DEFAULT_MIFARE, tears: Iterable[Tear] = (),
+                 name: str = "reader") -> None:
         self.timing = timing
+        self.mifare_timing = mifare_timing
         self.activation_model: ModeledTime | None = None
         """Modeled air time of the last activation (anticollision, RATS/ATS)."""
         self._models: dict[bytes | None, ContactlessModel] = {}
+        self._bridge = MifareBridge()
+        self._mifare: MifareSession | None = None
         super().__init__(device, tears=tears, name=name)
 
-    def _model_for(self, activation: Activation) -> ContactlessModel | None:
+    def _session_for(self, device: Device, activation: Activation) -> tuple[Device, Activation]:
+        if activation.protocol != "MIFARE":
+            self._mifare = None
+            return device, activation
+        self._mifare = MifareSession(device, self._bridge)
+        return self._mifare, self._mifare.activated(activation)
+
+    def _model_for(self, activation: Activation) -> _Model | None:
         if self.timing is None:
             return None
-        model = self._models.get(activation.ats)
-        if model is None:
-            model = self._models[activation.ats] = self.timing.model(activation)
-        self.activation_model = model.activation(activation)
-        return model
+        if self._mifare is not None:
+            model: _Model = self.mifare_timing.model(self._mifare)
+            self.activation_model = self.timing.model(activation).activation(activation)
+            return model
+        contactless = self._models.get(activation.ats)
+        if contactless is None:
+            contactless = self._models[activation.ats] = self.timing.model(activation)
+        self.activation_model = contactless.activation(activation)
+        return contactless
 
 
 class SimSamSlot(SimSlot):

@@ -67,3 +67,41 @@ def _scalar(value: Any) -> str:
     if value == [] or value == {}:
         return "(none)"
     return str(value)
+
+
+AMOUNTS = frozenset(("balance", "overdraft_limit", "amount", "max_fare", "trade_amount", "entry_amount",
+                     "entry_balance", "actual_amount", "cumulative_amount", "balance_without_top_bit",
+                     "passbook_balance", "balance_before", "deposit"))
+"""Fields that hold fen: a report shows them in yuan as well."""
+
+
+def money(fen: int) -> str:
+    """``98.00 CNY (9800 fen)``."""
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(fen), 100)
+    return f"{sign}{yuan}.{cents:02d} CNY ({fen} fen)"
+
+
+def report_lines(value: Any, depth: int = 0, labels: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A plain tree (see :func:`to_plain`) as a report for people: amounts in yuan, yes/no, short lists on one line,
+    each warning on a line of its own; ``labels`` rename the top level's keys."""
+    pad = "  " * depth
+    items = value.items() if isinstance(value, dict) else ((f"#{i + 1}", v) for i, v in enumerate(value))
+    for name, item in items:
+        name = (labels or {}).get(name, name) if depth <= 1 else name
+        if name == "warnings" or name == "notes":
+            for text in item:
+                yield f"{pad}{name[:-1]}: {text}"
+        elif name in AMOUNTS and type(item) is int:
+            yield f"{pad}{name}: {money(item)}"
+        elif isinstance(item, bool):
+            yield f"{pad}{name}: {'yes' if item else 'no'}"
+        elif isinstance(item, list) and item and not isinstance(item[0], (dict, list)):
+            yield f"{pad}{name}: {', '.join(map(str, item))}"
+        elif isinstance(item, (dict, list)) and item:
+            yield f"{pad}{name}:"
+            yield from report_lines(item, depth + 1)
+        elif isinstance(item, (dict, list)):
+            yield f"{pad}{name}: (none)"
+        else:
+            yield f"{pad}{name}: {'-' if item is None else item}"

@@ -48,6 +48,21 @@ Processing times (:class:`ProcessingTimes`)
     cryptography at a few ms (8070 at 10 ms, diversification and the TSN's EEPROM update included). A command the
     card refuses (a status word other than 9000, 61xx, 62xx, 63xx) costs ``rejected_us`` at most: it wrote nothing.
 
+MIFARE Classic (:class:`MifareTiming`, :class:`MifareModel`)
+    Always 106 kbit/s, standard frames as above, plus the card's 4-bit ACK/NAK: a short frame of **6 etu** (start,
+    4 bits, end; no parity). A pseudo-APDU is priced by the MIFARE commands the reader turned it into (a LOAD KEY
+    or GET DATA never reaches the card and costs nothing on the air); CRC_A is on every frame but AUTH's second and
+    third passes (nonces)::
+
+        AUTH       60/61 blk CRC (4) → nT (4); nR ‖ aR (8) → aT (4)               three-pass, Crypto1 from then on
+        READ       30 blk CRC (4) → data CRC (18)
+        WRITE      A0 blk CRC (4) → ACK; data CRC (18) → ACK                          the card writes its EEPROM
+        INC/DEC/RESTORE  Cx blk CRC (4) → ACK; operand CRC (6) → (no answer)        the reader waits ``passive_ack_us``
+        TRANSFER   B0 blk CRC (4) → ACK                                              the card writes its EEPROM
+
+    Card time: ``eeprom_write_us`` for WRITE and TRANSFER (2.5 ms: an estimate, UNCONFIRMED: no public figure was
+    found), ``auth_us`` for the Crypto1 start, nothing for READ and the value operations (RAM). A command the card does not answer (a failed AUTH) costs ``no_answer_us`` of waiting.
+
 A torn exchange (the card left) costs the command frames plus one frame waiting time (contactless) or work waiting
 time (T=0): the least a reader spends before it can call the card gone; ``device_us`` is the card's work if it ran.
 """
@@ -55,11 +70,21 @@ time (T=0): the least a reader spends before it can call the card gone; ``device
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 from protocols.iso14443 import CRC_SIZE, FC_HZ, Ats, chain_payloads, etu
+from protocols.mifare import (
+    ACK,
+    BLOCK_SIZE,
+    READ,
+    TRANSFER,
+    WRITE,
+    KeyType,
+    ValueOperation,
+)
 from terminal.errors import ConfigError
 from terminal.link import Activation, ModeledTime
 
@@ -287,6 +312,103 @@ class ContactlessModel:
 
     def _activation_card(self, n: int) -> float:
         return (_CARD_FRAMING_ETU + _ETU_PER_BYTE * n) * self._activation_etu + self.fdt_us
+
+
+# --- MIFARE Classic ------------------------------------------------------------------------------------------------
+
+_NIBBLE_FRAME_ETU = 6  # the card's 4-bit ACK/NAK: start, 4 bits, end
+_AUTH_NONCE = 4
+_AUTH_READER = 8  # nR ‖ aR
+_VALUE_OPERAND = 4 + CRC_SIZE
+_MIFARE_COMMAND = 2 + CRC_SIZE  # code, block, CRC
+
+
+class _HasExchanges(Protocol):
+    @property
+    def exchanges(self) -> Sequence[tuple[bytes, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MifareTiming:
+    """Settings of the MIFARE Classic model, µs: EEPROM write (WRITE, TRANSFER), Crypto1 start (AUTH), the wait after
+    a value operand (the card does not acknowledge it), and the wait for a card that does not answer."""
+
+    eeprom_write_us: float = 2_500.0
+    auth_us: float = 100.0
+    passive_ack_us: float = 1_000.0
+    no_answer_us: float = 5_000.0
+
+    def __post_init__(self) -> None:
+        if not all(_is_time(getattr(self, name)) for name in self.__dataclass_fields__):
+            raise ConfigError("MIFARE timing: every time is a number ≥ 0 (µs)")
+
+    def model(self, source: _HasExchanges) -> MifareModel:
+        """The model for one card, pricing the MIFARE commands ``source.exchanges`` holds after each exchange."""
+        return MifareModel(self, source)
+
+
+DEFAULT_MIFARE = MifareTiming()
+
+
+class MifareModel:
+    """The MIFARE Classic model: each pseudo-APDU priced by the MIFARE commands it became (see the module notes)."""
+
+    def __init__(self, timing: MifareTiming, source: _HasExchanges) -> None:
+        self.timing = timing
+        self.source = source
+        etu_us = etu(106) * _US
+        fdt_us = FDT_MIN_FC / FC_HZ * _US
+        self._reader_base = _READER_FRAMING_ETU * etu_us + fdt_us
+        self._card_base = _CARD_FRAMING_ETU * etu_us + fdt_us
+        self._byte = _ETU_PER_BYTE * etu_us
+        self._nibble = _NIBBLE_FRAME_ETU * etu_us + fdt_us
+
+    def _reader(self, n: int) -> float:
+        return self._reader_base + self._byte * n
+
+    def _card(self, n: int) -> float:
+        return self._card_base + self._byte * n
+
+    def command(self, command: bytes, answer: bytes) -> ModeledTime:
+        """One MIFARE command and the card's answer."""
+        timing = self.timing
+        code = command[0] if command else -1
+        line, device = self._reader(_MIFARE_COMMAND), 0.0
+        if not answer:
+            return ModeledTime(line + timing.no_answer_us, 0.0)
+        if code in (KeyType.A, KeyType.B):
+            line += self._card(_AUTH_NONCE) + self._reader(_AUTH_READER) + self._card(_AUTH_NONCE)
+            device = timing.auth_us
+        elif code == READ:
+            line += self._card(len(answer) + CRC_SIZE) if len(answer) == BLOCK_SIZE else self._nibble
+        elif code == WRITE:
+            line += self._nibble
+            if answer == ACK:
+                line += self._reader(BLOCK_SIZE + CRC_SIZE) + self._nibble
+                device = timing.eeprom_write_us
+        elif code in tuple(ValueOperation):
+            line += self._nibble
+            if answer == ACK:
+                line += self._reader(_VALUE_OPERAND) + timing.passive_ack_us
+        else:
+            line += self._nibble
+            if code == TRANSFER and answer == ACK:
+                device = timing.eeprom_write_us
+        return ModeledTime(line, device)
+
+    def exchange(self, command: bytes, response: bytes) -> ModeledTime:
+        """A pseudo-APDU and its answer: the sum of the MIFARE commands it became."""
+        line = device = 0.0
+        for mifare, answer in self.source.exchanges:
+            one = self.command(mifare, answer)
+            line += one.line_us
+            device += one.device_us
+        return ModeledTime(line, device)
+
+    def torn(self, command: bytes, response: bytes | None) -> ModeledTime:
+        """A pseudo-APDU the card left during: what went out, then the wait for an answer that does not come."""
+        done = self.exchange(command, response or b"") if response is not None else ModeledTime(0.0, 0.0)
+        return ModeledTime(done.line_us + self.timing.no_answer_us, done.device_us)
 
 
 # --- contact (PSAM, T=0) -------------------------------------------------------------------------------------------

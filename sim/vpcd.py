@@ -9,7 +9,10 @@ command APDU, answered by the response APDU.
 
 A contactless device (activation ``T=CL``) is shown with the ATR a PC/SC contactless reader makes up from its ATS
 (:func:`terminal.drivers.pcsc.contactless_atr`), and ``FF CA 00 00 00`` is answered with its UID, as such a reader
-does; a contact device (a PSAM) shows its own ATR. Power-on and reset call ``device.power_on()`` (volatile state
+does; a contact device (a PSAM) shows its own ATR. A MIFARE Classic (activation ``MIFARE``) is shown with the PC/SC
+storage-card ATR and served as an ACR122U-class reader's firmware serves one: the pseudo-APDUs pcscd's clients send
+(``FF CA``, ``FF 82``, ``FF 86``, ``FF B0``, ``FF D6``, ``FF D7``, ``FF B1``) become the card's MIFARE commands
+(:class:`sim.card.m1_session.MifareSession`). Power-on and reset call ``device.power_on()`` (volatile state
 lost, persistent state kept); the ATR polls do not.
 
 The 48 ms trap: Debian 12's vpcd writes the length and the payload of each message in two ``send`` calls. With Nagle
@@ -34,9 +37,11 @@ from collections.abc import Callable, Iterable
 from protocols.errors import ProtocolError, YktError
 from protocols.hexutil import to_hex
 from protocols.iso14443 import Ats
+from protocols.pcsc_mifare import is_storage_atr, storage_atr, without_key
 from terminal.drivers.pcsc import GET_UID, contactless_atr
 from terminal.errors import CardRemoved
 
+from .card.m1_session import MifareSession
 from .device import Device
 
 DEFAULT_PORT = 0x8C7B
@@ -57,8 +62,14 @@ class VpcdError(YktError):
 
 
 def device_atr(device: Device) -> tuple[bytes, bytes | None]:
-    """Power the device on; return the ATR pcscd will see and, for a contactless device, its UID."""
+    """Power the device on; return the ATR pcscd will see and, for an ISO 14443-4 device, its UID (a MIFARE Classic's
+    reader firmware answers GET DATA itself)."""
     activation = device.power_on()
+    if activation.protocol == "MIFARE":
+        try:
+            return storage_atr(activation.sak or 0), None
+        except ProtocolError as exc:
+            raise VpcdError(f"the MIFARE device's SAK: {exc}") from None
     if activation.protocol == "T=CL":
         if activation.ats is None:
             raise VpcdError("a contactless device without an ATS cannot be shown through PC/SC")
@@ -91,6 +102,7 @@ class VpcdSlot:
         self.quickack = quickack and _QUICKACK is not None
         self.on_exchange = on_exchange
         self.atr, self.uid = device_atr(device)
+        self._handler: Device = MifareSession(device) if is_storage_atr(self.atr) else device
         self.history: collections.deque[tuple[bytes, bytes]] = collections.deque(maxlen=HISTORY)
         self.apdus = 0
         self.power_ons = 0
@@ -162,24 +174,24 @@ class VpcdSlot:
             if control == GET_ATR:
                 return self.atr
             if control in (POWER_ON, RESET):
-                self.device.power_on()
+                self._handler.power_on()
                 self.power_ons += 1
                 self.powered = True
             elif control == POWER_OFF:
                 self.powered = False
             return None
         if not self.powered:  # pcscd powers a card on before any APDU; if it did not, do it as a reader would
-            self.device.power_on()
+            self._handler.power_on()
             self.power_ons += 1
             self.powered = True
         if self.uid is not None and message[:2] == GET_UID[:2]:
             response = self.uid + _UID_OK if message == GET_UID else _NO_UID
         else:
-            response = self.device.execute(message)
+            response = self._handler.execute(message)
         self.apdus += 1
         self.history.append((message, response))
         if self.on_exchange is not None:
-            self.on_exchange(self.name, message, response)
+            self.on_exchange(self.name, without_key(message), response)  # a status line never shows a LOAD KEY's key
         return response
 
 

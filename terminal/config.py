@@ -24,7 +24,7 @@ class Place:
     line: int = 1
     station: int = 1
     vehicle: bytes = bytes.fromhex("0000000000000001")
-    industry_code: int = 0x02  # 0x1E byte 9; bus per the BJ/SH validators (UNCONFIRMED mapping)
+    industry_code: int = 0x02  # 0x1E byte 9: 02 bus (01 metro, 00 other; protocols.card_files.Industry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,18 @@ File format (JSON, UTF-8), version 1::
     }
 
 ``format``, ``version``, ``test_only``, ``algorithm``, ``diversification_levels`` and ``master_keys`` are required;
-``description`` is optional; any other field is an error (a typo must not pass silently).
+``description`` and ``m1_key_rule`` are optional; any other field is an error (a typo must not pass silently).
 
 * ``test_only``: ``true`` for made-up keys (the demo set); tools say so when they use such a set.
 * ``algorithm``: ``"3DES"`` (two-key EDE) or ``"SM4"``; every key is 16 bytes, 32 hex digits.
 * ``diversification_levels``: 1 (the card serial's last 8 bytes) or 2 (issuer id, then card serial: T-Union).
 * ``master_keys``: by usage (``purchase`` MPK, ``load`` MLK, ``tac`` MTK, ``damk`` maintenance/application
   maintenance key), then by key version/index as two hex digits (``"01"``, the byte a terminal sends in INITIALIZE
-  and a card answers). A usage may be absent; a usage present needs at least one key.
+  and a card answers). A usage may be absent; a usage present needs at least one key. The legacy M1 purse
+  (``docs/m1-purse-layout.md``) has usages of its own, by key version: ``m1_key_a`` and ``m1_key_b`` (the sector-key
+  masters), ``m1_auth`` (the issuer authentication code) and ``m1_tac`` (the transaction MAC).
+* ``m1_key_rule``: how M1 sector keys come from ``m1_key_a``/``m1_key_b`` (:class:`protocols.m1.keys.KeyRule`):
+  ``{"issuance_version": "01", "constant": "000000"}``, both optional, these the defaults.
 
 Keys are read into :mod:`protocols.crypto` key objects and never appear in a ``repr``, a log or an error message:
 errors name the field and the reason only. A :class:`Keyset` keeps the key objects it makes (and the issuer-level
@@ -41,6 +45,8 @@ from typing import Any
 
 from protocols.crypto import Algorithm, CardKey, diversify, serial_factor
 from protocols.errors import ProtocolError
+from protocols.m1.keys import KeyRule
+from protocols.mifare import KeyType
 from terminal.errors import ConfigError
 from terminal.jsondoc import load_document
 
@@ -48,7 +54,8 @@ FORMAT = "yikatong-keyset"
 VERSION = 1
 
 _REQUIRED = ("format", "version", "test_only", "algorithm", "diversification_levels", "master_keys")
-_OPTIONAL = ("description",)
+_OPTIONAL = ("description", "m1_key_rule")
+_RULE_FIELDS = ("issuance_version", "constant")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -59,19 +66,27 @@ class KeyUsage(str, enum.Enum):
     LOAD = "load"
     TAC = "tac"
     MAINTENANCE = "damk"
+    M1_KEY_A = "m1_key_a"
+    M1_KEY_B = "m1_key_b"
+    M1_AUTH = "m1_auth"
+    M1_TAC = "m1_tac"
+
+
+_M1_SECTOR_MASTERS = {KeyType.A: KeyUsage.M1_KEY_A, KeyType.B: KeyUsage.M1_KEY_B}
 
 
 class Keyset:
     """Master keys by (usage, key version/index), their algorithm and diversification depth."""
 
     def __init__(self, *, algorithm: Algorithm, levels: int, keys: Mapping[tuple[KeyUsage, int], bytes],
-                 test_only: bool, description: str = "") -> None:
+                 test_only: bool, description: str = "", m1_rule: KeyRule | None = None) -> None:
         if levels not in (1, 2):
             raise ConfigError(f"diversification levels must be 1 or 2, got {levels!r}")
         self.algorithm = algorithm
         self.levels = levels
         self.test_only = test_only
         self.description = description
+        self.m1_rule = KeyRule() if m1_rule is None else m1_rule
         self._masters: dict[tuple[KeyUsage, int], CardKey] = {}
         for (usage, index), raw in keys.items():
             try:
@@ -107,6 +122,17 @@ class Keyset:
         if issuer_key is None:
             issuer_key = self._issuer_keys[cache_key] = diversify(master, issuer_id)
         return diversify(issuer_key, factor)
+
+    def m1_sector_key(self, key_type: KeyType, uid: bytes, sector: int, card_version: int) -> bytes:
+        """The 6-byte key ``key_type`` of ``sector`` of the M1 card with ``uid`` whose block 4 names key version
+        ``card_version``, by the key set's M1 key rule; :class:`ConfigError` if the set lacks that master."""
+        rule = self.m1_rule
+        master = self.master(_M1_SECTOR_MASTERS[KeyType(key_type)], rule.version(sector, card_version))
+        return rule.key(master, uid, sector, KeyType(key_type))
+
+    def m1_card_key(self, usage: KeyUsage, version: int, card_number: bytes) -> CardKey:
+        """An M1 card's auth-code or transaction-MAC key: the master diversified by the 8-byte card number."""
+        return diversify(self.master(usage, version), card_number)  # type: ignore[type-var]
 
     def __repr__(self) -> str:
         held = ", ".join(f"{usage.value} {index:02X}" for usage, index in sorted(self._masters))
@@ -184,4 +210,25 @@ def parse_keyset(data: Any, *, source: str = "key set") -> Keyset:
                 raise fail(where, "a key is hex digits only")
             keys[(usage, index)] = bytes.fromhex(key_text)
     return Keyset(algorithm=algorithms[data["algorithm"]], levels=levels, keys=keys, test_only=data["test_only"],
-                  description=description)
+                  description=description, m1_rule=_m1_rule(data.get("m1_key_rule"), fail))
+
+
+def _m1_rule(value: Any, fail: Any) -> KeyRule | None:
+    """The ``m1_key_rule`` object: one byte ``issuance_version`` and a 3-byte ``constant``, both in hex."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise fail("m1_key_rule", "must be an object")
+    unknown = sorted(set(value) - set(_RULE_FIELDS))
+    if unknown:
+        raise fail(f"m1_key_rule.{unknown[0]}", "unknown field")
+    fields: dict[str, Any] = {}
+    for name, size in (("issuance_version", 1), ("constant", 3)):
+        if name not in value:
+            continue
+        text = value[name]
+        if not isinstance(text, str) or len(text) != 2 * size or not set(text) <= _HEX:
+            raise fail(f"m1_key_rule.{name}", f"must be {2 * size} hex digits")
+        raw = bytes.fromhex(text)
+        fields[name] = raw[0] if size == 1 else raw
+    return KeyRule(**fields)

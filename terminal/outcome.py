@@ -19,6 +19,7 @@ class Decline(str, enum.Enum):
     """Why a card was not charged. Each check of the tap has its own reason."""
 
     NOT_TRANSIT_CARD = "not a T-Union card"
+    SCHEME_NOT_ACCEPTED = "card not accepted here"  # a card of another scheme (a city card), named in the detail
     CARD_LOCKED = "card blocked"
     CARD_INVALID = "card permanently locked"
     BAD_APPLICATION = "application type or version not accepted"

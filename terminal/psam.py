@@ -1,4 +1,5 @@
-"""The PSAM as a validator uses it: started once, then MAC1, MAC2 and line-protection MACs on demand.
+"""The PSAM as a validator uses it: started once, then MAC1, MAC2 and line-protection MACs on demand, and for legacy
+M1 cards their sector keys, the issuer's auth code and the transaction MAC (``docs/m1-purse-layout.md``).
 
 A PSAM that stops answering, or answers garbage, takes the validator out of service (:class:`OutOfService`) rather
 than letting it charge blindly; a PSAM that refuses one card's computation with a status word is a
@@ -96,9 +97,37 @@ class Psam:
         """The line-protection MAC for APPLICATION BLOCK (spec §3.6): DES INIT with the card's factors, then MAC with
         the card's challenge as IV over the padded command header."""
         factors = (card_serial, issuer_id) if self.two_level else (card_serial,)
+        return self._des_mac(pc.KeyUsage.MAINTENANCE, self.maintenance_key_version, factors,
+                             challenge.ljust(8, b"\0"), _MAC_COMMAND)
+
+    def _des_mac(self, usage: int, version: int, factors: tuple[bytes, ...], iv: bytes, data: bytes) -> bytes:
+        """DES INIT (``usage``, ``version``, ``factors``), then DES CRYPT's MAC over ``data`` padded (ISO 9797-1
+        method 2) from ``iv``: the left 4 bytes of what the PSAM answers. Closes the PSAM's purchase session."""
         self.session_tsn = None
-        self._call(pc.DesInit(pc.KeyUsage.MAINTENANCE, self.maintenance_key_version, factors).to_bytes(), "DES INIT")
-        mac = self._call(pc.DesMac(challenge.ljust(8, b"\0"), pad(_MAC_COMMAND)).to_bytes(), "DES MAC")
+        self._call(pc.DesInit(usage, version, factors).to_bytes(), "DES INIT")
+        mac = self._call(pc.DesMac(iv, pad(data)).to_bytes(), "DES MAC")
         if len(mac) < 4:
             raise OutOfService(f"PSAM answered a {len(mac)}-byte MAC to DES MAC")
         return mac[:4]
+
+    def m1_sector_keys(self, uid: bytes, sectors: tuple[int, ...], *, key_version: int,
+                       key_type: pc.M1KeyType = pc.M1KeyType.A) -> dict[int, bytes]:
+        """M1 SECTOR KEYS: the 6-byte key (A unless ``key_type`` says B) of each of ``sectors`` of the M1 card with
+        ``uid`` (its 4 authentication bytes) whose block 4 names ``key_version``. Closes the purchase session."""
+        self.session_tsn = None
+        keys = self._call(pc.M1SectorKeys(key_type, key_version, uid, sectors).to_bytes(), "M1 SECTOR KEYS")
+        if len(keys) != 6 * len(sectors):
+            raise OutOfService(f"PSAM answered {len(keys)} bytes to M1 SECTOR KEYS for {len(sectors)} sectors")
+        return {sector: keys[6 * i:6 * i + 6] for i, sector in enumerate(sectors)}
+
+    def m1_auth_code(self, card_number: bytes, key_version: int, data: bytes) -> bytes:
+        """The issuer authentication code an M1 card with ``card_number`` should hold over ``data``
+        (:func:`protocols.m1.crypto.auth_code_data`): DES INIT with usage 25 (M1 auth) and the card number, then
+        DES CRYPT's MAC from a zero IV. The validator compares it with block 4's."""
+        return self._des_mac(pc.KeyUsage.M1_AUTH, key_version, (card_number,), bytes(8), data)
+
+    def m1_purchase_mac(self, card_number: bytes, key_version: int, data: bytes) -> bytes:
+        """The transaction MAC of an M1 debit over ``data`` (:data:`protocols.m1.crypto.PURCHASE_MAC_DATA`): DES INIT
+        with usage 24 (M1 TAC) and the card number, then DES CRYPT's MAC from a zero IV. The journal keeps it as the
+        debit's TAC; a back office recomputes it from the ``m1_tac`` master."""
+        return self._des_mac(pc.KeyUsage.M1_TAC, key_version, (card_number,), bytes(8), data)

@@ -41,6 +41,7 @@ from protocols.card_files import (
 )
 from protocols.errors import ProtocolError
 from protocols.fci import T_UNION_EP_AID, Fci
+from protocols.schemes import scheme_of
 from protocols.status import format_sw
 
 from .blacklist import Blacklist
@@ -54,6 +55,7 @@ from .link import Link
 from .outcome import Decline, TapOutcome, TapStatus
 from .psam import Psam
 from .records import DebitRecord, DebitState
+from .selection import identify_scheme
 from .trace import ExchangeLog, Tracer, Tracers
 
 _SELECT = cc.SelectByName(T_UNION_EP_AID).to_bytes()
@@ -224,12 +226,23 @@ class Validator:
         return _Stop(TapOutcome(TapStatus.DECLINED, reason, detail, card_serial=serial, **fields))
 
     def _select(self) -> PublicAppInfo:
-        """SELECT the purse application; file 0x15 comes from the FCI's 9F0C, or by READ BINARY when it is absent."""
+        """SELECT the purse application; file 0x15 comes from the FCI's 9F0C, or by READ BINARY when it is absent.
+
+        A card without a T-Union purse is declined as a card of its own scheme when it names one (its FCI, or
+        :func:`~terminal.selection.identify_scheme`), else as not a T-Union card."""
         answer = self.card.transmit(_SELECT)
         if answer.sw != 0x9000:
             reason = _SELECT_DECLINES.get(answer.sw, Decline.CARD_ERROR)
+            scheme = identify_scheme(self.card) if reason is Decline.NOT_TRANSIT_CARD else None
+            if scheme is not None:
+                raise _Stop(TapOutcome(TapStatus.DECLINED, Decline.SCHEME_NOT_ACCEPTED, scheme.name))
             raise _Stop(TapOutcome(TapStatus.DECLINED, reason, f"SELECT: {format_sw(answer.sw)}"))
-        raw = Fci.parse(answer.data).file15
+        fci = Fci.parse(answer.data)
+        if fci.df_name != T_UNION_EP_AID:
+            scheme = scheme_of(fci.df_name)
+            raise _Stop(TapOutcome(TapStatus.DECLINED, Decline.SCHEME_NOT_ACCEPTED,
+                                   fci.df_name.hex().upper() if scheme is None else scheme.name))
+        raw = fci.file15
         if raw is None:
             raw = self.card.call(_READ_15, "READ BINARY 0x15").data
         return PUBLIC_APP_INFO.parse(raw)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar
 
 import construct as c
 
 from .. import bcd
 from ..fields import BcdDate
 from ..layout import Layout
+from ..text import lenient_text
 from .codes import CardType, known
 
 
@@ -82,17 +85,6 @@ class CardholderView:
     id_type: int
 
 
-_PADDING = b"\x00 \xff"
-
-
-def _text(raw: bytes) -> str:
-    """Card text to ``str``: padding stripped, GBK decoded, undecodable bytes replaced (never an exception).
-
-    Stripping bytes before decoding is safe for GBK: 00, 20 and FF are neither lead nor trail bytes of a GBK pair.
-    """
-    return raw.strip(_PADDING).decode("gbk", errors="replace").strip()
-
-
 @dataclass(slots=True)
 class CardholderInfo:
     """File 0x16 (持卡人基本信息), kept as its raw 55 bytes because its layout is UNCONFIRMED.
@@ -112,7 +104,7 @@ class CardholderInfo:
         to people, do not base decisions on them.
         """
         raw = self.raw
-        return CardholderView(raw[0], raw[1], _text(raw[2:22]), _text(raw[22:54]), raw[54])
+        return CardholderView(raw[0], raw[1], lenient_text(raw[2:22]), lenient_text(raw[22:54]), raw[54])
 
 
 CARDHOLDER_INFO = Layout(
@@ -128,6 +120,8 @@ CARDHOLDER_INFO = Layout(
 @dataclass(slots=True)
 class ManagementInfo:
     """File 0x17 (管理信息): where the card belongs and which kind of rider holds it."""
+
+    CODES: ClassVar[dict[str, type[IntEnum]]] = {"card_type": CardType}
 
     country_code: bytes  # 4 bytes, 00000156 for China
     province_code: bytes  # 2 bytes, UnionPay region code

@@ -21,7 +21,10 @@ def known(enum: type[E], value: int) -> E | None:
 
 
 class TransactionType(IntEnum):
-    """交易类型标识: in MAC1, TAC, the 0x18 log and P2 of GET TRANSACTION PROVE."""
+    """交易类型标识: in MAC1, TAC, the 0x18 log and P2 of GET TRANSACTION PROVE.
+
+    nfsee's reader and the PBOC purse applet name the same five codes; real 0x18 records carry 02, 06 and 09.
+    """
 
     ED_LOAD = 0x01
     EP_LOAD = 0x02
@@ -31,7 +34,7 @@ class TransactionType(IntEnum):
 
 
 class CardType(IntEnum):
-    """Card type, byte 10 of file 0x17; fares and concessions depend on it."""
+    """Card type, byte 10 of file 0x17; fares and concessions depend on it (nfsee's and T-Union Master's tables)."""
 
     NORMAL = 1
     STUDENT = 2
@@ -41,15 +44,32 @@ class CardType(IntEnum):
 
 
 class TransitRecordType(IntEnum):
-    """Type byte of a 0x1E transit record. Bus validators say board/alight, metro gates entry/exit: same codes."""
+    """Type byte of a 0x1E transit record. Bus validators say board/alight, metro gates entry/exit: same codes.
 
-    LOAD = 0x02
+    03/04 are written by Beijing-area bus validators and the Shanghai metro gate and read so by T-Union Master; 02 is
+    a single ride (单次) in T-Union Master's card-format notes, and real bus records with a fare carry it (Trip
+    Reader's recorded rides), so it is not a load; 06 is a single-fare ride (一票制); 12 is the record a Shanghai gate
+    writes before it blocks a blacklisted card. 08 and 09 appear on real records (a metro fare adjustment, bus rides)
+    with no public meaning: they stay unknown codes.
+    """
+
+    SINGLE_RIDE = 0x02
     ENTRY = 0x03
     BOARD = 0x03
     EXIT = 0x04
     ALIGHT = 0x04
     SINGLE_FARE = 0x06
     LOCK = 0x12  # written by a Shanghai gate just before it blocks a blacklisted card
+
+
+class Industry(IntEnum):
+    """Industry byte of a 0x1E record (byte 9, 辅助类型): the Shanghai metro gate writes 01, Beijing-area bus validators
+    02; T-Union Master's notes and nfsee's port name 00 other, 01 metro, 02 bus, and real records agree (metro exits
+    01, bus rides 02). One gate test tool's table has 01 and 02 the other way round: it is the outlier."""
+
+    OTHER = 0x00
+    METRO = 0x01
+    BUS = 0x02
 
 
 class TradeState(IntEnum):

@@ -21,7 +21,9 @@ import datetime as dt
 import zlib
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 from types import MappingProxyType
+from typing import ClassVar
 
 import construct as c
 
@@ -85,6 +87,8 @@ class BusProcessRecord(ProcessRecordHeader):
     Offsets follow Beijing-area validators. The marked fare is what the next validator charges if the rider never
     taps off. Places are kept as the card's bytes: whether lines and codes are binary or BCD varies by operator.
     """
+
+    CODES: ClassVar[dict[str, type[IntEnum]]] = {"trade_state": TradeState, "direction": Direction}
 
     transaction_serial: bytes  # 8 bytes (交易流水)
     trade_state: int  # see TradeState
@@ -250,6 +254,8 @@ class MetroProcessRecord(ProcessRecordHeader):
 
     ``crc`` is a CRC-32 over bytes 6..123 (:func:`metro_crc`); the gate discards the trip data when it does not match.
     """
+
+    CODES: ClassVar[dict[str, type[IntEnum]]] = {"trade_state": TradeState}
 
     transaction_serial: bytes  # 8 bytes, BCD
     trade_state: int  # see TradeState: 01 entered, 02 exited

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar
 
 import construct as c
 
@@ -18,6 +20,8 @@ class TransactionLogRecord:
 
     A slot never written reads as all zeros: ``date`` is then ``None`` (and ``time`` midnight).
     """
+
+    CODES: ClassVar[dict[str, type[IntEnum]]] = {"transaction_type": TransactionType}
 
     atc: int  # online ATC for a load, offline ATC for a purchase
     overdraft_limit: int  # 3 bytes; "reserved" on some cards
@@ -49,5 +53,10 @@ TRANSACTION_LOG_RECORD = Layout(
     examples=(
         # A slot the card has not written yet.
         ("00" * 23, TransactionLogRecord(0, 0, 0, 0, bytes(6), None, dt.time(0, 0))),
+        # The newest record of a Beijing T-Union card (T-Union Master's card-format notes): a composite purchase of
+        # 5.00 CNY, ATC 042D, at a metro terminal.
+        ("042D 000000 000001F4 09 300089000340 20241229 141740",
+         TransactionLogRecord(0x042D, 0, 500, 0x09, bytes.fromhex("300089000340"), dt.date(2024, 12, 29),
+                              dt.time(14, 17, 40))),
     ),
 )

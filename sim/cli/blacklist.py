@@ -6,12 +6,21 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import cli
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
+_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+
+
+def _report(as_json: bool, doc: dict[str, Any], text: str) -> None:
+    """The command's result: ``doc`` as JSON, or ``text`` for people."""
+    from sim.render import to_json
+
+    click.echo(to_json(doc) if as_json else text)
 
 
 @contextlib.contextmanager
@@ -57,15 +66,18 @@ def blacklist() -> None:
               help="auto: a .csv file is CSV, anything else text.")
 @click.option("--generation", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True,
               help="The generation number written in the header.")
-def build(src: Path, out: Path, fmt: str, generation: int) -> None:
+@_JSON
+def build(src: Path, out: Path, fmt: str, generation: int, as_json: bool) -> None:
     """Build the list file OUT from the list SRC. Nothing is written if any entry is bad."""
     from terminal.blacklist import build_blacklist
 
     with _progress_bars() as progress:
         report = build_blacklist(src, out, fmt=None if fmt == "auto" else fmt, generation=generation,
                                  progress=progress)  # type: ignore[arg-type]
-    click.echo(f"{report.path}: {report.count:,} serials ({report.entries:,} read, {report.duplicates:,} duplicates), "
-               f"generation {report.generation}")
+    _report(as_json, {"path": report.path, "count": report.count, "entries": report.entries,
+                      "duplicates": report.duplicates, "generation": report.generation},
+            f"{report.path}: {report.count:,} serials ({report.entries:,} read, {report.duplicates:,} duplicates), "
+            f"generation {report.generation}")
 
 
 @blacklist.command()
@@ -73,7 +85,8 @@ def build(src: Path, out: Path, fmt: str, generation: int) -> None:
 @click.option("--add", "add", type=_FILE, help="A list of serials to add.")
 @click.option("--remove", "remove", type=_FILE, help="A list of serials to remove.")
 @click.option("--out", "out", type=_FILE, help="Write the result here instead of replacing FILE.")
-def update(file: Path, add: Path | None, remove: Path | None, out: Path | None) -> None:
+@_JSON
+def update(file: Path, add: Path | None, remove: Path | None, out: Path | None, as_json: bool) -> None:
     """Apply additions and removals to FILE (replaced atomically); the generation goes up by one."""
     from terminal.blacklist import apply_delta
 
@@ -81,16 +94,20 @@ def update(file: Path, add: Path | None, remove: Path | None, out: Path | None) 
         raise click.UsageError("nothing to do: give --add and/or --remove")
     with _progress_bars() as progress:
         report = apply_delta(file, add=add, remove=remove, out=out, progress=progress)  # type: ignore[arg-type]
-    click.echo(f"{report.path}: {report.count:,} serials, generation {report.generation}: "
-               f"{report.added:,} added, {report.already_present:,} already listed, "
-               f"{report.removed:,} removed, {report.absent:,} not listed")
+    _report(as_json, {"path": report.path, "count": report.count, "generation": report.generation,
+                      "added": report.added, "already_present": report.already_present, "removed": report.removed,
+                      "absent": report.absent},
+            f"{report.path}: {report.count:,} serials, generation {report.generation}: "
+            f"{report.added:,} added, {report.already_present:,} already listed, "
+            f"{report.removed:,} removed, {report.absent:,} not listed")
 
 
 @blacklist.command()
 @click.argument("file", type=_FILE)
 @click.argument("serials", nargs=-1, required=True)
+@_JSON
 @click.pass_context
-def check(ctx: click.Context, file: Path, serials: tuple[str, ...]) -> None:
+def check(ctx: click.Context, file: Path, serials: tuple[str, ...], as_json: bool) -> None:
     """Say whether each SERIAL is listed in FILE.
 
     Exit code: 0 when none is listed, 1 when any is listed, 2 on bad input or an unusable file.
@@ -101,8 +118,10 @@ def check(ctx: click.Context, file: Path, serials: tuple[str, ...]) -> None:
     wanted = [parse_serial(text) for text in serials]
     with Blacklist.open(file) as listed:
         hits = [serial in listed for serial in wanted]
-    for serial, hit in zip(wanted, hits):
-        click.echo(f"{bcd.digits(serial)}  {'listed' if hit else 'not listed'}")
+    lines = [f"{bcd.digits(serial)}  {'listed' if hit else 'not listed'}" for serial, hit in zip(wanted, hits)]
+    _report(as_json, {"file": file, "serials": [{"serial": bcd.digits(serial), "listed": hit}
+                                                 for serial, hit in zip(wanted, hits)], "any_listed": any(hits)},
+            "\n".join(lines))
     if any(hits):
         ctx.exit(1)
 
@@ -110,7 +129,8 @@ def check(ctx: click.Context, file: Path, serials: tuple[str, ...]) -> None:
 @blacklist.command()
 @click.argument("file", type=_FILE)
 @click.option("--check-order", is_flag=True, help="Also check that every record is in its bucket and in order (slower).")
-def info(file: Path, check_order: bool) -> None:
+@_JSON
+def info(file: Path, check_order: bool, as_json: bool) -> None:
     """Check every bucket of FILE (a lookup checks only the buckets it touches) and show its header and size."""
     from terminal.blacklist import Blacklist
 
@@ -128,5 +148,7 @@ def info(file: Path, check_order: bool) -> None:
             ("largest bucket", f"{largest:,} records"),
             ("size", f"{file.stat().st_size:,} bytes"),
         ]
-    for name, value in rows:
-        click.echo(f"{name:<15} {value}")
+        doc = {"file": file, "version": header.version, "record_size": header.record_size, "count": header.count,
+               "generation": header.generation, "buckets": listed.buckets, "largest_bucket": largest,
+               "checksums_verified": True, "order_checked": check_order, "size": file.stat().st_size}
+    _report(as_json, doc, "\n".join(f"{name:<15} {value}" for name, value in rows))

@@ -2,112 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import click
 
+from protocols import card_commands as cc
 from protocols import card_files as cf
 from protocols import pn532
-from protocols.apdu import CommandAPDU, ResponseAPDU
-from protocols.card_commands import parse_card_command
+from protocols.apdu import split_status_word
 from protocols.errors import ProtocolError
-from protocols.fci import Fci
 from protocols.hexutil import parse_hex
-from protocols.psam_commands import parse_psam_command
+from protocols.layout import Layout
+from protocols.schemes import BY_KEY, SCHEMES, Scheme
 from protocols.status import describe
 from sim.cli import cli
-from sim.render import text_lines, to_json, to_plain
-
-
-def _header(apdu: CommandAPDU) -> dict[str, Any]:
-    return {"cla": f"{apdu.cla:02X}", "ins": f"{apdu.ins:02X}", "p1": f"{apdu.p1:02X}", "p2": f"{apdu.p2:02X}",
-            "case": apdu.case, "extended": apdu.extended}
-
-
-def decode_command(raw: bytes) -> dict[str, Any]:
-    """A command APDU: its ISO header, and the card or PSAM command it is with that command's fields."""
-    apdu = CommandAPDU.parse(raw)
-    fields: Any
-    try:
-        command: Any = parse_card_command(raw)
-    except ProtocolError as card_error:
-        try:
-            command = parse_psam_command(raw)
-        except ProtocolError:
-            command = None
-            fields = {"data": apdu.data, "le": apdu.le, "note": f"not a known card or PSAM command: {card_error}"}
-    if command is not None:
-        fields = command
-    name = type(command).__name__ if command is not None else "unknown"
-    return {"command": name, **_header(apdu), "fields": fields}
-
-
-def decode_response(raw: bytes) -> dict[str, Any]:
-    response = ResponseAPDU.parse(raw)
-    return {"data": response.data, "sw": f"{response.sw:04X}", "meaning": describe(response.sw)}
-
-
-def decode_fci(raw: bytes) -> dict[str, Any]:
-    fci = Fci.parse(raw)
-    out: dict[str, Any] = {"df_name": fci.df_name, "label": fci.label, "priority": fci.priority,
-                           "version": fci.version, "preferred_name": fci.preferred_name}
-    if fci.file15 is not None:
-        out["file15"] = _file15(cf.PUBLIC_APP_INFO.parse(fci.file15))
-    elif fci.discretionary_data is not None:
-        out["discretionary_data"] = fci.discretionary_data
-    if fci.directory:
-        out["directory"] = list(fci.directory)
-    return out
-
-
-def _file15(info: cf.PublicAppInfo) -> dict[str, Any]:
-    return {"issuer_id": info.issuer_id, "city_code": info.city_code, "app_type": info.app_type,
-            "app_version": info.app_version, "serial": info.serial, "card_number": _or_none(lambda: info.card_number),
-            "start_date": info.start_date, "expiry_date": info.expiry_date, "issuer_defined": info.issuer_defined}
-
-
-def _or_none(get: Callable[[], Any]) -> Any:
-    try:
-        return get()
-    except ProtocolError:
-        return None
-
-
-def _with_names(record: Any, **names: Any) -> dict[str, Any]:
-    """A record's fields, with the names of its codes added after the fields they name."""
-    plain = to_plain(record)
-    out: dict[str, Any] = {}
-    for key, value in plain.items():
-        out[key] = value
-        if key in names:
-            known = names[key]
-            out[f"{key}_name"] = known.name.lower() if known is not None else None
-    return out
-
-
-def _file17(raw: bytes) -> dict[str, Any]:
-    info = cf.MANAGEMENT_INFO.parse(raw)
-    return _with_names(info, card_type=info.known_card_type)
-
-
-def _file18(raw: bytes) -> dict[str, Any]:
-    record = cf.TRANSACTION_LOG_RECORD.parse(raw)
-    return _with_names(record, transaction_type=record.known_transaction_type)
-
-
-def _file1e(raw: bytes) -> dict[str, Any]:
-    record = cf.TRANSIT_RECORD.parse(raw)
-    return _with_names(record, record_type=record.known_record_type)
-
-
-def _file16(raw: bytes) -> dict[str, Any]:
-    info = cf.CARDHOLDER_INFO.parse(raw)
-    return {"raw": info.raw, "holder (best effort)": info.holder}
-
-
-def _file1a(raw: bytes) -> dict[str, Any]:
-    record = cf.parse_process_record(raw)
-    return {"variant": type(record).__name__, **_with_names(record)}
+from sim.decoding import (
+    decode_command,
+    decode_fci,
+    decode_file,
+    decode_response,
+    layout_fields,
+)
+from sim.render import text_lines, to_json
 
 
 def decode_pn532(raw: bytes) -> dict[str, Any]:
@@ -130,43 +46,100 @@ def decode_pn532(raw: bytes) -> dict[str, Any]:
     return out
 
 
-DECODERS: dict[str, Callable[[bytes], Any]] = {
-    "apdu": decode_command,
-    "response": decode_response,
-    "fci": decode_fci,
-    "file:15": lambda raw: _file15(cf.PUBLIC_APP_INFO.parse(raw)),
-    "file:16": _file16,
-    "file:17": _file17,
-    "file:18": _file18,
-    "file:1a": _file1a,
-    "file:1e": _file1e,
-    "pn532": decode_pn532,
+_ANSWERS: dict[str, tuple[Layout[Any], str]] = {
+    "balance": (cc.BALANCE_RESPONSE, "GET BALANCE answer"),
+    "init-purchase": (cc.PURCHASE_INIT_RESPONSE, "INITIALIZE FOR (CAPP) PURCHASE answer"),
+    "init-load": (cc.LOAD_INIT_RESPONSE, "INITIALIZE FOR LOAD answer"),
+    "debit": (cc.DEBIT_RESPONSE, "DEBIT answer"),
+    "prove": (cc.PROVE_RESPONSE, "GET TRANSACTION PROVE answer"),
 }
+_FILES = {f"file:{sfi:02x}": sfi for sfi in (cf.SFI_PUBLIC_APP_INFO, cf.SFI_CARDHOLDER, cf.SFI_MANAGEMENT,
+                                           cf.SFI_TRANSACTION_LOG, cf.SFI_PROCESS, cf.SFI_TRANSIT_LOG)}
+_USUAL_SIZE = {cf.SFI_PUBLIC_APP_INFO: cf.PUBLIC_APP_INFO_SIZE, cf.SFI_CARDHOLDER: cf.CARDHOLDER_SIZE,
+               cf.SFI_MANAGEMENT: cf.MANAGEMENT_SIZE, cf.SFI_TRANSACTION_LOG: cf.TRANSACTION_LOG_RECORD_SIZE,
+               cf.SFI_PROCESS: cf.PROCESS_RECORD_SIZE, cf.SFI_TRANSIT_LOG: cf.TRANSIT_RECORD_SIZE}
+KINDS = ("apdu", "response", "fci", *_FILES, *_ANSWERS, "pn532")
+
+
+def _captured(what: str, raw: bytes, scheme: Scheme | None, keep_sw: bool) -> dict[str, Any]:
+    """Response data as captured, with or without its status word: the word taken off (and shown first) unless
+    ``keep_sw``, the data decoded as ``what``."""
+    size = None
+    if what in _FILES:
+        sfi = _FILES[what]
+        size = scheme.file15.size if sfi == cf.SFI_PUBLIC_APP_INFO and scheme and scheme.file15 else _USUAL_SIZE[sfi]
+    elif what in _ANSWERS:
+        size = _ANSWERS[what][0].size
+    data, sw = (raw, None) if keep_sw else split_status_word(raw, size)
+    out: dict[str, Any] = {} if sw is None else {"sw": f"{sw:04X}", "meaning": describe(sw)}
+    if what == "fci":
+        decoded = decode_fci(data)
+    elif what in _FILES:
+        decoded = decode_file(_FILES[what], data, scheme)
+    else:
+        layout, name = _ANSWERS[what]
+        decoded = layout_fields(layout, data, name)
+    return {**out, **decoded}
 
 
 @cli.command()
-@click.argument("what", type=click.Choice(sorted(DECODERS), case_sensitive=False), metavar="WHAT")
+@click.argument("what", type=click.Choice(KINDS, case_sensitive=False), metavar="WHAT")
 @click.argument("hexdata", nargs=-1, required=True, metavar="HEX...")
+@click.option("--command", "command_hex", metavar="APDU",
+              help="With 'response': the command it answers, which tells what the data holds.")
+@click.option("--scheme", type=click.Choice([s.key for s in SCHEMES], case_sensitive=False), metavar="SCHEME",
+              help="The card's scheme, for file:15 and the files read after SELECT (default: T-Union); "
+                   f"one of {', '.join(s.key for s in SCHEMES)}.")
+@click.option("--no-sw", "keep_sw", is_flag=True,
+              help="The data has no status word at its end: decode every byte (by default a trailing 9000, 62xx "
+                   "or 63xx is taken off and shown).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: amounts as numbers, bytes as hex, dates ISO 8601.")
-def decode(what: str, hexdata: tuple[str, ...], as_json: bool) -> None:
+def decode(what: str, hexdata: tuple[str, ...], command_hex: str | None, scheme: str | None, keep_sw: bool,
+           as_json: bool) -> None:
     """Decode HEX as WHAT and print every field by name.
+
+    Data is taken as captured: with or without its status word, and of any length. A read
+    shorter or longer than the file's usual size is decoded as far as its bytes go, with a
+    warning naming what is missing or extra; a code no table knows is shown raw and flagged;
+    text fields are shown as text. The FCI names the card's scheme (T-Union, MOHURD city
+    cards, Shenzhen Tong, ...) and decodes its 9F0C with that scheme's layout, or shows it
+    raw when the layout is not public.
 
     \b
     WHAT is one of:
-      apdu       a command APDU (card or PSAM command, named)
-      response   a response APDU (data and status word with its meaning)
-      fci        the FCI answered to SELECT (T-Union EP or PPSE)
-      file:15 file:16 file:17 file:18 file:1a file:1e   a card file or record
-      pn532      a PN532 host or chip frame (ACK, NACK, error or information)
+      apdu           a command APDU (card or PSAM command, named)
+      response       a response APDU: data and status word; the data decoded
+                     by --command, or as an FCI when it is one
+      fci            the FCI answered to SELECT (any scheme, PPSE directories)
+      file:15 file:16 file:17 file:18 file:1a file:1e
+                     a card file or record (answer to READ BINARY / RECORD)
+      balance init-purchase init-load debit prove
+                     the answer to GET BALANCE, INITIALIZE FOR (CAPP)
+                     PURCHASE, INITIALIZE FOR LOAD, DEBIT, GET TRANSACTION PROVE
+      pn532          a PN532 host or chip frame (ACK, NACK, error or information)
 
     \b
     Examples:
       ykt decode apdu 805003020B0100000064200041599997 0F
-      ykt decode response 000027100036000000010011223344 9000 --json
+      ykt decode response 00000AC3 9000 --command 805C000204
+      ykt decode file:17 0000015610001000000101 9000
+      ykt decode fci 6F0A84085041592E415050599000
     """
+    what = what.lower()
     raw = parse_hex("".join(hexdata), what=what)
+    if command_hex is not None and what != "response":
+        raise click.UsageError("--command goes with 'response' only")
+    chosen = None if scheme is None else BY_KEY[scheme.lower()]
     try:
-        decoded = DECODERS[what.lower()](raw)
+        if what == "apdu":
+            decoded = decode_command(raw)
+        elif what == "pn532":
+            decoded = decode_pn532(raw)
+        elif what == "response":
+            command = None if command_hex is None else parse_hex(command_hex, what="--command")
+            decoded = decode_response(raw, command, scheme=chosen)
+        else:
+            decoded = _captured(what, raw, chosen, keep_sw)
     except ProtocolError as exc:
         raise ProtocolError(f"not a valid {what}: {exc}") from None
     if as_json:

@@ -47,14 +47,17 @@ def export(db: Path, fmt: str, states: tuple[str, ...], out: Path | None) -> Non
 @click.argument("db", type=_DB)
 @click.option("--keys", "keys", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
               help="The issuer key set (JSON, see terminal/keyset.py), e.g. sim/keys/demo-keyset.json.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: the counts, every mismatched, unverifiable and open row, and ok.")
 @click.pass_context
-def verify(ctx: click.Context, db: Path, keys: Path) -> None:
+def verify(ctx: click.Context, db: Path, keys: Path, as_json: bool) -> None:
     """Recompute the TAC of every complete debit in DB from the master TAC key, as the back office does.
 
     Exit status 0 when every complete debit verifies, 1 when any TAC does not match or cannot be recomputed.
     Pending and unconfirmed debits are listed apart: they are not settled yet.
     """
     from protocols.hexutil import to_hex
+    from sim.render import to_json
     from terminal.keyset import load_keyset
     from terminal.settlement import verify as verify_journal
 
@@ -62,6 +65,16 @@ def verify(ctx: click.Context, db: Path, keys: Path) -> None:
     if keyset.test_only:
         click.echo(f"note: {keys} is a test-only key set; its verdicts prove nothing about real cards", err=True)
     report = verify_journal(db, keyset)
+    if as_json:
+        open_rows = [{"row_id": e.row_id, "state": e.record.state.value, "card_serial": e.record.card_serial,
+                      "atc": e.record.offline_atc, "tsn": e.record.tsn, "amount": e.record.amount,
+                      "when": e.record.when} for e in report.open]
+        click.echo(to_json({"db": str(db), "ok": report.ok, "verified": report.verified,
+                            "mismatches": report.mismatches, "unverifiable": report.unverifiable,
+                            "open": open_rows, "void": report.void, "test_only_keys": report.test_only_keys}))
+        if not report.ok:
+            ctx.exit(1)
+        return
     for bad in report.mismatches:
         click.echo(f"MISMATCH row {bad.row_id}: card {to_hex(bad.card_serial)} ATC {bad.atc}: "
                    f"expected TAC {to_hex(bad.expected)}, journaled {to_hex(bad.journaled) or '(none)'}")

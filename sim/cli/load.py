@@ -20,7 +20,6 @@ _EXIT = {"loaded": 0, "refused": 1, "failed": 1, "retry": 3}
 _HELP = """Load value onto the card on a reader (圈存): the card's MAC1 goes to the load host, its MAC2 to the card,
 the card's TAC back to the host.
 
-\b
 The reader is any the validator takes: pcsc:<index|name>, pn532:<path>[@baud],
 sim:<fixture>. Without --host the load host runs in this process with the demo
 keys and terminals (test only), its ledger in --ledger. With --host it is a
@@ -32,7 +31,8 @@ token's terminal number. An over-the-air load is this command on a phone's side:
     ykt loadhost serve &
     ykt card new --balance 5000 --out card.json
     ykt load --reader sim:card.json --amount 5000 --save \\
-        --host http://127.0.0.1:8760 --token demo-phone-app-0002-test-only --terminal 200041590002
+        --host http://127.0.0.1:8760 --token demo-phone-app-0002-test-only \\
+        --terminal 200041590002
 
 Every load is journaled (--journal) before each step. A card taken away during
 CREDIT FOR LOAD: run the same command again with the card; the next tap asks the

@@ -14,7 +14,6 @@ from . import cli
 
 _SERVE_HELP = """Serve the load host over HTTP: load terminals ask it for MAC2 and hand it the card's TAC.
 
-\b
 It holds the master load and TAC keys (--keys), records every load in a SQLite
 ledger (--ledger, kept across restarts) and accepts the terminals of --terminals,
 each with its bearer token. Loopback by default. Without --keys, --ledger and
@@ -103,7 +102,6 @@ def serve(keys_path: Path | None, ledger_path: Path | None, terminals_path: Path
 def ledger(ledger_path: Path, as_json: bool) -> None:
     """Print every load of a load host's ledger, with its state and what an auditor needs to recompute it.
 
-    \b
     States: authorized (MAC2 given, no TAC yet), confirmed (the card's TAC verified),
     flagged (a wrong TAC came: for investigation), void (superseded: the card showed
     the same online counter again later, so it was never credited with it).

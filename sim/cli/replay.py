@@ -23,11 +23,11 @@ def replay(trace_path: Path, fixture: Path | None, config_path: Path | None, far
            as_json: bool) -> None:
     """Replay TRACE: exit status 0 when everything matched the recording, 1 when something differs.
 
-    \b
     Without --card: a validator with the recorded settings runs against a scripted card that
     answers as the recorded card did (and a scripted PSAM, or the demo PSAM when the trace has
     no PSAM link), on the recorded clock. Reports the first exchange where the terminal left the
     recording: its number (as 'ykt trace show' numbers them), what was expected, what came.
+
     With --card: the recorded card commands go to the fixture's card, with the recorded
     randoms; every answer that differs from the recorded one is reported.
     """
@@ -64,10 +64,14 @@ def _against_terminal(trace, config_path: Path | None, fares: Path | None, as_js
 
 
 def _against_card(trace, fixture: Path, as_json: bool) -> None:
-    from sim.fixture import load_image
+    from sim.card.m1_card import M1Image
+    from sim.fixture import FixtureError, load_image
     from sim.replay import ReplayError, replay_card
 
-    report = replay_card(trace, load_image(fixture))
+    image = load_image(fixture)
+    if isinstance(image, M1Image):
+        raise FixtureError(f"{fixture}: an M1 card fixture; a trace is replayed against a T-Union CPU card")
+    report = replay_card(trace, image)
     if not report.matched and not report.differences:
         raise ReplayError(f"nothing to compare: the trace holds no answered command of the card in {fixture} "
                           f"({report.other_taps} taps of other cards)")

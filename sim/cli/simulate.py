@@ -14,7 +14,6 @@ from . import cli
 
 _VPCD_HELP = """Serve a simulated card (and PSAM) to pcscd through vsmartcard's vpcd reader driver.
 
-\b
 The card is in reader 'Virtual PCD 00 00' (TCP PORT), the PSAM of --sam in
 'Virtual PCD 00 01' (PORT+1). vpcd, inside pcscd, listens on those ports and this
 command connects to them; it waits for pcscd and reconnects when pcscd restarts.

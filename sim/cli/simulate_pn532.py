@@ -13,7 +13,6 @@ from .simulate import sim
 
 _HELP = """Emulate a PN532 reader on a pseudo-terminal, the card of a fixture in its field.
 
-\b
 LINK becomes a symlink to the pty (/dev/pts/N); it appears when the chip is
 ready and goes when the emulator stops. Anything that drives a PN532 over a
 serial line opens it: libnfc's pn532_uart driver (Debian 12: apt-get install
@@ -25,7 +24,6 @@ libnfc-bin libnfc-examples), or 'ykt validate --reader pn532:LINK':
     LIBNFC_DEVICE=pn532_uart:/tmp/pn532 LIBNFC_AUTO_SCAN=false nfc-list
     ykt validate --reader pn532:/tmp/pn532 --sam sim:psam --taps 1
 
-\b
 Like a real card left on a reader, the card is halted once a reader releases
 it and is not listed again until the field is switched off and on (each new
 Pn532Link or libnfc session does that) or it is tapped again: send SIGUSR1 to

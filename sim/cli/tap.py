@@ -93,7 +93,6 @@ def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeli
         trace_path: Path | None, save: bool, as_json: bool) -> None:
     """Tap a fixture card once on the simulated reader and show where the time goes.
 
-    \b
     The validator has the demo PSAM (T=0), the demo flat fare and a memory journal. Every
     exchange is shown with its modeled air (or contact line) time and the time the card or the
     PSAM computes (sim/timing.py), one after the other, against the 400 ms that DB31/T 239-2020
@@ -101,7 +100,7 @@ def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeli
     The fixture is not changed unless --save is given.
     """
     from sim.demo import DEMO_FARES
-    from sim.fixture import load_fixture, save_fixture
+    from sim.fixture import load_cpu_fixture, save_fixture
     from sim.tap import CARD_LINK, SAM_LINK, run_tap
     from terminal.clock import ManualClock, SystemClock
     from terminal.config import ValidatorConfig
@@ -111,7 +110,7 @@ def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeli
 
         if timeline.suffix.lower() not in FORMATS:
             raise click.BadParameter(f"{timeline}: the picture is a .png or an .svg file", param_hint="--timeline")
-    card = load_fixture(fixture)
+    card = load_cpu_fixture(fixture)
     clock = ManualClock(when or SystemClock().now())
     config = ValidatorConfig()
     writer = None

@@ -27,17 +27,22 @@ def open_trace(path: Path, command: str, links: Iterable[tuple[str, str]], *, co
                fares: Path, clock: Clock) -> TraceWriter:
     """A trace writer for ``ykt <command> --trace``: the links as (name, role), the validator's settings and fare file
     in the header (so that ``ykt replay`` needs nothing else), the validator's clock with each activation."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from terminal.tomlconf import read_text
     from terminal.tracefile import TraceWriter, ValidatorSettings, config_toml
+
+    settings = ValidatorSettings(config_toml(config), read_text(fares))
+    return TraceWriter(path, links=links, tool=tool_name(command), validator=settings, clock=clock)
+
+
+def tool_name(command: str) -> str:
+    """What a trace's header says wrote it: ``ykt validate (yikatong 0.1.0)``."""
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         release = version("yikatong")
     except PackageNotFoundError:
         release = "unknown version"
-    settings = ValidatorSettings(config_toml(config), read_text(fares))
-    return TraceWriter(path, links=links, tool=f"ykt {command} (yikatong {release})", validator=settings, clock=clock)
+    return f"ykt {command} (yikatong {release})"
 
 
 # --- decoding ------------------------------------------------------------------------------------------------------
@@ -52,60 +57,35 @@ def _attempt(what: str, decode: Callable[[], Any]) -> Any:
         return {"note": f"does not decode as {what}: {exc}"}
 
 
-def _card_answer(command: Any, data: bytes) -> tuple[str, Callable[[], Any]] | None:
-    """How to decode a card's answer to ``command``: the command tells which file a read returns."""
-    from protocols import card_commands as cc
-
-    from .decode import DECODERS
-
-    if isinstance(command, cc.SelectByName):
-        return "FCI", lambda: DECODERS["fci"](data)
-    if isinstance(command, (cc.ReadBinary, cc.ReadRecord)):
-        decoder = DECODERS.get(f"file:{command.sfi:02x}")
-        return (f"file 0x{command.sfi:02X}", lambda: decoder(data)) if decoder else None
-    layout = type(command).RESPONSE
-    return (type(command).__name__ + " answer", lambda: layout.parse(data)) if layout is not None else None
-
-
-def _sam_answer(command: Any, data: bytes) -> tuple[str, Callable[[], Any]] | None:
-    from protocols import card_commands as cc
-    from protocols.psam_commands import SFI_KEY_INDEX, SFI_TERMINAL_NUMBER
-
-    if isinstance(command, cc.ReadBinary) and command.sfi == SFI_TERMINAL_NUMBER:
-        return "terminal number", lambda: {"terminal_number": data}
-    if isinstance(command, cc.ReadBinary) and command.sfi == SFI_KEY_INDEX and len(data) == 1:
-        return "key index", lambda: {"key_index": data[0]}
-    layout = type(command).RESPONSE
-    return (type(command).__name__ + " answer", lambda: layout.parse(data)) if layout is not None else None
-
-
-def _parsed(raw: bytes, role: str) -> Any:
-    from protocols.card_commands import parse_card_command
-    from protocols.errors import ProtocolError
-    from protocols.psam_commands import parse_psam_command
-
-    try:
-        return parse_psam_command(raw) if role == "sam" else parse_card_command(raw)
-    except ProtocolError:
-        return None
-
-
-def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[str, Any]) -> dict[str, Any]:
+def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[str, Any],
+                    selected: dict[str, Any] | None = None) -> dict[str, Any]:
     """One exchange, every field named. ``waiting`` maps a link to the command whose answer a T=0 device announced
-    with 61xx, so that the GET RESPONSE bringing it is decoded as that command's answer."""
-    from protocols.card_commands import GetResponse, UpdateCappDataCache
+    with 61xx, so that the GET RESPONSE bringing it is decoded as that command's answer; ``selected`` maps a link to
+    the scheme of the application its card last selected, which says how the files read after it are laid out."""
+    from protocols.card_commands import (
+        GetResponse,
+        SelectByFid,
+        SelectByName,
+        UpdateCappDataCache,
+    )
     from protocols.hexutil import to_hex
+    from protocols.schemes import DIRECTORY, scheme_of
+    from sim.decoding import (
+        UNNAMED,
+        decode_command,
+        decode_file,
+        decode_response,
+        parse_command,
+    )
     from sim.tap import command_label
 
-    from .decode import DECODERS, decode_command, decode_response
-
-    command = _parsed(exchange.command, role)
+    selected = {} if selected is None else selected
+    scheme = selected.get(exchange.link)
+    command = parse_command(exchange.command, role)
     shown: dict[str, Any] = {"apdu": to_hex(exchange.command), "name": command_label(exchange.command, role)}
     shown.update(_attempt("a command APDU", lambda: decode_command(exchange.command)))
     if isinstance(command, UpdateCappDataCache):
-        decoder = DECODERS.get(f"file:{command.sfi:02x}")
-        if decoder is not None:
-            shown["data_decoded"] = _attempt(f"a 0x{command.sfi:02X} record", lambda: decoder(command.data))
+        shown["data_decoded"] = decode_file(command.sfi, command.data, scheme)
     out: dict[str, Any] = {"event": "exchange", "number": number, "link": exchange.link, "role": role,
                            "t_ns": exchange.start_ns, "duration_ns": exchange.duration_ns,
                            "model": None if exchange.model is None else
@@ -115,23 +95,27 @@ def decode_exchange(exchange: Exchange, role: str, number: int, waiting: dict[st
     if response is None:
         waiting.pop(exchange.link, None)
         return out
-    answered = dict(_attempt("a response APDU", lambda: decode_response(response)))
-    answered = {"apdu": to_hex(response), **answered}
     asked = waiting.pop(exchange.link, None) if isinstance(command, GetResponse) else command
-    if response[-2] == 0x61 and command is not None:
+    announced = response[-2] == 0x61 and command is not None
+    if announced:
         waiting[exchange.link] = asked
-    elif asked is not None and response[-2:] == b"\x90\x00" and len(response) > 2:
-        how = (_sam_answer if role == "sam" else _card_answer)(asked, response[:-2])
-        if how is not None:
-            answered["decoded"] = _attempt(how[0], how[1])
-    out["response"] = answered
+    answered_ok = response[-2:] == b"\x90\x00" and len(response) > 2
+    decoded = _attempt("a response APDU", lambda: decode_response(
+        response, asked if answered_ok and asked is not None else None, role=role, scheme=scheme))
+    out["response"] = {"apdu": to_hex(response), **decoded}
+    if role == "card" and isinstance(asked, (SelectByName, SelectByFid)) and answered_ok:
+        fci = decoded.get("decoded") or {}
+        if "df_name" in fci:
+            chosen = scheme_of(fci["df_name"]) or UNNAMED
+            if chosen.kind != DIRECTORY:  # the files read next are the application's, not a directory's
+                selected[exchange.link] = chosen
     return out
 
 
 def decode_trace(trace: Trace) -> dict[str, Any]:
     """The whole trace as one plain document: header and every event decoded."""
-    from terminal.trace import Exchange
     from terminal.jsondoc import activation_to_json
+    from terminal.trace import Exchange
 
     roles = {link.name: link.role for link in trace.header.links}
     header = {"created": trace.header.created, "tool": trace.header.tool,
@@ -139,11 +123,12 @@ def decode_trace(trace: Trace) -> dict[str, Any]:
               "validator_settings_recorded": trace.header.validator is not None, "truncated": trace.truncated}
     events: list[dict[str, Any]] = []
     waiting: dict[str, Any] = {}
+    selected: dict[str, Any] = {}
     number = 0
     for event in trace.events:
         if isinstance(event, Exchange):
             number += 1
-            events.append(decode_exchange(event, roles[event.link], number, waiting))
+            events.append(decode_exchange(event, roles[event.link], number, waiting, selected))
         else:
             events.append({"event": "activation", "link": event.link, "role": roles[event.link], "t_ns": event.at_ns,
                            "activation": activation_to_json(event.activation), "clock": event.clock})
@@ -204,7 +189,6 @@ def trace() -> None:
 def show(trace_path: Path, as_json: bool) -> None:
     """Show every activation, command and answer in TRACE, decoded by name, with its timings.
 
-    \b
     Card and PSAM commands are named with their fields; answers with their status word's
     meaning and, where the command tells what they hold, decoded: the FCI, the file or
     record read, INITIALIZE's balance and counter, DEBIT's TAC and MAC2, the PSAM's TSN
@@ -235,13 +219,15 @@ def show(trace_path: Path, as_json: bool) -> None:
               help="The capture to write: pcapng when the name ends in .pcapng, else pcap.")
 @click.option("--link", "links", multiple=True, metavar="NAME",
               help="A card link to export (repeat for several, pcapng only). Default: every card link.")
-def export(trace_path: Path, pcap_path: Path, links: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the file written, its format and packets.")
+def export(trace_path: Path, pcap_path: Path, links: tuple[str, ...], as_json: bool) -> None:
     """Write TRACE's card exchanges as a capture that Wireshark and tshark decode as ISO 7816 APDUs.
 
-    \b
     The APDUs go in ISO 14443-4 frames (link type 264, LINKTYPE_ISO_14443), with the
     activation (REQA ... ATS) rebuilt from the recorded UID, SAK and ATS. Wireshark hands
     the frames' payload to its ISO 7816 dissector when told to:
+
+    \b
       tshark -r FILE -d iso14443.subdissector,iso7816
       (Wireshark: Analyze > Decode As, "ISO14443 payload subdissector" = ISO 7816)
     """
@@ -251,5 +237,11 @@ def export(trace_path: Path, pcap_path: Path, links: tuple[str, ...]) -> None:
     loaded = read_trace(trace_path)
     count = export_capture(loaded, pcap_path, links or None)
     kind = "pcapng" if pcap_path.suffix.lower() == ".pcapng" else "pcap"
+    if as_json:
+        from sim.render import to_json
+
+        click.echo(to_json({"pcap": pcap_path, "format": kind, "packets": count, "link_type": 264,
+                            "tshark": f"tshark -r {pcap_path} -d iso14443.subdissector,iso7816"}))
+        return
     click.echo(f"wrote {count} packets to {pcap_path} ({kind}, LINKTYPE_ISO_14443); "
                f"decode the APDUs with: tshark -r {pcap_path} -d iso14443.subdissector,iso7816")

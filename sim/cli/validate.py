@@ -97,11 +97,12 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
              trace_path: Path | None) -> None:
     """Run the validator on a card reader and a PSAM: one line per tap on standard output, every debit journaled.
 
-    \b
     A card resting on a PC/SC reader is one tap; lift it and tap again for the next.
     A sim: card is always in the field, so every poll is a tap of the same card.
     Stops after --taps taps, or on Ctrl-C / SIGTERM once the tap in progress is done,
     then prints a summary on standard error. Against pcscd and 'ykt sim vpcd':
+
+    \b
         ykt validate --reader pcsc:0 --sam pcsc:1 --taps 1
     """
     from sim.devices import open_link, parse_device

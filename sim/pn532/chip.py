@@ -9,14 +9,21 @@ frame.
 The card in the field:
 
 - InListPassiveTarget (type A, 106 kbit/s) powers the field on, activates the card (``Device.power_on``) and
-  reports UID, ATQA, SAK and, when SetParameters asked for automatic RATS, the ATS. A card that is halted
-  (after InDeselect, InRelease, or a failed MIFARE authentication) is not listed again until the field goes off and
-  on or the card leaves and re-enters the field: libnfc's listing loop relies on that second listing finding nothing.
+  reports UID, ATQA, SAK and, when SetParameters asked for automatic RATS, the ATS. A card that is halted (after
+  InDeselect or InRelease) is not listed again until the field goes off and on or the card leaves and re-enters the
+  field: libnfc's listing loop relies on that second listing finding nothing.
   When no card answers, the answer ``4B 00`` comes after the chip's retries (``try_time`` each, MxRtyPassiveActivation
   from RFConfiguration item 05); with ``FF`` (retry forever) the command waits until a card comes or the host aborts.
 - InDataExchange hands the APDU to ``Device.execute``; data flagged MI is collected first, and an answer longer than
   one frame goes out in pieces flagged MI, the host fetching each with ``40 Tg``. A device that raises
   :class:`~terminal.errors.CardRemoved` has left the field: the chip answers status ``01`` (time-out).
+- A MIFARE Classic target (activation ``MIFARE``) takes MIFARE commands in InDataExchange instead (``60/61 block
+  key uid``, ``30``, ``A0``, ``C0``-``C2``, ``B0``; the chip runs the two-part WRITE and value commands itself): a
+  READ answers its 16 bytes, anything the card acknowledged status 00 and no data. A failed authentication is
+  status ``14``, and the card, back in IDLE, answers nothing (time-out) until it is listed again, as libnfc's tools do
+  after trying a wrong key. A Classic ignores an ISO-DEP block (InCommunicateThru, e.g. a RATS: time-out) and goes
+  back to IDLE too: the chip drops the target. A card's NAK is status ``05``, "framing error during a MIFARE
+  operation" (which status a PN532 gives a NAK is UNCONFIRMED).
 - InCommunicateThru carries ISO-DEP blocks the host frames itself: an R-block (``nfc-poll``'s presence check ``B2``)
   is answered with R(ACK) or the last I-block, as ISO 14443-4's rules say, an I-block with its answer, S(DESELECT)
   halts the card. Without an active card it answers status ``01``.
@@ -40,6 +47,8 @@ from dataclasses import dataclass
 from protocols.errors import ProtocolError
 from protocols.hexutil import to_hex
 from protocols.iso14443 import Pcb, cascade_levels, sak_iso14443_4
+from protocols.mifare import ACK as MIFARE_ACK
+from protocols.mifare import BLOCK_SIZE, KeyType, without_key
 from protocols.pn532 import (
     ERROR_MASK,
     MAX_EXCHANGE_DATA,
@@ -268,7 +277,8 @@ class Pn532Chip:
             log.warning("host command %s refused with the error frame: %s", to_hex(data), exc)
             self._last_answer = ERROR_FRAME
             return ACK + ERROR_FRAME
-        log.debug("host > %s %s", name_of(data[0]), to_hex(data))
+        shown = data[:2] + without_key(data[2:]) if data[:1] == b"\x40" else data  # no MIFARE key in the log
+        log.debug("host > %s %s", name_of(data[0]), to_hex(shown))
         answer = self._handlers[type(command)](command, now)
         if answer is None:
             return ACK
@@ -420,6 +430,8 @@ class Pn532Chip:
     def _data_exchange(self, command: InDataExchange, now: float) -> bytes:
         if self.target is None or command.tg != _TG:
             return self._status(command, ChipError.WRONG_CONTEXT)
+        if self.target.protocol == "MIFARE":
+            return self._mifare_exchange(command)
         if command.more:
             self._chained += command.data
             return self._status(command, ChipError.NONE)
@@ -438,7 +450,24 @@ class Pn532Chip:
             return self._status(command, STATUS_MI, answer[:MAX_EXCHANGE_DATA])
         return self._status(command, ChipError.NONE, answer)
 
+    def _mifare_exchange(self, command: InDataExchange) -> bytes:
+        """A MIFARE command to a Classic target (see the module notes)."""
+        answer = self._execute(command.data)
+        if answer is None:
+            return self._status(command, ChipError.TIMEOUT)
+        if answer == MIFARE_ACK:
+            return self._status(command, ChipError.NONE)
+        if len(answer) == BLOCK_SIZE:
+            return self._status(command, ChipError.NONE, answer)
+        if answer:
+            return self._status(command, ChipError.FRAMING)
+        auth = command.data[:1] in (bytes((KeyType.A,)), bytes((KeyType.B,)))  # no answer: the card is in IDLE
+        return self._status(command, ChipError.MIFARE_AUTHENTICATION if auth else ChipError.TIMEOUT)
+
     def _communicate_thru(self, command: InCommunicateThru, now: float) -> bytes:
+        if self.target is not None and self.target.protocol == "MIFARE":
+            self._drop_target()  # a Classic does not speak ISO-DEP: it ignores the block and goes back to IDLE
+            return self._status(command, ChipError.TIMEOUT)
         if self.target is None or self.card is None or not command.data:
             return self._status(command, ChipError.TIMEOUT)
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from protocols.card_files import TRANSIT_RECORD
 from protocols.hexutil import parse_hex
-from protocols.mifare import KeyType, ValueBlock
+from protocols.mifare import ACK, KeyType, ValueBlock
 from protocols.pn532 import CommandCode
 from sim.fixture import load_image, save_fixture
 from sim.issuing import issue_card, load_demo_keyset
@@ -76,7 +76,7 @@ def test_composite_purchase_through_the_pn532_driver(tmp_path: Path) -> None:
 
 class ClassicStub:
     """A MIFARE Classic 1K that answers a list of commands in order (the chip ran Crypto1; the card sees plain
-    commands); an empty answer is the chip's bare success."""
+    commands); ``ACK`` is the card's acknowledge, which the chip reports as its bare success."""
 
     activation = Activation("MIFARE", uid=parse_hex("01020304"), atqa=parse_hex("0004"), sak=0x08)
 
@@ -95,8 +95,8 @@ class ClassicStub:
 
 
 def test_mifare_classic_through_the_pn532_driver(tmp_path: Path) -> None:
-    classic = ClassicStub([("6005FFFFFFFFFFFF01020304", b""), ("3005", ValueBlock(1000, 5).to_bytes()),
-                           ("C10564000000", b""), ("B005", b""), ("3005", ValueBlock(1100, 5).to_bytes())])
+    classic = ClassicStub([("6005FFFFFFFFFFFF01020304", ACK), ("3005", ValueBlock(1000, 5).to_bytes()),
+                           ("C10564000000", ACK), ("B005", ACK), ("3005", ValueBlock(1100, 5).to_bytes())])
     with emulated_pn532(classic, tmp_path) as server, Pn532Link(str(server.link)) as link:
         assert link.activate(1.0) == classic.activation
         card = MifareClassic(link)

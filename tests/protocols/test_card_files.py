@@ -52,7 +52,10 @@ def test_code_values():
     assert cf.TransactionType.COMPOSITE_PURCHASE == 0x09 and cf.TransactionType.EP_PURCHASE == 0x06
     assert [int(t) for t in cf.CardType] == [1, 2, 3, 4, 5]
     assert cf.CardType.MILITARY == 5
-    assert (cf.TransitRecordType.LOAD, cf.TransitRecordType.SINGLE_FARE, cf.TransitRecordType.LOCK) == (2, 6, 0x12)
+    assert (cf.TransitRecordType.SINGLE_RIDE, cf.TransitRecordType.SINGLE_FARE, cf.TransitRecordType.LOCK) == \
+        (2, 6, 0x12)
+    assert not hasattr(cf.TransitRecordType, "LOAD")  # real bus records with a fare carry 02: it is no load
+    assert [int(i) for i in cf.Industry] == [0, 1, 2] and cf.Industry.METRO == 1 and cf.Industry.BUS == 2
     assert cf.TransitRecordType.BOARD is cf.TransitRecordType.ENTRY == 3
     assert cf.TransitRecordType.ALIGHT is cf.TransitRecordType.EXIT == 4
     assert cf.TradeState.BOARDED is cf.TradeState.ENTERED == 1
@@ -220,7 +223,7 @@ def test_transit_record_from_the_uwb_gate():
     record = cf.TRANSIT_RECORD.parse(UWB_1E)
     assert record.record_type == 3 and record.known_record_type is cf.TransitRecordType.ENTRY
     assert record.device_id == bytes.fromhex("0000000279001102")
-    assert record.industry_code == 4
+    assert record.industry_code == 4 and record.known_industry_code is None  # the test tool's own code
     assert (record.line, record.station, record.operator_code) == (b"\0\0", b"\0\0", b"\0\0")
     assert record.reserved == 0x15
     assert (record.amount, record.balance) == (0, 0x224A)

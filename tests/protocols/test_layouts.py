@@ -85,3 +85,53 @@ def test_wrong_length_is_a_protocol_error(name: str, layout: Layout, data):
     for engine in ENGINES:
         with pytest.raises(ProtocolError):
             layout.parse_with(engine, raw)
+
+
+@pytest.mark.parametrize("name,layout", LAYOUTS, ids=IDS)
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_partial_parse_of_any_length_says_what_it_has(name: str, layout: Layout, data):
+    """parse_partial never raises; on the whole message it agrees with parse; on a prefix it decodes the fields
+    wholly inside it as parse does and names every other one; extra bytes come back as they are."""
+    import dataclasses
+
+    size = data.draw(st.integers(0, layout.size + 8), label="size")
+    raw = data.draw(st.binary(min_size=size, max_size=size), label="bytes")
+    partial = layout.parse_partial(raw)
+    names = [f.name for f in dataclasses.fields(layout.model)]
+    accounted = set(partial.values) | set(partial.missing) | ({partial.cut[0]} if partial.cut else set())
+    accounted |= {label for label in partial.invalid if label in names}
+    assert set(names) <= accounted
+    assert partial.extra == raw[layout.size:]
+    if size >= layout.size:
+        whole = raw[:layout.size]
+        try:
+            model = layout.parse(whole)
+        except ProtocolError:
+            assert partial.invalid, f"{name}: parse refused {whole.hex()} but every field decoded"
+        else:
+            assert partial.values == {n: getattr(model, n) for n in names} and not partial.invalid
+            assert partial.complete == (size == layout.size)
+    else:
+        assert not partial.complete
+        for field_name, value in partial.values.items():
+            padded = raw + bytes(layout.size - size)  # the fields wholly inside the prefix decode the same
+            full = layout.parse_partial(padded)
+            assert full.values.get(field_name, full.invalid.get(field_name)) == value
+
+
+def test_partial_parse_names_missing_cut_and_extra_bytes():
+    from protocols.card_files import MANAGEMENT_INFO, TRANSACTION_LOG_RECORD
+
+    short = MANAGEMENT_INFO.parse_partial(parse_hex("0000015610001000000101"))  # 11 bytes, as nfsee reads 0x17
+    assert short.values == {"country_code": bytes.fromhex("00000156"), "province_code": b"\x10\x00",
+                            "city_code": b"\x10\x00", "interop_class": 1, "card_type": 1}
+    assert (short.cut, short.missing, short.extra) == (None, ("settlement_number", "rfu"), b"")
+    cut = MANAGEMENT_INFO.parse_partial(parse_hex("00000156100010000001010000"))
+    assert cut.cut == ("settlement_number", b"\0\0") and cut.missing == ("rfu",)
+    record = parse_hex("042D000000000001F409300089000340202412291417409000")  # 0x18 record 1 and its 9000
+    longer = TRANSACTION_LOG_RECORD.parse_partial(record)
+    assert longer.extra == b"\x90\x00" and longer.values["amount"] == 500 and not longer.missing
+    bad = TRANSACTION_LOG_RECORD.parse_partial(record[:16] + b"\xff" * 7)
+    assert bad.invalid == {"date": (b"\xff" * 4, "date: FFFFFFFF is not packed BCD"),
+                           "time": (b"\xff" * 3, "time: FFFFFF is not packed BCD")}

@@ -20,8 +20,8 @@ from protocols.fci import T_UNION_EP_AID
 from protocols.hexutil import parse_hex
 from protocols.psam_commands import (
     MOHURD_PSAM_DF, SAM_PURCHASE_DATA_1, SAM_PURCHASE_DATA_2, CreditSamForPurchase, DesEncrypt, DesInit, DesMac,
-    InitSamForPurchase, KeyUsage, PsamCommand, SamPurchaseResponse, parse_psam_command, read_key_index,
-    read_terminal_number, select_application,
+    InitSamForPurchase, KeyUsage, M1KeyType, M1SectorKeys, PsamCommand, SamPurchaseResponse, parse_psam_command,
+    read_key_index, read_terminal_number, select_application,
 )
 
 # §3.5 self-generated end-to-end example.
@@ -32,6 +32,8 @@ WHEN = dt.datetime(2018, 3, 13, 16, 43, 29)
 RANDOM = parse_hex("11223344")
 TWO_LEVEL = InitSamForPurchase(RANDOM, 0x36, 200, 0x09, WHEN, 1, 0, SERIAL8, ISSUER)
 TWO_LEVEL_HEX = "8070000024 11223344 0036 000000C8 09 20180313164329 01 00 4991585000011383 02403640FFFFFFFF"
+M1_CARD = parse_hex("3640000100000042")  # the demo M1 card: city 3640, industry 0001, issuer serial 00000042
+M1_MAC_DATA = "3640000100000042 40C2AB5C 0001 00002710 000000C8 06 200041599997 00000057 20250314083000"
 
 
 def test_power_up_reads_reuse_the_card_classes():
@@ -71,6 +73,16 @@ VECTORS = [
     (DesMac(bytes(8), bytes(8), le=4), "80FA050010 0000000000000000 0000000000000000 04"),
     (GetResponse(8), "00C0000008"),
     (SelectByName(parse_hex("A000000632010105")), "00A4040008 A000000632010105"),
+    # M1: the Tianjin validator's city-card TAC key (usage 24, version 01, a zero factor), and this project's: the
+    # card number as factor; the M1 transaction MAC over 40 bytes padded to 48 after a zero IV
+    (DesInit(0x24, 0x01, (bytes(8),)), "801A240108 0000000000000000"),
+    (DesInit(KeyUsage.M1_TAC, 0x01, (M1_CARD,)), "801A240108 3640000100000042"),
+    (DesInit(KeyUsage.M1_AUTH, 0x01, (M1_CARD,)), "801A250108 3640000100000042"),
+    (DesMac(bytes(8), parse_hex(M1_MAC_DATA + "8000000000000000")),
+     "80FA050038 0000000000000000" + M1_MAC_DATA + "8000000000000000"),
+    # M1 SECTOR KEYS: key A of sectors 0, 1, 2, 3 and 6 of the card with UID 40C2AB5C, key version 01
+    (M1SectorKeys(M1KeyType.A, 0x01, parse_hex("40C2AB5C"), (0, 1, 2, 3, 6)), "80FC010109 40C2AB5C 0001020306"),
+    (M1SectorKeys(M1KeyType.B, 0x01, parse_hex("40C2AB5C"), (2,), le=6), "80FC020105 40C2AB5C 02 06"),
 ]
 
 
@@ -190,6 +202,11 @@ REFUSED = [
     ("80FF000000", 0x6D00),
     ("805003020B01000000C82000415999970F", 0x6D00),  # a card command sent to the PSAM
     ("10B0960006", 0x6E00),
+    ("80FC030104 40C2AB5C", 0x6A86),  # M1 SECTOR KEYS: key type 03
+    ("80FC010104 40C2AB5C", 0x6700),  # no sector
+    ("80FC010105 40C2AB5C 28", 0x6A80),  # sector 40: past a 4K
+    ("80FC010103 40C2AB", 0x6700),
+    ("80FC01012D 40C2AB5C" + "00" * 41, 0x6700),  # 41 sectors
 ]
 
 

@@ -85,7 +85,7 @@ def test_show_decodes_every_file(capsys: pytest.CaptureFixture[str]) -> None:
                  "  file 17, management info:", "    card_type_name: normal",
                  "  file 18, transaction log (newest first):", "      transaction_type_name: composite_purchase",
                  "      amount: 2.00 CNY (200 fen)", "      date: 2018-03-13", "      time: 16:43:29",
-                 "  file 1A, process records (by id):", "      trade_state_name: boarded",
+                 "  file 1A, process records (by id):", "      trade_state_name: boarded/entered",
                  "  file 1E, transit records (newest first):", "      transaction_time: 2025-01-14T14:29:37",
                  "  transaction proofs (by type):", "      mac2: CAEC0601"):
         assert line + "\n" in out, line
@@ -119,10 +119,14 @@ def test_show_limits_records_and_reports_undecodable_bytes(tmp_path: Path, capsy
     assert run(["card", "show", str(path), "--json", "--records", "2"]) == 0
     view = json.loads(capsys.readouterr().out)
     assert len(view["transaction_log"]) == 2 and view["record_counts"]["18"] == 4
-    assert view["public_info"]["error"] == "date: FFFFFFFF is not packed BCD"
-    assert view["serial"] == "03104991585000011383"
+    assert view["public_info"]["start_date"] == "FFFFFFFF"  # shown raw, and said why
+    assert view["public_info"]["warnings"] == [
+        "start_date: FFFFFFFF does not decode (date: FFFFFFFF is not packed BCD); shown raw"]
+    assert view["public_info"]["expiry_date"] == "2040-12-31" and view["serial"] == "03104991585000011383"
     assert run(["card", "show", str(path), "--records", "4"]) == 0
-    assert "      error: date: FFFFFFFF is not packed BCD\n" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "    warning: start_date: FFFFFFFF does not decode (date: FFFFFFFF is not packed BCD); shown raw\n" in shown
+    assert "      warning: transaction_type FF: not a known code (shown raw)\n" in shown
 
 
 @pytest.mark.parametrize("args, message", [

@@ -140,8 +140,8 @@ def test_atr_and_uid_shown_for_each_kind_of_device() -> None:
         device_atr(Bare(Activation("T=CL", uid=b"\x01\x02\x03\x04")))
     with pytest.raises(VpcdError, match="ATS is malformed"):
         device_atr(Bare(Activation("T=CL", uid=b"\x01\x02\x03\x04", ats=b"\x05\x78")))
-    with pytest.raises(VpcdError, match="a MIFARE device without an ATR"):
-        device_atr(Bare(Activation("MIFARE", uid=b"\x01\x02\x03\x04")))
+    with pytest.raises(VpcdError, match="MIFARE device's SAK: SAK 00 does not announce a MIFARE Classic"):
+        device_atr(Bare(Activation("MIFARE", uid=b"\x01\x02\x03\x04", sak=0x00)))
     with pytest.raises(VpcdError, match="port 70000 is not a TCP port"):
         VpcdSlot(issued, 70000)
 

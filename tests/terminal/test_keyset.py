@@ -38,7 +38,7 @@ def test_demo_keyset_is_marked_test_only_and_holds_the_spec_masters() -> None:
     assert keyset.master(KeyUsage.TAC, 1).export() == bytes.fromhex(MTK)
     assert keyset.master(KeyUsage.MAINTENANCE, 1).export() == bytes.fromhex(DAMK)
     assert len(keyset.master(KeyUsage.LOAD, 1).export()) == 16
-    assert [keyset.indexes(u) for u in KeyUsage] == [(1,), (1,), (1,), (1,)]
+    assert [keyset.indexes(u) for u in KeyUsage] == [(1,)] * 8  # four CPU masters, four M1 masters
 
 
 def test_two_level_card_keys_match_the_spec_example() -> None:
@@ -110,7 +110,8 @@ BAD = [
     ("diversification_levels", 3, "diversification_levels: must be 1 or 2"),
     ("diversification_levels", True, "diversification_levels: must be 1 or 2"),
     ("master_keys", {}, "master_keys: must be an object with at least one usage"),
-    ("master_keys.mac", {"01": MPK}, "master_keys.mac: unknown usage \\(known: purchase, load, tac, damk\\)"),
+    ("master_keys.mac", {"01": MPK},
+     "master_keys.mac: unknown usage \\(known: purchase, load, tac, damk, m1_key_a, m1_key_b, m1_auth, m1_tac\\)"),
     ("master_keys.tac", {}, "master_keys.tac: must map key versions/indexes to keys"),
     ("master_keys.tac", {"1": MTK}, "master_keys.tac.1: a key version/index is two hex digits"),
     ("master_keys.tac", {"0x": MTK}, "master_keys.tac.0x: a key version/index is two hex digits"),
@@ -163,3 +164,52 @@ def test_constructor_checks_levels_and_key_lengths() -> None:
         Keyset(algorithm=Algorithm.TDES, levels=3, keys={}, test_only=True)
     with pytest.raises(ConfigError, match="^master key tac 01: must be 16 bytes$"):
         Keyset(algorithm=Algorithm.TDES, levels=2, keys={(KeyUsage.TAC, 1): bytes(8)}, test_only=True)
+
+
+# --- M1 masters and the key rule ------------------------------------------------------------------------------------
+
+M1_A, M1_B = "0123456789ABCDEFFEDCBA9876543210", "FEDCBA98765432100123456789ABCDEF"
+UID = bytes.fromhex("40C2AB5C")
+
+
+def m1_set(rule: Any = None, **extra: dict[str, str]) -> Keyset:
+    data = good()
+    data["master_keys"].update({"m1_key_a": {"01": M1_A, "02": MPK}, "m1_key_b": {"01": M1_B}, **extra})
+    if rule is not None:
+        data["m1_key_rule"] = rule
+    return parse_keyset(data, source="keys.json")
+
+
+def test_m1_sector_keys_follow_the_rule() -> None:
+    from protocols.mifare import KeyType
+
+    keyset = m1_set()
+    master = TdesKey(bytes.fromhex(M1_A))
+    assert keyset.m1_sector_key(KeyType.A, UID, 2, 1) == master.encrypt(UID + b"\x02" + bytes(3))[:6]
+    assert keyset.m1_sector_key(KeyType.A, UID, 2, 2) == TdesKey(bytes.fromhex(MPK)).encrypt(UID + b"\x02\0\0\0")[:6]
+    assert keyset.m1_sector_key(KeyType.A, UID, 1, 2) == master.encrypt(UID + b"\x01" + bytes(3))[:6]  # issuance: 01
+    assert keyset.m1_sector_key(KeyType.A, UID, 0, 2) == bytes.fromhex("A0A1A2A3A4A5")
+    with pytest.raises(ConfigError, match="no m1_key_b key with version/index 02"):
+        keyset.m1_sector_key(KeyType.B, UID, 2, 2)
+    ruled = m1_set({"issuance_version": "02", "constant": "ABCDEF"})
+    assert ruled.m1_sector_key(KeyType.A, UID, 1, 1) == TdesKey(bytes.fromhex(MPK)).encrypt(
+        UID + bytes.fromhex("01ABCDEF"))[:6]
+
+
+def test_m1_card_keys_are_one_level_by_card_number() -> None:
+    keyset = m1_set(m1_tac={"01": SECRET})
+    card = bytes.fromhex("3640000100000042")
+    assert keyset.m1_card_key(KeyUsage.M1_TAC, 1, card).export() == diversify(TdesKey(bytes.fromhex(SECRET)),
+                                                                               card).export()
+
+
+@pytest.mark.parametrize("rule,message", [
+    ("01", "m1_key_rule: must be an object"),
+    ({"issuance": "01"}, "m1_key_rule.issuance: unknown field"),
+    ({"issuance_version": "1"}, "m1_key_rule.issuance_version: must be 2 hex digits"),
+    ({"constant": "0000"}, "m1_key_rule.constant: must be 6 hex digits"),
+    ({"constant": 0}, "m1_key_rule.constant: must be 6 hex digits"),
+])
+def test_bad_m1_rules_are_named(rule: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^keys.json: {message}"):
+        m1_set(rule)
