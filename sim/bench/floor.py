@@ -70,7 +70,7 @@ def _copy(key: Key) -> Key:
     return type(key)(key.export())
 
 
-# --- the composite purchase --------------------------------------------------------------------------------------------
+# --- the composite purchase -------------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
 class FloorKeys:
@@ -128,7 +128,7 @@ def purchase_floor(card: SimCard, psam: SimPsam) -> Callable[[int], None]:
     return run
 
 
-# --- the load ------------------------------------------------------------------------------------------------------------
+# --- the load ---------------------------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
 class LoadFloorKeys:

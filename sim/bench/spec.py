@@ -31,8 +31,8 @@ class Flow:
 
 FLOWS: dict[str, Flow] = {
     "purchase": Flow("Offline debit throughput", "composite purchases", "purchase", "acknowledged",
-                     "the validator's time", (("fen_journaled", "journaled"), ("fen_taken_from_cards", "taken from cards")),
-                     20_000),
+                     "the validator's time",
+                     (("fen_journaled", "journaled"), ("fen_taken_from_cards", "taken from cards")), 20_000),
     "load": Flow("Load throughput", "loads", "load", "confirmed by the host",
                  "the load terminal's time, the in-process host's included",
                  (("fen_journaled", "confirmed in the load journal"), ("fen_in_ledger", "in the host's ledger"),

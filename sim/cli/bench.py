@@ -95,7 +95,8 @@ def _print(r: dict) -> None:
         click.echo(f"  one worker      {r['single_worker_tx_per_s']:>10,.0f} tx/s   scaling {r['scaling']:.2f}x "
                    f"(per worker: {', '.join(f'{v:,.0f}' for v in r['per_worker_tx_per_s'])})")
     alone = " (one worker alone)" if r["workers"] > 1 else ""
-    click.echo(f"  {'per ' + flow.transaction:<14}  {r['us_per_tx_mean']:>10.1f} µs mean   p50 {r['us_per_tx_p50']:.1f}"
+    per = f"per {flow.transaction}"
+    click.echo(f"  {per:<14}  {r['us_per_tx_mean']:>10.1f} µs mean   p50 {r['us_per_tx_p50']:.1f}"
                f"   p90 {r['us_per_tx_p90']:.1f}   p99 {r['us_per_tx_p99']:.1f} µs{alone}")
     commits = ", journal commits included" if r["group_commit"] else ""
     click.echo(f"                  {'':>10} ({flow.timed}{commits}; "

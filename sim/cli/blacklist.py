@@ -128,7 +128,8 @@ def check(ctx: click.Context, file: Path, serials: tuple[str, ...], as_json: boo
 
 @blacklist.command()
 @click.argument("file", type=_FILE)
-@click.option("--check-order", is_flag=True, help="Also check that every record is in its bucket and in order (slower).")
+@click.option("--check-order", is_flag=True,
+              help="Also check that every record is in its bucket and in order (slower).")
 @_JSON
 def info(file: Path, check_order: bool, as_json: bool) -> None:
     """Check every bucket of FILE (a lookup checks only the buckets it touches) and show its header and size."""

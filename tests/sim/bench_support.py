@@ -4,12 +4,14 @@ the operations of a real transaction."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
 import sim.psam as sim_psam
 from protocols.crypto.ciphers import BlockKey
 from sim.bench import floor
+from sim.bench.loop import Rig, WorkerResult, drive
 from sim.card import cpu_card
 from sim.loadhost import service
 
@@ -39,3 +41,17 @@ def count_operations(monkeypatch: pytest.MonkeyPatch) -> Counter:
     for module in (floor, cpu_card, sim_psam, service):
         monkeypatch.setattr(module, "macs_equal", equal)
     return counts
+
+
+def tap_and_floor(monkeypatch: pytest.MonkeyPatch, rig: Rig,
+                  floor_transaction: Callable[[], object]) -> tuple[dict, dict]:
+    """The cipher operations of the next tap of ``rig`` (whose cards have tapped once: their long-lived key contexts
+    are made), and those of ``floor_transaction()``."""
+    counts = count_operations(monkeypatch)
+    tapped = WorkerResult(0)
+    drive(rig, tapped, taps=1)
+    assert tapped.accepted == 1
+    in_tap = dict(counts)
+    counts.clear()
+    floor_transaction()
+    return in_tap, dict(counts)

@@ -27,7 +27,7 @@ from terminal.journal import SqliteJournal
 from terminal.records import DebitState
 from terminal.validator import Validator
 
-from .bench_support import count_operations
+from .bench_support import tap_and_floor
 
 SMALL = BenchSpec(taps=120, cards=12, journal="memory", profile_taps=60, floor_iterations=10)
 KEYS = ("tx_per_s", "us_per_tx_mean", "us_per_tx_p50", "us_per_tx_p90", "us_per_tx_p99", "crypto_floor_us_per_tx",
@@ -186,14 +186,9 @@ def test_floor_makes_the_cipher_operations_of_one_purchase(monkeypatch):
     rig = PurchaseRig(dataclasses.replace(SMALL, cards=2))
     drive(rig, WorkerResult(0), taps=2)  # each card's first tap makes its long-lived key contexts
     keys = floor_keys(rig.cards[0], rig.psam)
-    counts = count_operations(monkeypatch)
-    tapped = WorkerResult(0)
-    drive(rig, tapped, taps=1)
-    assert tapped.accepted == 1
-    in_tap = dict(counts)
-    counts.clear()
-    floor_purchase(keys, b"\x01\x02\x03\x04", 5, 6, 200, bytes.fromhex("20260302060000"))
-    assert dict(counts) == in_tap
+    in_tap, in_floor = tap_and_floor(
+        monkeypatch, rig, lambda: floor_purchase(keys, b"\x01\x02\x03\x04", 5, 6, 200, bytes.fromhex("20260302060000")))
+    assert in_floor == in_tap
     # card: its session key (ECB on its DPK), MAC1 checked, MAC2, TAC; PSAM: DPK from the issuer key, its session
     # key, MAC1, MAC2 checked. New: the PSAM's DPK and two session keys; contexts: the DPK's ECB, two CBC-MACs.
     assert in_tap == {"new TdesKey": 1, "new DesKey": 2, "context ECB": 1, "context CBC": 2, "encrypt": 3,

@@ -20,6 +20,8 @@ from sim.loadhost import LedgerState, LoadLedger
 from terminal.keyset import KeyUsage
 from terminal.loads import LoadJournal, LoadState
 
+from .bench_support import tap_and_floor
+
 SMALL = BenchSpec(flow="load", taps=40, cards=8, profile_taps=20, floor_iterations=10)
 WHEN = bytes.fromhex("20260302060000")
 MONEY = ("fen_journaled", "fen_in_ledger", "fen_added_to_cards")
@@ -89,19 +91,12 @@ def test_existing_files_are_refused(tmp_path):
 # --- the floor makes exactly the cipher operations of a real load ---------------------------------------------------
 
 def test_load_floor_makes_the_cipher_operations_of_one_load(monkeypatch, tmp_path):
-    from .bench_support import count_operations
-
     rig = LoadRig(dataclasses.replace(SMALL, cards=2, directory=str(tmp_path)))
     drive(rig, WorkerResult(0), taps=2)  # each card's first load makes its long-lived key contexts
     keys = load_floor_keys(rig.cards[0], rig.keyset, rig.terminal.terminal_id)
-    counts = count_operations(monkeypatch)
-    tapped = WorkerResult(0)
-    drive(rig, tapped, taps=1)
-    assert tapped.accepted == 1
-    in_load = dict(counts)
-    counts.clear()
-    floor_load(keys, b"\x01\x02\x03\x04", 5, 0, LOAD_AMOUNT, WHEN)
-    assert dict(counts) == in_load
+    in_load, in_floor = tap_and_floor(monkeypatch, rig,
+                                      lambda: floor_load(keys, b"\x01\x02\x03\x04", 5, 0, LOAD_AMOUNT, WHEN))
+    assert in_floor == in_load
     # card: its session key (ECB on its DLK), MAC1, MAC2 checked, the TAC; host: the DLK from the issuer-level key, the
     # session key, MAC1 checked, MAC2, the DTK from the issuer-level TAC key, its TAC key, the TAC checked. New: two
     # session keys, the DLK and the DTK, the TAC key; contexts: the DLK's ECB, three CBC-MACs.
@@ -116,8 +111,9 @@ def test_load_floor_keys_are_the_keys_of_the_card_and_the_host(tmp_path):
     slot = card.image.keys[1]
     assert keys.factor == serial_factor(card.serial)
     assert diversify(keys.issuer_load, keys.factor).export() == slot.load.export()  # the host's DLK is the card's
-    assert rig.service.keys.card_key(KeyUsage.TAC, slot.version, issuer_id=card.info.issuer_id,
-                                     card_serial=card.serial).export() == diversify(keys.issuer_tac, keys.factor).export()
+    host_dtk = rig.service.keys.card_key(KeyUsage.TAC, slot.version, issuer_id=card.info.issuer_id,
+                                         card_serial=card.serial)
+    assert host_dtk.export() == diversify(keys.issuer_tac, keys.factor).export()
     drive(rig, WorkerResult(0), taps=2)
     (row, *_), = [[e.record for e in rig.journal.entries() if e.record.card_serial == card.serial]]
     when = bytes.fromhex(row.when.strftime("%Y%m%d%H%M%S"))

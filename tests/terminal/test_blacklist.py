@@ -408,8 +408,8 @@ def test_a_damaged_bucket_is_found_at_its_first_touch_and_the_list_stays_refused
 
 def test_bucket_bounds_outside_the_records_are_damage(tmp_path):
     path = _damaged(tmp_path, _file_bytes([B1, B2], starts=[0, 3]))  # valid checksums, a bucket past the end
-    with Blacklist.open(path) as bl, pytest.raises(BlacklistDamaged, match=r"bucket 0 is damaged: its bounds \(0 to 3\) "
-                                                                            r"are not within the 2 records"):
+    message = r"bucket 0 is damaged: its bounds \(0 to 3\) are not within the 2 records"
+    with Blacklist.open(path) as bl, pytest.raises(BlacklistDamaged, match=message):
         B1 in bl  # noqa: B015
 
 
