@@ -361,9 +361,10 @@ class Blacklist:
         keys = [order_key(record) for record in _split(records)]
         first = self._starts[bucket]
         for i, key in enumerate(keys):
-            if int.from_bytes(key[:4], "big") >> self._shift != bucket:
+            belongs = int.from_bytes(key[:4], "big") >> self._shift
+            if belongs != bucket:
                 raise BlacklistError(f"{self.path}: record {first + i} is in bucket {bucket}, but its CRC-32 puts it "
-                                     f"in bucket {int.from_bytes(key[:4], 'big') >> self._shift}")
+                                     f"in bucket {belongs}")
             if key <= (keys[i - 1] if i else last):
                 raise BlacklistError(f"{self.path}: record {first + i} does not come after the one before it")
         return keys[-1]

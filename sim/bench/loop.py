@@ -63,7 +63,7 @@ class Rig(Protocol):
         first card's and its counterpart's."""
 
     def money(self) -> dict[str, int]:
-        """The amounts that must be equal when money is conserved (the flow's ``FlowWords.money`` keys), in fen;
+        """The amounts that must be equal when money is conserved (the keys of its flow's ``Flow.money``), in fen;
         closes the rig's files."""
 
 
