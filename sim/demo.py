@@ -1,10 +1,11 @@
 """A simulated validator session: the main job, and what a newcomer runs first.
 
 Riders with a generated card population tap a validator on a simulated reader; the validator has a simulated PSAM, the
-demo fares and a SQLite journal, as a real one would. Some riders pull their card away mid-payment and tap again, some
-tap twice, some carry cards the validator must refuse; some top up between trips at a top-up machine
-(:mod:`sim.demo_loads`). At the end the money is checked: what the load host's ledger holds as loaded, less what the
-journal holds as paid, must equal the change of the cards' balances, read back from the cards themselves.
+demo fares and a SQLite journal, as a real one would. Some riders pull their card away mid-payment and tap again (some
+only after the recovery window), some tap twice, some carry cards the validator must refuse; some top up between trips
+at a top-up machine (:mod:`sim.demo_loads`). At the end the money is checked: what the load host's ledger holds as
+loaded, less what the journal holds as paid, must equal the change of the cards' balances, read back from the cards
+themselves.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from .reader import SimReader, SimSamSlot, Tear
 
 DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
 DEMO_START = dt.datetime(2026, 3, 2, 7, 30, 0)
+_DEBIT = 4  # the exchange of a flat-fare tap that DEBIT is (SELECT, READ 0x17, INITIALIZE, 0x1E record, DEBIT)
+_RETAP_WAITS = (2, 3, 5, 30, 45, 120)  # seconds before a torn rider taps again: at once, or past the recovery window
 
 
 @dataclass
@@ -48,6 +51,7 @@ class DemoReport:
     journal: str
     accepted: int = 0
     recovered: int = 0
+    recovered_late: int = 0
     declined: Counter = field(default_factory=Counter)
     retried: int = 0
     fen_charged: int = 0
@@ -71,6 +75,7 @@ class DemoReport:
         modeled = sorted(self.modeled_ms)
         return {
             "taps": self.taps, "seed": self.seed, "accepted": self.accepted, "recovered": self.recovered,
+            "recovered_late": self.recovered_late,
             "declined": sum(self.declined.values()), "declined_by_reason": dict(self.declined.most_common()),
             "retried": self.retried, "fen_charged": self.fen_charged,
             "fen_taken_from_cards": self.fen_taken_from_cards, "unconfirmed": self.unconfirmed,
@@ -96,13 +101,14 @@ def demo_config() -> ValidatorConfig:
     return ValidatorConfig(place=Place(city_code=home[2:4], institution_id=home))
 
 
-def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = None, tear_share: float = 0.03,
+def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = None, tear_share: float = 0.05,
              odd_share: float = 0.1, load_share: float = 0.0, tracer: Tracer | None = None,
              clock: ManualClock | None = None, progress: Callable[[int], None] | None = None) -> DemoReport:
     """Run ``taps`` taps of a generated population on a validator journaling to ``journal_path``.
 
-    Riders tap at a busy stop (a few seconds apart, a few of them twice); ``tear_share`` of the taps are torn away at a
-    random exchange and the rider taps again a moment later; ``odd_share`` of the cards are expired, blocked, broke...
+    Riders tap at a busy stop (a few seconds apart, a few of them twice); ``tear_share`` of the taps are torn away (half
+    of them during DEBIT, the others at a random exchange) and the rider taps again, a moment later or only after the
+    recovery window; ``odd_share`` of the cards are expired, blocked, broke...
     Before ``load_share`` of the taps the rider tops up first (torn as often as taps are; files beside the journal).
     ``clock`` (default: a new one at :data:`DEMO_START`) is the session's clock, for a tracer that records it.
     """
@@ -127,15 +133,20 @@ def run_demo(taps: int, seed: int, journal_path: Path, *, cards: int | None = No
             if machine is not None and machine.rng.random() < load_share:
                 machine.top_up(rider, tear_share)
             if rng.random() < tear_share:
-                reader.plan_tear((Tear.before if rng.random() < 0.5 else Tear.after)(rng.randrange(5)))
+                at = _DEBIT if rng.random() < 0.5 else rng.randrange(_DEBIT + 1)
+                reader.plan_tear((Tear.before if rng.random() < 0.5 else Tear.after)(at))
             outcome = _tap(validator, reader, rider)
             reader.cancel_tears()
+            late = False
             while outcome is not None and (outcome.status is TapStatus.RETRY
                                            or outcome.decline is Decline.CARD_REMOVED):
                 report.retried += 1
-                clock.advance(2)
+                wait = rng.choice(_RETAP_WAITS)
+                late = wait >= config.recovery_window_s
+                clock.advance(wait)
                 outcome = _tap(validator, reader, rider)
             _count(report, outcome)
+            report.recovered_late += bool(outcome is not None and outcome.recovered and late)
             if progress is not None:
                 progress(n + 1)
         clock.advance(config.recovery_window_s + 1)

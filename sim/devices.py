@@ -9,7 +9,7 @@
 ``sim:<fixture.json>``    card: a simulated card in the state a fixture file holds (not written back)
 ``sim:random``            card: a fresh simulated card from the demo key set, random serial, 50.00 yuan
 ``sim:psam``              SAM: a simulated T=0 PSAM holding the demo key set (terminal 200041599997; its TSN
-                          starts at the Unix time, see :func:`sim_psam`)
+                          starts past the journal's highest for it, or at the Unix time, see :func:`sim_psam`)
 ``sim:<keyset.json>``     SAM: a simulated T=0 PSAM holding that key set
 ========================  =====================================================================================
 
@@ -81,10 +81,12 @@ def parse_device(text: str) -> DeviceSpec:
     return DeviceSpec(kind, path, int(baud_text))
 
 
-def open_link(spec: str | DeviceSpec, *, role: Role) -> Link:
+def open_link(spec: str | DeviceSpec, *, role: Role, tsn_after: int | None = None) -> Link:
     """Open the device a string names, as the card reader (``role="card"``) or the SAM slot (``role="sam"``).
 
     A PC/SC card reader is opened with ``new_cards_only``: a card resting on it is one tap, not a tap per poll.
+    ``tsn_after``: the highest transaction serial the journal holds for a simulated PSAM's terminal
+    (:data:`SIM_TERMINAL`); a ``sim:`` PSAM starts past it.
     """
     if role not in ("card", "sam"):
         raise DeviceError(f"role must be 'card' or 'sam', got {role!r}")
@@ -97,7 +99,7 @@ def open_link(spec: str | DeviceSpec, *, role: Role) -> Link:
         if role == "sam":
             raise _bad(str(parsed), "a PN532 reads contactless cards, it holds no SAM")
         return _open_pn532(parsed)
-    return _open_sim(parsed, role)
+    return _open_sim(parsed, role, tsn_after)
 
 
 def _open_pn532(spec: DeviceSpec) -> Link:
@@ -111,12 +113,12 @@ def _open_pn532(spec: DeviceSpec) -> Link:
     return link
 
 
-def _open_sim(spec: DeviceSpec, role: Role) -> Link:
+def _open_sim(spec: DeviceSpec, role: Role, tsn_after: int | None) -> Link:
     from sim.reader import SimReader, SimSamSlot
 
     if role == "card":
         return SimReader(sim_card(spec.target), name=f"sim:{spec.target}")
-    return SimSamSlot(sim_psam(spec.target), name=f"sim:{spec.target}")
+    return SimSamSlot(sim_psam(spec.target, after=tsn_after), name=f"sim:{spec.target}")
 
 
 def sim_card(target: str) -> SimCard | M1Card:
@@ -133,20 +135,22 @@ def sim_card(target: str) -> SimCard | M1Card:
     return load_fixture(_existing(target, "card fixture"))
 
 
-def sim_psam(target: str, *, tsn: int | None = None) -> SimPsam:
+def sim_psam(target: str, *, tsn: int | None = None, after: int | None = None) -> SimPsam:
     """The simulated T=0 PSAM of ``sim:<target>``: the demo key set's for ``psam``, else a key set file's.
 
-    A simulated PSAM keeps no state between runs, so its TSN (the terminal transaction serial a journal must never see
-    twice) starts by default at the Unix time in seconds: a journal kept across runs stays valid while the PSAM makes
-    fewer than one debit a second on average.
+    A simulated PSAM keeps no state between runs, yet its TSN (the terminal transaction serial a journal must never see
+    twice) must not repeat: it starts at ``tsn`` when given, else past ``after`` (the highest TSN the journal holds for
+    :data:`SIM_TERMINAL`) and no lower than the Unix time in seconds (so that a fresh journal beside older ones gets
+    serials of its own too).
     """
     from sim.issuing import load_demo_keyset
     from sim.psam import SimPsam
     from terminal.keyset import load_keyset
 
     keyset = load_demo_keyset() if target == "psam" else load_keyset(_existing(target, "key set"))
-    start = int(time.time()) & 0xFFFFFFFF if tsn is None else tsn
-    return SimPsam(keyset, SIM_TERMINAL, tsn=start, t0=True)
+    if tsn is None:
+        tsn = max(int(time.time()), -1 if after is None else after + 1) & 0xFFFFFFFF
+    return SimPsam(keyset, SIM_TERMINAL, tsn=tsn, t0=True)
 
 
 def _existing(target: str, what: str) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .journal import DAMAGE_POLICIES
 from .tomlconf import MAX_MINUTES, Table, Where, check_format, parse_toml, read_text
 
 FORMAT = 1
@@ -35,7 +36,13 @@ class ValidatorConfig:
     (issuer ID bytes 2..3) is not ``place.city_code`` is non-local and must carry a non-zero interoperability class in
     file 0x17. ``purchase``: ``composite`` (INITIALIZE FOR CAPP PURCHASE, transaction type 09, with 0x1E and, for section
     fares, 0x1A records) or ``simple`` (type 06, no records: only for flat fares). ``recovery_window_s``: how long a
-    torn debit waits for its card. ``repeat_tap_s``: a card accepted less than this long ago is not charged again.
+    torn debit stays ``pending`` before it is reported to the back office as ``unconfirmed`` (it stays open: the card
+    settles it whenever it comes back). ``repeat_tap_s``: a card accepted less than this long ago is not charged
+    again; ``repeat_tap_scope`` says by whom: ``validator`` (by this validator, from its own memory) or ``line``
+    (also by any validator of this operator on this line, from the card's newest 0x1E record: one more READ RECORD
+    per tap unless the fares read it anyway; for vehicles with several validators). ``damaged_rows``: what a damaged
+    journal row does at start-up and on a tap, ``stop`` (the validator does not start: a typed error names the row and
+    the field) or ``quarantine`` (the row is set aside, journaled as an event, and the validator goes on).
     """
 
     place: Place = field(default_factory=Place)
@@ -45,15 +52,17 @@ class ValidatorConfig:
     accepted_issuers: frozenset[bytes] = frozenset()
     recovery_window_s: int = 30
     repeat_tap_s: int = 60
+    repeat_tap_scope: str = "validator"
     card_timeout_s: float = 0.5
     sam_timeout_s: float = 2.0
     maintenance_key_version: int = 0x01
     psam_two_level: bool = True
+    damaged_rows: str = "stop"
 
 
 _TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
-                  "recovery_window_s", "repeat_tap_s", "card_timeout_s", "sam_timeout_s", "maintenance_key_version",
-                  "psam_two_level"})
+                  "recovery_window_s", "repeat_tap_s", "repeat_tap_scope", "card_timeout_s", "sam_timeout_s",
+                  "maintenance_key_version", "psam_two_level", "damaged_rows"})
 _PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
 
 
@@ -102,6 +111,12 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
     purchase = root.string("purchase", defaults.purchase)
     if purchase not in ("composite", "simple"):
         raise root.error(f'must be "composite" or "simple", got {purchase!r}', "purchase")
+    scope = root.string("repeat_tap_scope", defaults.repeat_tap_scope)
+    if scope not in ("validator", "line"):
+        raise root.error(f'must be "validator" or "line", got {scope!r}', "repeat_tap_scope")
+    damaged = root.string("damaged_rows", defaults.damaged_rows)
+    if damaged not in DAMAGE_POLICIES:
+        raise root.error(f'must be "stop" or "quarantine", got {damaged!r}', "damaged_rows")
     types = root.take("application_types")
     if types is None:
         app_types = defaults.application_types
@@ -119,11 +134,11 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
     return ValidatorConfig(
         place, purchase, app_types, root.integer("min_application_version", 0, 0xFF, defaults.min_application_version),
         accepted, root.integer("recovery_window_s", 0, MAX_MINUTES * 60, defaults.recovery_window_s),
-        root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s),
+        root.integer("repeat_tap_s", 0, MAX_MINUTES * 60, defaults.repeat_tap_s), scope,
         _seconds(root, "card_timeout_s", defaults.card_timeout_s, 0.01, 60),
         _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60),
         root.integer("maintenance_key_version", 0, 0xFF, defaults.maintenance_key_version),
-        _flag(root, "psam_two_level", defaults.psam_two_level))
+        _flag(root, "psam_two_level", defaults.psam_two_level), damaged)
 
 
 def _flag(table: Table, key: str, default: bool) -> bool:

@@ -178,7 +178,7 @@ def parse_keyset(data: Any, *, source: str = "key set") -> Keyset:
     if not isinstance(description, str):
         raise fail("description", "must be text")
     algorithms = {a.value: a for a in Algorithm}
-    if data["algorithm"] not in algorithms:
+    if not isinstance(data["algorithm"], str) or data["algorithm"] not in algorithms:
         raise fail("algorithm", f"must be one of {', '.join(sorted(algorithms))}")
     levels = data["diversification_levels"]
     if type(levels) is not int or levels not in (1, 2):

@@ -12,7 +12,7 @@ class TapStatus(str, enum.Enum):
     ACCEPTED = "accepted"  # charged (or proven charged after a tear), or free ride granted
     DECLINED = "declined"  # not charged, for the reason given
     RETRY = "retry"  # the card left during the debit: "please tap again"; the debit is pending in the journal
-    OUT_OF_SERVICE = "out_of_service"  # the validator cannot take fares (PSAM gone)
+    OUT_OF_SERVICE = "out_of_service"  # the validator cannot take fares (its PSAM or its journal failed), never a card
 
 
 class Decline(str, enum.Enum):
@@ -32,6 +32,7 @@ class Decline(str, enum.Enum):
     BLACKLISTED = "card on the blacklist (blocked)"
     INSUFFICIENT_FUNDS = "insufficient balance"
     REPEAT_TAP = "already paid"
+    DUPLICATE_CARD = "card refused: copied or replayed card, please see the service desk"
     CARD_REMOVED = "card removed before payment"
     CARD_ERROR = "card answered an error"
     MAC1_REJECTED = "card rejected the PSAM's MAC1"
@@ -43,8 +44,9 @@ class TapOutcome:
     """Everything a display and a log need of one tap.
 
     Amounts are fen. ``balance_before``/``balance_after`` are known once INITIALIZE answered (``None`` before that).
-    ``recovered`` marks a debit that was torn earlier and proven now with GET TRANSACTION PROVE. ``exchanges`` are the
-    tap's card and PSAM exchanges with their wall-clock (and, on a simulated reader, modeled) durations.
+    ``recovered`` marks a debit that was torn earlier and proven now by the card (GET TRANSACTION PROVE, or its own 0x18
+    record of the debit: then ``tac`` is ``None``): this tap is that ride's, nothing more is charged. ``exchanges`` are
+    the tap's card and PSAM exchanges with their wall-clock (and, on a simulated reader, modeled) durations.
     """
 
     status: TapStatus

@@ -14,7 +14,7 @@ class DebitState(str, enum.Enum):
     ``complete``: the card answered DEBIT (or GET TRANSACTION PROVE proved it), the TAC is kept.
     ``void``: GET TRANSACTION PROVE proved the card never debited; nothing is owed.
     ``unconfirmed``: the card did not come back within the recovery window; the back office settles it from the card's
-    own records (its ATC and the PSAM's TSN are in the row).
+    own records (its ATC and the PSAM's TSN are in the row), unless the card comes back first and proves it.
     """
 
     PENDING = "pending"
@@ -23,12 +23,32 @@ class DebitState(str, enum.Enum):
     UNCONFIRMED = "unconfirmed"
 
 
+class Evidence(str, enum.Enum):
+    """How the journal learnt a debit's fate: what the card itself showed.
+
+    ``debit``: the card's answer to DEBIT (TAC and MAC2, or the status word it refused with). ``prove``: GET
+    TRANSACTION PROVE for the counter after the debit (TAC and MAC2). ``log``: the card's own 0x18 record of that
+    counter, matched by amount, type, terminal and date-time (a debit made: complete, with no TAC; another debit:
+    void). ``counter``: the card's counter had not moved past the row's (void). ``unprovable``: the card's counter is
+    past the row and its log no longer holds that counter, so only the back office can settle the row (it stays
+    unconfirmed and the validator stops asking the card). Empty: not settled yet.
+    """
+
+    NONE = ""
+    DEBIT = "debit"
+    PROVE = "prove"
+    LOG = "log"
+    COUNTER = "counter"
+    UNPROVABLE = "unprovable"
+
+
 @dataclass(slots=True)
 class DebitRecord:
     """One purchase debit, as the journal keeps it.
 
     ``offline_atc`` is the counter INITIALIZE FOR PURCHASE returned (the card's counter before this debit); the card's
-    proof of the debit is asked for with ``offline_atc + 1``. ``tac`` and ``mac2`` are ``None`` until the card answers.
+    proof of the debit is asked for with ``offline_atc + 1``. ``tac`` and ``mac2`` are ``None`` until the card answers
+    (and stay ``None`` for a debit settled from the card's log); ``evidence`` says what settled the row.
     """
 
     card_serial: bytes  # 10 bytes, file 0x15 [10..19]
@@ -49,3 +69,4 @@ class DebitRecord:
     mac2: bytes | None = None
     mac2_verified: bool | None = None
     fare_note: str = ""  # which fare rule charged this (e.g. "flat", "transfer", "tap-off settle")
+    evidence: Evidence = Evidence.NONE

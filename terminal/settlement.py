@@ -16,7 +16,9 @@ in this order (type, then meaning):
 * ``state``: pending, complete, void or unconfirmed;
 * ``mac2_verified``: true, false, or empty when the PSAM was not asked;
 * ``key_version``: 2 hex digits, the purchase key version the card answered (it selects the TAC master key);
-* ``algorithm``: 2 hex digits, the algorithm id the card answered (00 = 3DES).
+* ``algorithm``: 2 hex digits, the algorithm id the card answered (00 = 3DES);
+* ``evidence``: what settled the row: debit, prove, log, counter or unprovable; empty while the row is open;
+* ``card_record``: 46 hex digits, the card's own 0x18 record that settled the row (evidence ``log``), else empty.
 
 Hex is upper case. CSV: UTF-8, a header line with the field names, ``,`` separators, LF line ends, no quoting (no
 field can hold a comma or a quote). JSON Lines: one compact JSON object per line with the same names in the same order;
@@ -26,7 +28,12 @@ is ``null``.
 Verification recomputes each complete row's TAC from the master TAC key, as a back office does: the card's DTK is
 the master diversified by issuer then card serial (one level: serial only), the TAC key is DTK_L xor DTK_R (3DES), and
 the TAC is the MAC over amount, type, terminal, TSN, date and time (spec §3.4). The master key is picked by the row's
-key version.
+key version. A complete row settled from the card's 0x18 record has no TAC: it is listed apart (``from_log``), with
+the record, and neither verifies nor fails.
+
+Both read the journal whole or not at all: an export is written to ``out`` only once every row has been read (a
+damaged journal under the ``stop`` policy writes nothing), and a journal opened here from a path reads under
+``damaged``; pass an open journal to read its :attr:`~terminal.journal.Journal.quarantined` rows afterwards.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -42,12 +51,13 @@ from protocols.bcd import encode_datetime
 from protocols.crypto import SessionKey, algorithm_for, macs_equal, purchase_tac, tac_key
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
-from terminal.journal import Journal, JournalEntry, SqliteJournal
+from terminal.journal import DamagedRow, Journal, JournalEntry, SqliteJournal
 from terminal.keyset import Keyset, KeyUsage
-from terminal.records import DebitState
+from terminal.records import DebitState, Evidence
 
 EXPORT_FIELDS = ("row", "tac", "card_serial", "issuer", "atc", "tsn", "amount", "type", "terminal", "datetime",
-                 "state", "mac2_verified", "key_version", "algorithm")
+                 "state", "mac2_verified", "key_version", "algorithm", "evidence", "card_record")
+_SPOOL = 16 << 20  # an export is held in memory up to this size, in a temporary file beyond
 FORMATS = ("csv", "jsonl")
 PURCHASE_TYPES = frozenset((0x05, 0x06, 0x09))
 """Transaction types whose TAC has the purchase layout: passbook, purse and composite purchase."""
@@ -75,6 +85,8 @@ def settlement_record(entry: JournalEntry) -> dict[str, Any]:
         "mac2_verified": rec.mac2_verified,
         "key_version": f"{rec.key_version:02X}",
         "algorithm": f"{rec.algorithm:02X}",
+        "evidence": rec.evidence.value or None,
+        "card_record": None if (record := entry.card_record) is None else to_hex(record),
     }
 
 
@@ -99,38 +111,42 @@ def _states(states: Iterable[DebitState | str] | None) -> tuple[DebitState, ...]
     return tuple(wanted)
 
 
-def _opened(db: Journal | str | os.PathLike[str]) -> tuple[Journal, bool]:
+def _opened(db: Journal | str | os.PathLike[str], damaged: str) -> tuple[Journal, bool]:
     """The journal to read, and whether it was opened here (a path opens the SQLite file read-only)."""
     if isinstance(db, Journal):
         return db, False
-    return SqliteJournal(db, readonly=True), True
+    return SqliteJournal(db, readonly=True, damaged=damaged), True
 
 
 def export(db: Journal | str | os.PathLike[str], out: TextIO, format: str = "csv",
-           states: Iterable[DebitState | str] | None = None) -> int:
+           states: Iterable[DebitState | str] | None = None, *, damaged: str = "stop") -> int:
     """Write the rows of ``db`` (a journal, or the path of a SQLite journal) to ``out``; returns how many rows.
 
-    ``states`` keeps only rows in those states (all rows when ``None``).
+    ``states`` keeps only rows in those states (all rows when ``None``). Nothing reaches ``out`` until every row has
+    been read: a journal that cannot be read whole raises and writes nothing.
     """
     if format not in FORMATS:
         raise SettlementError(f"unknown export format {format!r} (known: {', '.join(FORMATS)})")
     wanted = _states(states)
-    journal, owned = _opened(db)
+    journal, owned = _opened(db, damaged)
     count = 0
-    try:
-        if format == "csv":
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(EXPORT_FIELDS)
-            for entry in journal.entries(wanted):
-                writer.writerow([_csv_value(v) for v in settlement_record(entry).values()])
-                count += 1
-        else:
-            for entry in journal.entries(wanted):
-                out.write(json.dumps(settlement_record(entry), separators=(",", ":")) + "\n")
-                count += 1
-    finally:
-        if owned:
-            journal.close()
+    with tempfile.SpooledTemporaryFile(_SPOOL, mode="w+", encoding="utf-8", newline="") as held:
+        try:
+            if format == "csv":
+                writer = csv.writer(held, lineterminator="\n")
+                writer.writerow(EXPORT_FIELDS)
+                for entry in journal.entries(wanted):
+                    writer.writerow([_csv_value(v) for v in settlement_record(entry).values()])
+                    count += 1
+            else:
+                for entry in journal.entries(wanted):
+                    held.write(json.dumps(settlement_record(entry), separators=(",", ":")) + "\n")
+                    count += 1
+        finally:
+            if owned:
+                journal.close()
+        held.seek(0)
+        shutil.copyfileobj(held, out)
     return count
 
 
@@ -163,12 +179,15 @@ class VerifyReport:
     mismatches: list[Mismatch] = field(default_factory=list)
     unverifiable: list[Unverifiable] = field(default_factory=list)
     open: list[JournalEntry] = field(default_factory=list)  # pending and unconfirmed rows, not settled yet
+    from_log: list[JournalEntry] = field(default_factory=list)  # complete from the card's 0x18 record: no TAC
     void: int = 0
+    quarantined: list[DamagedRow] = field(default_factory=list)  # set aside by the quarantine policy, unread
     test_only_keys: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.unverifiable
+        """Every complete row with a TAC verified, and no row was set aside unread."""
+        return not self.mismatches and not self.unverifiable and not self.quarantined
 
 
 class _TacKeys:
@@ -205,11 +224,11 @@ def expected_tac(key: SessionKey, entry: JournalEntry) -> bytes:
     return purchase_tac(key, rec.amount, rec.trans_type, rec.terminal_id, rec.tsn, encode_datetime(rec.when))
 
 
-def verify(db: Journal | str | os.PathLike[str], keyset: Keyset) -> VerifyReport:
+def verify(db: Journal | str | os.PathLike[str], keyset: Keyset, *, damaged: str = "stop") -> VerifyReport:
     """Recompute the TAC of every complete row of ``db`` (a journal or a SQLite journal's path) with ``keyset``."""
     report = VerifyReport(test_only_keys=keyset.test_only)
     keys = _TacKeys(keyset)
-    journal, owned = _opened(db)
+    journal, owned = _opened(db, damaged)
     try:
         for entry in journal.entries():
             rec = entry.record
@@ -218,6 +237,9 @@ def verify(db: Journal | str | os.PathLike[str], keyset: Keyset) -> VerifyReport
                 continue
             if rec.state is not DebitState.COMPLETE:
                 report.open.append(entry)
+                continue
+            if rec.evidence is Evidence.LOG:
+                report.from_log.append(entry)
                 continue
             try:
                 expected = expected_tac(keys.for_record(entry), entry)
@@ -229,6 +251,7 @@ def verify(db: Journal | str | os.PathLike[str], keyset: Keyset) -> VerifyReport
             else:
                 report.mismatches.append(Mismatch(entry.row_id, rec.card_serial, rec.offline_atc, expected,
                                                   rec.tac or b""))
+        report.quarantined = list(journal.quarantined.values())
     finally:
         if owned:
             journal.close()

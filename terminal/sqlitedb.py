@@ -55,7 +55,7 @@ def open_database(path: str | os.PathLike[str], kind: FileKind, *, readonly: boo
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
         return conn
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:  # the latter when SQLite's message quotes damaged schema text
         if conn is not None:
             conn.close()
         raise failure(kind, source, f"cannot open the {kind.name}", exc) from None
@@ -84,10 +84,12 @@ class SqliteFile:
         self._conn.close()
 
 
-def failure(kind: FileKind, source: str, what: str, exc: sqlite3.Error) -> YktError:
+def failure(kind: FileKind, source: str, what: str, exc: sqlite3.Error | UnicodeDecodeError) -> YktError:
     """The caller's error for an SQLite failure, naming the file; a file that is no database is said to be so."""
     reason = str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in reason or "malformed" in reason):
+    if isinstance(exc, UnicodeDecodeError):
+        reason = f"corrupt database: text that is not UTF-8 in the schema ({reason})"
+    elif isinstance(exc, sqlite3.DatabaseError) and ("not a database" in reason or "malformed" in reason):
         reason = f"corrupt or not a SQLite database ({reason})"
     return kind.error(f"{source}: {what}: {reason}")
 

@@ -5,11 +5,20 @@ A composite purchase (spec §5.2) in as few exchanges as possible: SELECT (the F
 PURCHASE (it gives the balance), the PSAM's MAC1, UPDATE CAPP DATA CACHE for 0x1A (section fares) and 0x1E, the
 journal's intent, DEBIT, the PSAM's MAC2 check, the journal's completion.
 
-Money is conserved: the intent is journaled before DEBIT is sent. A card that leaves during DEBIT leaves a pending row
-that the same card settles when it comes back within the recovery window: GET TRANSACTION PROVE for ATC+1 answers the
-TAC when the debit happened; when it answers a bare status word, the card's counter (from the next INITIALIZE) tells
-whether the debit was made (counter moved: the row goes to the back office as unconfirmed) or not (counter unchanged:
-the row is void and the rider is charged afresh). Rows still pending when the window ends become unconfirmed.
+Money is conserved: the intent is journaled before DEBIT is sent. A card that leaves during DEBIT leaves an open row,
+and nothing more is charged to that card until the card itself has settled it, however late it comes back (also after
+a restart: open rows are found in the journal by card serial). The card's own evidence, in this order: GET TRANSACTION
+PROVE for ATC+1 (MAC2 and TAC: the debit happened); else its 0x18 log, the record of that counter matched by amount,
+type, terminal and date-time (the debit happened, with no TAC; or the counter went to another debit: void); else its
+counter at the next INITIALIZE (unchanged: the debit never happened, void; moved on with no record left: the row is
+given up to the back office). A debit proven to be the card's newest purchase makes this tap that ride's: accepted,
+"recovered", nothing charged. The recovery window only says when a row still pending is reported to the back office as
+unconfirmed.
+
+One card never stops the validator: a card showing a counter the journal already holds (a copy of a card, a restored
+card image) is declined and journaled as an event for the operator. Only the validator's own faults (its PSAM missing,
+silent or repeating a transaction serial; its journal unwritable or damaged under the ``stop`` policy) put it out of
+service.
 
 The validator is driven by its caller, one :meth:`Validator.poll` at a time: it never sleeps, starts no thread, and reads
 time only from the injected clock.
@@ -19,7 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from protocols import card_commands as cc
 from protocols.card_files import (
@@ -29,13 +40,19 @@ from protocols.card_files import (
     SFI_MANAGEMENT,
     SFI_PROCESS,
     SFI_PUBLIC_APP_INFO,
+    SFI_TRANSACTION_LOG,
     SFI_TRANSIT_LOG,
+    TRANSACTION_LOG_RECORD,
+    TRANSACTION_LOG_RECORDS,
     TRANSIT_RECORD,
     BusProcessRecord,
     BusStop,
     ManagementInfo,
     PublicAppInfo,
+    TransactionLogRecord,
     TransactionType,
+    TransitRecord,
+    TransitRecordType,
     build_process_record,
     parse_process_record,
 )
@@ -50,11 +67,12 @@ from .clock import Clock
 from .config import ValidatorConfig
 from .errors import CardRemoved, ConfigError, LinkError, LinkTimeout, OutOfService, StatusError
 from .fares import NEED_BUS_RECORD, NEED_TRANSIT_RECORD, FareContext, FareQuote, FareRefusal, FareRules
-from .journal import DuplicateDebit, Journal, JournalError
+from .journal import DuplicateDebit, EventKind, Journal, JournalEntry, JournalError
 from .link import Link
+from .open_debits import OpenDebits
 from .outcome import Decline, TapOutcome, TapStatus
 from .psam import Psam
-from .records import DebitRecord, DebitState
+from .records import DebitRecord, Evidence
 from .selection import identify_scheme
 from .trace import ExchangeLog, Tracer, Tracers
 
@@ -72,6 +90,12 @@ _NO_RECORD = (0x6A83, 0x6A82)
 _SELECT_DECLINES = {0x6283: Decline.CARD_LOCKED, 0x6284: Decline.CARD_INVALID, 0x9303: Decline.CARD_INVALID,
                     0x6A82: Decline.NOT_TRANSIT_CARD, 0x6A81: Decline.NOT_TRANSIT_CARD}
 _RECENT_LIMIT = 4096  # remembered accepted cards before expired ones are pruned
+_READ_18 = tuple(cc.ReadRecord(SFI_TRANSACTION_LOG, number, le=TRANSACTION_LOG_RECORD.size).to_bytes()
+                 for number in range(1, TRANSACTION_LOG_RECORDS + 1))
+_SINGLE_FARE = TransitRecordType.SINGLE_FARE
+_MAC2_FLAGGED = "MAC2 not verified by the PSAM: debit kept, flagged for the back office"
+_EP_PURCHASES = frozenset((TransactionType.EP_PURCHASE, TransactionType.COMPOSITE_PURCHASE))
+"""Transaction types on the purse's offline counter: the 0x18 records a validator's debit can be."""
 
 
 class _Stop(Exception):
@@ -84,18 +108,34 @@ class _Stop(Exception):
 
 @dataclass(slots=True)
 class _Pending:
-    """A debit torn mid-flight, waiting for its card."""
+    """A debit torn mid-flight whose recovery window still runs."""
 
     row_id: int
     record: DebitRecord
     deadline: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class _LogRecord:
+    """A purse purchase in the card's 0x18 log: the bytes the card gave, and parsed."""
+
+    raw: bytes
+    record: TransactionLogRecord
+
+    def shows(self, rec: DebitRecord) -> bool:
+        """Whether this is the record of ``rec``'s debit: same counter, amount, type, terminal and date-time."""
+        log = self.record
+        return (log.atc == rec.offline_atc and log.amount == rec.amount and log.transaction_type == rec.trans_type
+                and log.terminal_number == rec.terminal_id and log.when == rec.when)
+
+
 class Validator:
     """A bus validator: a card reader, a PSAM, fare rules, a journal, a blacklist and a clock.
 
-    Call :meth:`start` once (it raises :class:`OutOfService` when the PSAM is missing or silent), then :meth:`poll`
-    in the validator's loop. ``tracer`` sees every card and PSAM exchange (a trace file, a live display).
+    Call :meth:`start` once (it raises :class:`OutOfService` when the PSAM is missing or silent, and the journal's
+    :class:`~terminal.journal.DamagedRow` under the ``stop`` policy), then :meth:`poll` in the validator's loop.
+    ``tracer`` sees every card and PSAM exchange (a trace file, a live display). The validator reads its journal under
+    its ``damaged_rows`` setting.
     """
 
     def __init__(self, card: Link, sam: Link, fares: FareRules, journal: Journal, *, clock: Clock,
@@ -116,7 +156,9 @@ class Validator:
         self.out_of_service: str | None = "not started"
         self.stop: BusStop | None = None
         self._needs: frozenset[str] = frozenset()
-        self._pending: dict[bytes, _Pending] = {}
+        self._open = OpenDebits(journal)
+        self._pending: dict[int, _Pending] = {}  # rows whose recovery window still runs, by row id
+        self._reported: set[int] = set()  # quarantined rows already journaled as events
         self._initialize: dict[int, bytes] = {}  # INITIALIZE by amount, for this PSAM's key index and terminal
         self._recent: dict[bytes, dt.datetime] = {}
         self._window = dt.timedelta(seconds=self.config.recovery_window_s)
@@ -125,7 +167,7 @@ class Validator:
     # -- life cycle -------------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the PSAM and take up the debits a previous run left pending."""
+        """Start the PSAM and take up the debits a previous run left open."""
         place = self.config.place
         line = self.fares.line_code(place.line)
         needs = self.fares.needs_for(line)
@@ -140,9 +182,16 @@ class Validator:
         self._initialize = {}
         self.stop = BusStop(place.city_code, place.institution_id, place.operator_code, line, place.station,
                             place.vehicle, b"\0\0" + self.psam.terminal_id)
-        for entry in self.journal.pending():
-            rec = entry.record
-            self._pending[rec.card_serial] = _Pending(entry.row_id, rec, rec.when + self._window)
+        self.journal.damaged = self.config.damaged_rows
+        try:
+            self._reported = {e.row_ref for e in self.journal.events()
+                              if e.kind == EventKind.DAMAGED_ROW.value and e.row_ref is not None}
+            pending = self._open.load()
+            self._report_quarantined()
+        except JournalError as exc:
+            self.out_of_service = f"journal: {exc}"
+            raise
+        self._pending = {e.row_id: _Pending(e.row_id, e.record, e.record.when + self._window) for e in pending}
         self.out_of_service = None
 
     def arrive(self, station: int) -> None:
@@ -155,29 +204,35 @@ class Validator:
 
     @property
     def pending(self) -> list[DebitRecord]:
-        """The torn debits waiting for their cards."""
+        """The torn debits whose recovery window still runs."""
         return [p.record for p in self._pending.values()]
 
     def expire(self) -> int:
-        """Hand the debits whose recovery window has ended to the back office (unconfirmed); returns how many."""
+        """Report the torn debits whose recovery window has ended to the back office (``unconfirmed``: they stay
+        open, and their cards still settle them); returns how many."""
         if not self._pending:
             return 0
         now = self.clock.now()
         expired = [p for p in self._pending.values() if p.deadline <= now]
         for p in expired:
             self.journal.mark_unconfirmed(p.row_id)
-            del self._pending[p.record.card_serial]
+            del self._pending[p.row_id]
         return len(expired)
 
     def poll(self, timeout: float = 0.0) -> TapOutcome | None:
         """Look for a card once; when one is there, run its tap and return the outcome, else ``None``.
 
-        Raises :class:`OutOfService` while the PSAM cannot compute MACs (call :meth:`start` to try again) and
-        :class:`terminal.errors.ReaderGone` when the card reader fails.
+        Raises :class:`OutOfService` while the validator cannot take fares (its PSAM or its journal failed: call
+        :meth:`start` to try again) and :class:`terminal.errors.ReaderGone` when the card reader fails. A card never
+        puts the validator out of service.
         """
         if self.out_of_service is not None:
             raise OutOfService(self.out_of_service)
-        self.expire()
+        try:
+            self.expire()
+        except JournalError as exc:
+            self.out_of_service = f"journal: {exc}"
+            raise OutOfService(self.out_of_service) from None
         if self.card.activate(timeout) is None:
             return None
         self._log.exchanges = []
@@ -197,9 +252,7 @@ class Validator:
             now = self.clock.now()
             info = self._select()
             serial = info.serial
-            pending = self._pending.get(serial)
-            if pending is not None:
-                self._recover(pending, info, now)
+            unsettled = self._settle_open(info, now)
             last = self._recent.get(serial)
             if last is not None and now - last < self._repeat:
                 raise _Stop(TapOutcome(TapStatus.DECLINED, Decline.REPEAT_TAP, card_serial=serial))
@@ -208,7 +261,7 @@ class Validator:
             if self.blacklist is not None and serial in self.blacklist:
                 self._block(info, management)
             quote = self._quote(info, management, now)
-            return self._purchase(info, management, quote, now)
+            return self._purchase(info, management, quote, now, unsettled)
         except _Stop as stop:
             return stop.outcome
         except (CardRemoved, LinkTimeout) as exc:
@@ -218,11 +271,14 @@ class Validator:
             return TapOutcome(TapStatus.DECLINED, reason, str(exc), card_serial=serial)
         except ProtocolError as exc:
             return TapOutcome(TapStatus.DECLINED, Decline.CARD_ERROR, f"malformed answer: {exc}", card_serial=serial)
-        except (OutOfService, JournalError) as exc:
+        except OutOfService as exc:
             self.out_of_service = str(exc)
             return TapOutcome(TapStatus.OUT_OF_SERVICE, detail=str(exc), card_serial=serial)
+        except JournalError as exc:  # the validator's own journal failed: a fault of the validator, not of the card
+            self.out_of_service = f"journal: {exc}"
+            return TapOutcome(TapStatus.OUT_OF_SERVICE, detail=self.out_of_service, card_serial=serial)
 
-    def _decline(self, reason: Decline, serial: bytes, detail: str = "", **fields) -> _Stop:
+    def _decline(self, reason: Decline, serial: bytes, detail: str = "", **fields: Any) -> _Stop:
         return _Stop(TapOutcome(TapStatus.DECLINED, reason, detail, card_serial=serial, **fields))
 
     def _select(self) -> PublicAppInfo:
@@ -291,9 +347,12 @@ class Validator:
 
     def _quote(self, info: PublicAppInfo, management: ManagementInfo, now: dt.datetime) -> FareQuote:
         transit = bus = None
-        if NEED_TRANSIT_RECORD in self._needs:
+        line_scope = self.config.repeat_tap_scope == "line"
+        if NEED_TRANSIT_RECORD in self._needs or line_scope:
             raw = self._record(_READ_1E, "READ RECORD 0x1E")
             transit = None if raw is None else TRANSIT_RECORD.parse(raw)
+            if line_scope and transit is not None:
+                self._paid_on_line(transit, info.serial, management.card_type, now)
         if NEED_BUS_RECORD in self._needs:
             raw = self._record(_READ_1A, "READ RECORD 0x1A")
             record = None if raw is None else parse_process_record(raw)
@@ -305,10 +364,21 @@ class Validator:
             raise self._decline(reason, info.serial, quote.reason, card_type=management.card_type)
         return quote
 
+    def _paid_on_line(self, transit: TransitRecord, serial: bytes, card_type: int, now: dt.datetime) -> None:
+        """The repeat-tap rule over the card's own newest 0x1E record: a single fare paid on this operator's line less
+        than ``repeat_tap_s`` ago (at any of its validators, a torn debit included) is not charged again."""
+        stop = self.stop
+        assert stop is not None
+        when = transit.transaction_time
+        if transit.record_type == _SINGLE_FARE and transit.operator_code == stop.operator_code \
+                and transit.line == stop.line and when is not None and dt.timedelta(0) <= now - when < self._repeat:
+            raise self._decline(Decline.REPEAT_TAP, serial, f"paid on this line at {when.time().isoformat()} "
+                                f"(terminal {transit.device_id[2:].hex().upper()})", card_type=card_type)
+
     # -- the debit ---------------------------------------------------------------------------------------------------
 
-    def _purchase(self, info: PublicAppInfo, management: ManagementInfo, quote: FareQuote,
-                  now: dt.datetime) -> TapOutcome:
+    def _purchase(self, info: PublicAppInfo, management: ManagementInfo, quote: FareQuote, now: dt.datetime,
+                  unsettled: list[JournalEntry]) -> TapOutcome:
         serial, amount = info.serial, quote.amount
         terminal_id = self.psam.terminal_id
         command = self._initialize.get(amount)
@@ -324,7 +394,8 @@ class Validator:
         if answer.sw != 0x9000:
             raise StatusError("INITIALIZE FOR PURCHASE", answer.sw)
         init = cc.PURCHASE_INIT_RESPONSE.parse(answer.data)
-        self._settle_unproven(serial, init.offline_atc)
+        if unsettled:
+            self._settle_by_counter(unsettled, init.offline_atc, management.card_type)
         trans_type = TransactionType.COMPOSITE_PURCHASE if self.composite else TransactionType.EP_PURCHASE
         tsn, mac1 = self.psam.purchase_mac1(
             random=init.random, offline_atc=init.offline_atc, amount=amount, transaction_type=trans_type, when=now,
@@ -336,42 +407,52 @@ class Validator:
         record = DebitRecord(serial, info.issuer_id, management.card_type, init.offline_atc, amount, init.balance,
                              int(trans_type), terminal_id, tsn, now, init.key_version, init.algorithm_id, mac1,
                              fare_note=quote.rule)
-        row = self._record_intent(record)
+        row = self._record_intent(record, management.card_type)
         outcome = TapOutcome(TapStatus.ACCEPTED, card_serial=serial, card_type=management.card_type, fare=amount,
                              rule=quote.rule, balance_before=init.balance, balance_after=balance_after, journal_row=row)
         try:
             answer = self.card.transmit(cc.DebitForPurchase(tsn, now, mac1).to_bytes())
             if answer.sw != 0x9000:
-                self.journal.void(row, f"DEBIT answered {format_sw(answer.sw)}")
+                self.journal.void(row, f"DEBIT answered {format_sw(answer.sw)}", evidence=Evidence.DEBIT)
                 reason = Decline.MAC1_REJECTED if answer.sw == 0x9302 else Decline.CARD_ERROR
                 return TapOutcome(TapStatus.DECLINED, reason, f"DEBIT: {format_sw(answer.sw)}", card_serial=serial,
                                   card_type=management.card_type, fare=amount, balance_before=init.balance)
             debit = cc.DEBIT_RESPONSE.parse(answer.data)
         except (LinkError, ProtocolError) as exc:
-            # The card may or may not have debited: the row stays pending until the card proves which.
-            self._pending[serial] = _Pending(row, record, now + self._window)
+            # The card may or may not have debited: the row stays open until the card proves which.
+            self._pending[row] = _Pending(row, record, now + self._window)
+            self._open.opened(serial, row)
             outcome.status, outcome.detail = TapStatus.RETRY, f"DEBIT unanswered: {exc}"
             return outcome
         outcome.tac = debit.tac
-        self._finish(outcome, row, debit.tac, debit.mac2, check_mac2=True)
+        self._finish(outcome, row, debit.tac, debit.mac2)
         self._remember(serial, now)
         return outcome
 
-    def _record_intent(self, record: DebitRecord) -> int:
-        """Journal the intent. A row already holding this card's counter that is still open (pending, or unconfirmed
-        after its window) was never debited: the card's counter has not moved past it. It is voided, then the intent
-        is written."""
+    def _record_intent(self, record: DebitRecord, card_type: int) -> int:
+        """Journal the intent. A card showing a counter the journal already holds is a copy of a card or a restored
+        card image: declined, and journaled as an event. A PSAM repeating a transaction serial is the validator's own
+        fault: out of service."""
         try:
             return self.journal.record_intent(record)
         except DuplicateDebit as dup:
-            if dup.existing is None:
+            if dup.key == "card":
+                self.journal.record_event(
+                    EventKind.DUPLICATE_CARD, f"ATC {record.offline_atc} is already journaled as row {dup.existing}: "
+                    "a copy of the card, or a card image restored from a copy", card_serial=record.card_serial,
+                    row_ref=dup.existing)
+                raise self._decline(Decline.DUPLICATE_CARD, record.card_serial,
+                                    f"ATC {record.offline_atc} already journaled as row {dup.existing}",
+                                    card_type=card_type) from None
+            if dup.key != "terminal":
                 raise
-            old = self.journal.get(dup.existing).record
-            if old.state not in (DebitState.PENDING, DebitState.UNCONFIRMED) or \
-                    (old.card_serial, old.offline_atc) != (record.card_serial, record.offline_atc):
-                raise
-            self.journal.void(dup.existing, "the card's counter had not moved past this debit")
-            return self.journal.record_intent(record)
+            terminal = record.terminal_id.hex().upper()
+            self.journal.record_event(
+                EventKind.PSAM_SERIAL_REPEAT, f"terminal {terminal} TSN {record.tsn} is already journaled as row "
+                f"{dup.existing}", row_ref=dup.existing)
+            raise OutOfService(f"the PSAM's transaction serial {record.tsn} is already journaled for terminal "
+                               f"{terminal} (row {dup.existing}): the PSAM is behind this journal (a replaced or "
+                               "restored PSAM, or another validator's journal)") from None
 
     def _balance(self) -> int | None:
         """The balance to show with an insufficient-funds decline; ``None`` when the card will not say."""
@@ -394,20 +475,19 @@ class Validator:
                                       balance_after, now, stop.city_code, stop.institution_id, bytes(6))
         self.card.call(_UPDATE_1E + transit, "UPDATE CAPP DATA CACHE 0x1E")
 
-    def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes, *, check_mac2: bool) -> None:
-        """Journal a debit the card made. The PSAM checks MAC2 first when it still holds the session; if the PSAM fails
-        here the debit is journaled anyway (the card has paid) and the validator goes out of service."""
+    def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes) -> None:
+        """Journal a debit the card answered. The PSAM checks MAC2 first; if the PSAM fails here the debit is journaled
+        anyway (the card has paid) and the validator goes out of service."""
         verified: bool | None = None
         failure: OutOfService | None = None
-        if check_mac2:
-            try:
-                verified = self.psam.check_mac2(mac2)
-            except OutOfService as exc:
-                failure = exc
+        try:
+            verified = self.psam.check_mac2(mac2)
+        except OutOfService as exc:
+            failure = exc
         self.journal.complete(row, tac, mac2, verified)
         outcome.tac, outcome.mac2_verified = tac, verified
         if verified is False:
-            outcome.detail = "MAC2 not verified by the PSAM: debit kept, flagged for the back office"
+            outcome.detail = _MAC2_FLAGGED
         if failure is not None:
             self.out_of_service = str(failure)
             outcome.detail = f"debit journaled; then {failure}"
@@ -422,37 +502,132 @@ class Validator:
 
     # -- torn debits -------------------------------------------------------------------------------------------------
 
-    def _recover(self, pending: _Pending, info: PublicAppInfo, now: dt.datetime) -> None:
-        """The card of a torn debit is back: GET TRANSACTION PROVE for ATC+1.
-
-        Proof (MAC2 ‖ TAC): the debit happened; it is journaled and the tap ends accepted. A bare status word: the
-        debit's fate is settled by the counter at the next INITIALIZE (:meth:`_settle_unproven`) and the tap goes on.
+    def _settle_open(self, info: PublicAppInfo, now: dt.datetime) -> list[JournalEntry]:
+        """Before anything is charged to a card with open rows, settle each from the card's own evidence
+        (:meth:`_settle`). A debit proven to be the card's newest purchase ends the tap: this tap is that ride's
+        (accepted, recovered). Returns the rows the card's proof and log did not settle: its counter at INITIALIZE
+        decides those (:meth:`_settle_by_counter`). A card that leaves meanwhile ends the tap with "please tap again";
+        what was settled stays settled.
         """
-        rec = pending.record
-        try:
-            answer = self.card.transmit(cc.GetTransactionProve(rec.trans_type, (rec.offline_atc + 1) & 0xFFFF).to_bytes())
-        except (CardRemoved, LinkTimeout) as exc:
-            raise _Stop(TapOutcome(TapStatus.RETRY, detail=f"GET TRANSACTION PROVE unanswered: {exc}",
-                                   card_serial=rec.card_serial, fare=rec.amount, journal_row=pending.row_id))
-        if answer.sw != 0x9000:
-            return  # no proof: settled at INITIALIZE below, or by the end of the window if no INITIALIZE comes
-        proof = cc.PROVE_RESPONSE.parse(answer.data)
-        del self._pending[rec.card_serial]
-        outcome = TapOutcome(TapStatus.ACCEPTED, card_serial=rec.card_serial, card_type=rec.card_type,
-                             fare=rec.amount, rule=rec.fare_note, balance_before=rec.balance_before,
-                             balance_after=rec.balance_before - rec.amount, recovered=True,
-                             journal_row=pending.row_id)
-        self._finish(outcome, pending.row_id, proof.tac, proof.mac2, check_mac2=self.psam.session_tsn == rec.tsn)
-        self._remember(rec.card_serial, now)
-        raise _Stop(outcome)
+        rows = self._open.rows(info.serial)
+        if self.journal.quarantined:
+            self._report_quarantined()
+        if not rows:
+            return rows
+        lowest = min(e.record.offline_atc for e in rows)
+        records: list[_LogRecord] | None = None
 
-    def _settle_unproven(self, serial: bytes, offline_atc: int) -> None:
-        """A torn debit the card gave no proof for: an unchanged counter shows it never happened (void); a counter that
-        moved means the card debited something since, which only the card's log can tell apart (unconfirmed)."""
-        pending = self._pending.pop(serial, None)
-        if pending is None:
-            return
-        if offline_atc == pending.record.offline_atc:
-            self.journal.void(pending.row_id, "no proof from the card and its counter had not moved")
+        def log() -> list[_LogRecord]:
+            nonlocal records
+            if records is None:
+                records = self._read_log(lowest)
+            return records
+
+        unsettled: list[JournalEntry] = []
+        ride: TapOutcome | None = None
+        try:
+            for entry in rows:
+                settled, paid = self._settle(entry, log)
+                if not settled:
+                    unsettled.append(entry)
+                ride = paid or ride
+        except (CardRemoved, LinkTimeout) as exc:
+            last = rows[-1]
+            raise _Stop(TapOutcome(TapStatus.RETRY, detail=f"settling a torn debit: {exc}", card_serial=info.serial,
+                                   fare=last.record.amount, journal_row=last.row_id)) from None
+        if ride is not None:
+            self._remember(info.serial, now)
+            raise _Stop(ride)
+        return unsettled
+
+    def _settle(self, entry: JournalEntry, log: Callable[[], list[_LogRecord]]) -> tuple[bool, TapOutcome | None]:
+        """Settle one open row from the card, if it can tell; returns whether it did, and the tap's outcome when this
+        debit is the card's newest purchase (this tap is that ride's).
+
+        GET TRANSACTION PROVE answers for whichever debit took the counter, so a proof is this row's only when MAC2
+        verifies under this debit's PSAM session, or when the card's 0x18 record of the counter is this debit (a record
+        of another debit voids the row, whatever the proof). Without a proof, a record of this debit completes the row
+        with no TAC.
+        """
+        rec = entry.record
+        answer = self.card.transmit(cc.GetTransactionProve(rec.trans_type, (rec.offline_atc + 1) & 0xFFFF).to_bytes())
+        proof = cc.PROVE_RESPONSE.parse(answer.data) if answer.sw == 0x9000 else None
+        verified: bool | None = None
+        if proof is not None and self.psam.session_tsn == rec.tsn:
+            verified = self.psam.check_mac2(proof.mac2)
+        found = None if verified else next((r for r in log() if r.record.atc == rec.offline_atc), None)
+        if found is not None and not found.shows(rec):
+            self.journal.settle_from_log(entry.row_id, found.raw, made=False)
+            self._settled(entry)
+            return True, None
+        if proof is None and found is None:
+            return False, None
+        outcome = self._recovered(entry)
+        if proof is not None:
+            self.journal.complete(entry.row_id, proof.tac, proof.mac2, verified, evidence=Evidence.PROVE)
+            outcome.tac, outcome.mac2_verified = proof.tac, verified
+            if verified is False:
+                outcome.detail = _MAC2_FLAGGED
         else:
-            self.journal.mark_unconfirmed(pending.row_id)
+            assert found is not None  # neither a proof nor a record returned above
+            self.journal.settle_from_log(entry.row_id, found.raw, made=True)
+        self._settled(entry)
+        newest = found is None or found is log()[0]
+        return True, outcome if newest else None
+
+    def _read_log(self, lowest_atc: int) -> list[_LogRecord]:
+        """The card's purse purchases in its 0x18 log, newest first, down to the counter ``lowest_atc``."""
+        found: list[_LogRecord] = []
+        for command in _READ_18:
+            raw = self._record(command, "READ RECORD 0x18")
+            if raw is None:
+                break
+            record = TRANSACTION_LOG_RECORD.parse(raw)
+            if record.date is None:  # a slot the card has not written yet
+                break
+            if record.transaction_type in _EP_PURCHASES:
+                found.append(_LogRecord(raw, record))
+                if record.atc <= lowest_atc:
+                    break
+        return found
+
+    def _settle_by_counter(self, rows: list[JournalEntry], offline_atc: int, card_type: int) -> None:
+        """The rows neither the card's proof nor its log settled, against its counter from INITIALIZE: still at the
+        row's counter, the debit never happened (void); past it with no record left, only the back office can tell
+        (given up, unconfirmed); below it, this is a copy or an older image of the card (declined)."""
+        for entry in rows:
+            rec = entry.record
+            if offline_atc == rec.offline_atc:
+                self.journal.void(entry.row_id, "no proof from the card and its counter had not moved",
+                                  evidence=Evidence.COUNTER)
+            elif offline_atc > rec.offline_atc:
+                self.journal.give_up(entry.row_id, f"the card's counter is at {offline_atc} and its 0x18 log holds no "
+                                     f"record of counter {rec.offline_atc}: settle from the clearing data")
+            else:
+                self.journal.record_event(
+                    EventKind.COUNTER_BACKWARDS, f"counter {offline_atc} is below row {entry.row_id}'s "
+                    f"{rec.offline_atc}: a copy of the card, or a card image restored from a copy",
+                    card_serial=rec.card_serial, row_ref=entry.row_id)
+                raise self._decline(Decline.DUPLICATE_CARD, rec.card_serial,
+                                    f"counter {offline_atc} below row {entry.row_id}'s {rec.offline_atc}",
+                                    card_type=card_type)
+            self._settled(entry)
+
+    def _recovered(self, entry: JournalEntry) -> TapOutcome:
+        """The outcome of a tap that a proven torn debit paid for."""
+        rec = entry.record
+        return TapOutcome(TapStatus.ACCEPTED, card_serial=rec.card_serial, card_type=rec.card_type, fare=rec.amount,
+                          rule=rec.fare_note, balance_before=rec.balance_before,
+                          balance_after=rec.balance_before - rec.amount, recovered=True, journal_row=entry.row_id)
+
+    def _settled(self, entry: JournalEntry) -> None:
+        self._pending.pop(entry.row_id, None)
+        self._open.settled(entry.record.card_serial, entry.row_id)
+
+    def _report_quarantined(self) -> None:
+        """Journal an event for each row the ``quarantine`` policy set aside since the last look."""
+        for row_id, damage in self.journal.quarantined.items():
+            if row_id not in self._reported:
+                self._reported.add(row_id)
+                self.journal.record_event(EventKind.DAMAGED_ROW, f"set aside: {damage}",
+                                          row_ref=row_id if row_id > 0 else None)

@@ -19,7 +19,7 @@ from .trace import TRACE_HELP, open_trace
 @click.option("--cards", type=click.IntRange(1), help="Cards in the population (default: half the taps, at least 10).")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="SQLite journal to write (must not exist yet). Default: a new file in a temporary directory.")
-@click.option("--tear-share", type=click.FloatRange(0, 1), default=0.03, show_default=True,
+@click.option("--tear-share", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Share of taps torn away mid-transaction (the rider taps again).")
 @click.option("--load-share", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Share of taps before which the rider tops up at a top-up machine (demo load host, in process).")
@@ -84,7 +84,8 @@ def _print(s: dict) -> None:
 
     yuan = lambda fen: f"{fen / 100:,.2f} CNY"  # noqa: E731
     click.echo(f"Simulated validator session: {s['taps']} taps, seed {s['seed']}")
-    click.echo(f"  accepted            {s['accepted']:>7}   ({s['recovered']} recovered after a torn debit)")
+    click.echo(f"  accepted            {s['accepted']:>7}   ({s['recovered']} recovered after a torn debit, "
+               f"{s['recovered_late']} of them after the recovery window)")
     click.echo(f"  declined            {s['declined']:>7}")
     for reason, count in s["declined_by_reason"].items():
         click.echo(f"    {reason:<34}{count:>5}")

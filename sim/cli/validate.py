@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import cli
+from .journal import damaged_option, report_set_aside
 from .trace import TRACE_HELP, open_trace
 
 if TYPE_CHECKING:
@@ -92,9 +93,10 @@ def _json(outcome: TapOutcome, when: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per tap instead of a line of text.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help=TRACE_HELP)
+@damaged_option(default=None)
 def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path: Path | None,
              blacklist_path: Path | None, taps: int | None, poll_s: float, as_json: bool,
-             trace_path: Path | None) -> None:
+             trace_path: Path | None, damaged: str | None) -> None:
     """Run the validator on a card reader and a PSAM: one line per tap on standard output, every debit journaled.
 
     A card resting on a PC/SC reader is one tap; lift it and tap again for the next.
@@ -104,8 +106,11 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
 
     \b
         ykt validate --reader pcsc:0 --sam pcsc:1 --taps 1
+    --damaged overrides the settings' damaged_rows (default: stop).
     """
-    from sim.devices import open_link, parse_device
+    import dataclasses
+
+    from sim.devices import SIM_TERMINAL, open_link, parse_device
     from terminal.blacklist import Blacklist
     from terminal.clock import SystemClock
     from terminal.config import ValidatorConfig, load_config
@@ -119,6 +124,8 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
         taps = 1
         click.echo("note: a sim: card is always in the field; stopping after one tap (use --taps for more)", err=True)
     config = load_config(config_path) if config_path is not None else ValidatorConfig()
+    if damaged is not None:
+        config = dataclasses.replace(config, damaged_rows=damaged)
     rules = load_fares(fares)
     stopping: list[int] = []
 
@@ -128,8 +135,8 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
     tracer = None
     counts = {status: 0 for status in TapStatus}
     charged = 0
-    with open_link(card_spec, role="card") as card_link, open_link(sam_spec, role="sam") as sam_link, \
-            SqliteJournal(journal_path) as journal:
+    with SqliteJournal(journal_path) as journal, open_link(card_spec, role="card") as card_link, \
+            open_link(sam_spec, role="sam", tsn_after=journal.highest_tsn(SIM_TERMINAL)) as sam_link:
         blacklist = Blacklist.open(blacklist_path) if blacklist_path is not None else None
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -140,6 +147,7 @@ def validate(reader: str, sam: str, fares: Path, journal_path: Path, config_path
             validator = Validator(card_link, sam_link, rules, journal, clock=clock, blacklist=blacklist,
                                   config=config, tracer=tracer)
             validator.start()
+            report_set_aside(journal)
             click.echo(f"validator ready: card reader {card_link.name}, PSAM {sam_link.name} (terminal "
                        f"{validator.psam.terminal_id.hex().upper()}), journal {journal_path}", err=True)
             while not stopping and (taps is None or sum(counts.values()) < taps):

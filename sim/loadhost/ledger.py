@@ -204,8 +204,11 @@ def _loads(cur: sqlite3.Cursor, where: str, params: tuple[Any, ...]) -> list[Led
     rows = cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM load {where} ORDER BY load_id", params).fetchall()
     loads = []
     for row in rows:
-        values: dict[str, Any] = {name: (None if value is None else bytes.fromhex(value)) if name in _BYTES else value
-                                  for name, value in zip(_COLUMNS, row)}
-        values["state"] = LedgerState(values["state"])
+        try:
+            values: dict[str, Any] = {name: (None if value is None else bytes.fromhex(value)) if name in _BYTES
+                                      else value for name, value in zip(_COLUMNS, row, strict=True)}
+            values["state"] = LedgerState(values["state"])
+        except (ValueError, TypeError) as exc:  # a field changed on disk: not what the ledger wrote
+            raise LedgerError(f"ledger load {row[0]}: damaged: {exc}") from None
         loads.append(LedgerLoad(**values))
     return loads

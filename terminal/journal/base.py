@@ -1,14 +1,17 @@
-"""What every journal shares: its errors, the row it stores, the state rules, and the public debit protocol.
+"""What every journal shares: the state rules, the public debit protocol, the operator's events, and what reading a
+damaged row does.
 
 The protocol (DESIGN, "Money is conserved"): a debit's intent is journaled *before* DEBIT goes to the card, so a debit
-the card commits is never unknown to the validator; the row then ends ``complete`` (with the card's TAC), ``void``
-(the card proved it never debited) or ``unconfirmed`` (the card did not come back in time; the back office settles it
-from the card's own counters). A late proof may still settle an ``unconfirmed`` row.
+the card commits is never unknown to the validator; the row then ends ``complete`` (the card's TAC, or its own 0x18
+record of the debit), ``void`` (the card proved it never debited) or ``unconfirmed`` (the card did not come back within
+the recovery window: the row is reported to the back office). An ``unconfirmed`` row stays open: when the card comes
+back, however late, its proof still settles the row. Every settled row keeps its :class:`~terminal.records.Evidence`.
 
-Rows are kept in one shape by every backend: a list in :data:`COLUMNS` order, byte strings as upper-case hex and
-date-times as ISO 8601 text, i.e. the SQLite row itself. Hex text binds to SQLite several times faster than ``bytes``
-(which goes through sqlite3's adaptation lookup) and reads well in the ``sqlite3`` shell. Backends implement only
-storage (:meth:`Journal._insert`, :meth:`Journal._change`, :meth:`Journal._rows`); validation lives here, once.
+Rows are kept in one shape by every backend (:mod:`terminal.journal.rows`): a list in ``COLUMNS`` order, byte strings
+as upper-case hex and date-times as ISO 8601 text, i.e. the SQLite row itself. Hex text binds to SQLite several times
+faster than ``bytes`` (which goes through sqlite3's adaptation lookup) and reads well in the ``sqlite3`` shell.
+Backends implement only storage (``_insert``, ``_change``, ``_rows``, ``_insert_event``, ``_event_rows``,
+``_highest_tsn``); validation lives here and in :mod:`terminal.journal.rows`, once.
 """
 
 from __future__ import annotations
@@ -16,58 +19,20 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-from protocols.errors import YktError
 from terminal.clock import Clock, SystemClock
-from terminal.records import DebitRecord, DebitState
+from terminal.records import DebitRecord, DebitState, Evidence
 
+from .errors import (BadTransition, DamagedRow, DuplicateDebit, InvalidDebit, JournalError, JournalStorageError,
+                     UnknownRow)
+from .rows import (BALANCE_LIMIT, COLUMNS, LOG_RECORD_SIZE, OPEN_STATES, EventKind, JournalEntry, JournalEvent,
+                   decode_entry, decode_event, storable)
 
-class JournalError(YktError):
-    """The journal refused an operation or could not be read or written."""
+__all__ = ["BadTransition", "COLUMNS", "DAMAGE_POLICIES", "DamagedRow", "DuplicateDebit", "EventKind", "InvalidDebit",
+           "Journal", "JournalEntry", "JournalError", "JournalEvent", "JournalStorageError", "OPEN_STATES", "SOURCES",
+           "UnknownRow", "refuse_change"]
 
-
-class InvalidDebit(JournalError):
-    """A record or a completion is malformed (the message names the field); nothing was written."""
-
-
-class DuplicateDebit(JournalError):
-    """The debit is already journaled: same (card serial, offline ATC) as a row that is not void, or same (terminal,
-    TSN) as any row. ``existing`` is the row already holding the key, when known; ``rejected`` the row ids a group
-    commit had handed out and then could not write."""
-
-    def __init__(self, message: str, *, existing: int | None = None, rejected: tuple[int, ...] = ()) -> None:
-        super().__init__(message)
-        self.existing = existing
-        self.rejected = rejected
-
-
-class UnknownRow(JournalError):
-    """No row has this id."""
-
-
-class BadTransition(JournalError):
-    """The row is not in a state this change may start from (e.g. completing a void debit)."""
-
-    def __init__(self, row_id: int, current: DebitState, target: DebitState) -> None:
-        super().__init__(f"row {row_id} is {current.value}: it cannot become {target.value}")
-        self.row_id = row_id
-        self.current = current
-        self.target = target
-
-
-class JournalStorageError(JournalError):
-    """The journal file is not a yikatong journal, has an unknown schema version, or is corrupt or unreadable."""
-
-
-COLUMNS = ("id", "card_serial", "issuer_id", "card_type", "offline_atc", "amount", "balance_before", "trans_type",
-           "terminal_id", "tsn", "txn_time", "key_version", "algorithm", "mac1", "fare_note",
-           "state", "tac", "mac2", "mac2_verified", "reason", "changed_at")
-"""A row, in storage order. Positions used below: the key fields, then what a state change rewrites."""
-ID, CARD, ATC, TERMINAL, TSN, STATE = 0, 1, 4, 8, 9, 15
-CHANGE = slice(15, 20)  # what a state change rewrites: state, tac, mac2, mac2_verified, reason
-CHANGED_AT = 20
 
 SOURCES: dict[DebitState, tuple[str, ...]] = {
     DebitState.COMPLETE: ("pending", "unconfirmed"),
@@ -75,23 +40,18 @@ SOURCES: dict[DebitState, tuple[str, ...]] = {
     DebitState.UNCONFIRMED: ("pending",),
 }
 """The states each change may start from: ``complete`` and ``void`` are final, ``unconfirmed`` still takes a late
-proof."""
+proof (and may be given up as unprovable)."""
 
-OPEN_STATES = ("pending", "unconfirmed")
+DAMAGE_POLICIES = ("stop", "quarantine")
+"""What reading a damaged row does: ``stop`` raises :class:`DamagedRow` naming the row and the field; ``quarantine``
+sets the row aside (it stays in the file untouched, is listed in :attr:`Journal.quarantined`, and every reader
+reports it) and goes on with the others."""
 
 _BYTE_FIELDS = (("card_serial", 10), ("issuer_id", 8), ("terminal_id", 6), ("mac1", 4))
 _INT_FIELDS = (("card_type", 0xFF), ("offline_atc", 0xFFFF), ("amount", 0xFFFFFFFF), ("trans_type", 0xFF),
                ("tsn", 0xFFFFFFFF), ("key_version", 0xFF), ("algorithm", 0xFF))
-_BALANCE_LIMIT = 0xFFFFFFFF  # a 4-byte balance; negative values (overdraft shown signed) down to -this
-
-
-def _storable(text: str) -> bool:
-    """Whether SQLite can store ``text`` (UTF-8 cannot encode lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+_COMPLETE_EVIDENCE = {Evidence.DEBIT: "debit", Evidence.PROVE: "prove"}  # stored values, without Enum.value per call
+_VOID_EVIDENCE = {Evidence.DEBIT: "debit", Evidence.COUNTER: "counter"}
 
 
 def _bad_field(rec: DebitRecord) -> str:
@@ -107,14 +67,14 @@ def _bad_field(rec: DebitRecord) -> str:
         value = getattr(rec, name)
         if type(value) is not int or not 0 <= value <= top:
             return f"{name} must be an integer 0..{top:X} (hex), got {value!r}"
-    if type(rec.balance_before) is not int or not -_BALANCE_LIMIT <= rec.balance_before <= _BALANCE_LIMIT:
-        return f"balance_before must be an integer within ±{_BALANCE_LIMIT:X} (hex), got {rec.balance_before!r}"
+    if type(rec.balance_before) is not int or not -BALANCE_LIMIT <= rec.balance_before <= BALANCE_LIMIT:
+        return f"balance_before must be an integer within ±{BALANCE_LIMIT:X} (hex), got {rec.balance_before!r}"
     if type(rec.when) is not dt.datetime:
         return f"when must be a datetime, got {type(rec.when).__name__}"
     if rec.state is not DebitState.PENDING or rec.tac is not None or rec.mac2 is not None \
-            or rec.mac2_verified is not None:
-        return f"an intent is pending with no TAC, MAC2 or MAC2 check yet (state is {rec.state!r})"
-    if type(rec.fare_note) is not str or not _storable(rec.fare_note):
+            or rec.mac2_verified is not None or rec.evidence is not Evidence.NONE:
+        return f"an intent is pending with no TAC, MAC2, MAC2 check or evidence yet (state is {rec.state!r})"
+    if type(rec.fare_note) is not str or not storable(rec.fare_note):
         return f"fare_note must be text that UTF-8 can encode, got {type(rec.fare_note).__name__}"
     return ""
 
@@ -132,13 +92,13 @@ def _check_intent(rec: DebitRecord) -> None:
               and type(rec.mac1) is bytes and len(rec.mac1) == 4
               and 0 <= rec.card_type <= 0xFF and 0 <= rec.offline_atc <= 0xFFFF and 0 <= rec.amount <= 0xFFFFFFFF
               and 0 <= rec.trans_type <= 0xFF and 0 <= rec.tsn <= 0xFFFFFFFF and 0 <= rec.key_version <= 0xFF
-              and 0 <= rec.algorithm <= 0xFF and -_BALANCE_LIMIT <= rec.balance_before <= _BALANCE_LIMIT
+              and 0 <= rec.algorithm <= 0xFF and -BALANCE_LIMIT <= rec.balance_before <= BALANCE_LIMIT
               and type(rec.card_type) is type(rec.offline_atc) is type(rec.amount) is type(rec.trans_type)
               is type(rec.tsn) is type(rec.key_version) is type(rec.algorithm) is type(rec.balance_before) is int
               and type(rec.when) is dt.datetime
-              and type(rec.fare_note) is str and (rec.fare_note.isascii() or _storable(rec.fare_note))
+              and type(rec.fare_note) is str and (rec.fare_note.isascii() or storable(rec.fare_note))
               and rec.state is DebitState.PENDING and rec.tac is None and rec.mac2 is None
-              and rec.mac2_verified is None)
+              and rec.mac2_verified is None and rec.evidence is Evidence.NONE)
     except TypeError:  # a comparison with a value of the wrong type
         ok = False
     if not ok:
@@ -152,36 +112,16 @@ def _check_mac(value: Any, name: str) -> str:
     return value.hex().upper()
 
 
-@dataclass(slots=True)
-class JournalEntry:
-    """One journal row as the validator and the back office read it.
-
-    ``changed_at``: when the state last changed, by the journal's clock (``None`` while the row is still pending;
-    the intent's own time is ``record.when``, the date-time sent to the card); ``reason``: why a void row was voided
-    (empty otherwise).
-    """
-
-    row_id: int
-    record: DebitRecord
-    changed_at: dt.datetime | None
-    reason: str
+def _check_text(value: Any, what: str, *, empty: bool = False) -> str:
+    if type(value) is not str or (not empty and not value.strip()) or not storable(value):
+        raise InvalidDebit(f"{what} must be {'' if empty else 'non-empty '}text that UTF-8 can encode")
+    return value
 
 
-def _opt_bytes(text: str | None) -> bytes | None:
-    return None if text is None else bytes.fromhex(text)
-
-
-def entry_from_row(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
-    """The stored row (in :data:`COLUMNS` order) back into a :class:`JournalEntry`."""
-    verified = row[18]
-    record = DebitRecord(
-        card_serial=bytes.fromhex(row[1]), issuer_id=bytes.fromhex(row[2]), card_type=row[3], offline_atc=row[4],
-        amount=row[5], balance_before=row[6], trans_type=row[7], terminal_id=bytes.fromhex(row[8]), tsn=row[9],
-        when=dt.datetime.fromisoformat(row[10]), key_version=row[11], algorithm=row[12], mac1=bytes.fromhex(row[13]),
-        fare_note=row[14], state=DebitState(row[15]), tac=_opt_bytes(row[16]), mac2=_opt_bytes(row[17]),
-        mac2_verified=None if verified is None else bool(verified))
-    changed = row[20]
-    return JournalEntry(row[0], record, None if changed is None else dt.datetime.fromisoformat(changed), row[19])
+def _check_serial(card_serial: Any) -> str:
+    if type(card_serial) is not bytes or len(card_serial) != 10:
+        raise InvalidDebit("card_serial must be 10 bytes")
+    return card_serial.hex().upper()
 
 
 class _IsoCache:
@@ -204,13 +144,22 @@ class _IsoCache:
 class Journal(abc.ABC):
     """The validator's journal of debits. Subclasses store rows; this class holds the protocol and its checks.
 
-    A journal object belongs to one thread (the validator loop or one benchmark worker).
+    ``damaged`` chooses what reading a damaged row does (:data:`DAMAGE_POLICIES`); rows set aside are in
+    :attr:`quarantined`, by row id. A journal object belongs to one thread (the validator loop or one benchmark
+    worker).
     """
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, damaged: str = "stop") -> None:
+        if damaged not in DAMAGE_POLICIES:
+            raise JournalError(f"damaged must be one of {', '.join(DAMAGE_POLICIES)}, got {damaged!r}")
         self._clock = clock if clock is not None else SystemClock()
         self._when_iso = _IsoCache()
         self._stamp_iso = _IsoCache()
+        self.damaged = damaged
+        self.quarantined: dict[int, DamagedRow] = {}
+        """Rows set aside by the ``quarantine`` policy, by id, with what is wrong with each."""
+        self.quarantined_events: dict[int, DamagedRow] = {}
+        """Events set aside by the ``quarantine`` policy, by id."""
         self.acknowledged = 0
         """How many ``complete`` changes are durable: in a group-commit SQLite journal, only those whose batch is on
         disk; elsewhere every completion as soon as the call returns. A benchmark counts these, not calls made."""
@@ -227,41 +176,76 @@ class Journal(abc.ABC):
         row = [None, rec.card_serial.hex().upper(), rec.issuer_id.hex().upper(), rec.card_type, rec.offline_atc,
                rec.amount, rec.balance_before, rec.trans_type, rec.terminal_id.hex().upper(), rec.tsn,
                self._when_iso(rec.when), rec.key_version, rec.algorithm, rec.mac1.hex().upper(), rec.fare_note,
-               "pending", None, None, None, "", None]
+               "pending", None, None, None, "", "", None]
         return self._insert(row)
 
-    def complete(self, row_id: int, tac: bytes, mac2: bytes, mac2_verified: bool | None) -> None:
-        """The card answered DEBIT, or GET TRANSACTION PROVE proved the debit: keep its TAC and MAC2.
+    def complete(self, row_id: int, tac: bytes, mac2: bytes, mac2_verified: bool | None, *,
+                 evidence: Evidence = Evidence.DEBIT) -> None:
+        """The card answered DEBIT (``evidence`` ``debit``), or GET TRANSACTION PROVE proved the debit (``prove``):
+        keep its TAC and MAC2.
 
         ``mac2_verified``: whether the PSAM accepted MAC2 (8072); ``None`` when it was not asked.
         """
         if mac2_verified is not None and type(mac2_verified) is not bool:
             raise InvalidDebit(f"mac2_verified must be True, False or None, got {mac2_verified!r}")
+        stored = _COMPLETE_EVIDENCE.get(evidence) if isinstance(evidence, Evidence) else None
+        if stored is None:
+            raise InvalidDebit(f"a debit with a TAC is proven by DEBIT or GET TRANSACTION PROVE, not {evidence!r}")
         self._change(row_id, DebitState.COMPLETE,
                      ["complete", _check_mac(tac, "TAC"), _check_mac(mac2, "MAC2"),
-                      None if mac2_verified is None else int(mac2_verified), ""])
+                      None if mac2_verified is None else int(mac2_verified), "", stored])
 
-    def void(self, row_id: int, reason: str) -> None:
-        """The card proved it never made this debit (GET TRANSACTION PROVE answered no proof, or its counter never
-        moved past the row's ATC): nothing is owed. ``reason`` says how that was known."""
-        if type(reason) is not str or not reason.strip() or not _storable(reason):
-            raise InvalidDebit("a void needs a reason (text that UTF-8 can encode)")
-        self._change(row_id, DebitState.VOID, ["void", None, None, None, reason])
+    def settle_from_log(self, row_id: int, record: bytes, *, made: bool) -> None:
+        """The card's own 0x18 record of the row's counter settles it: ``made`` when the record is this debit (same
+        amount, type, terminal and date-time; complete, but the card can no longer give its TAC), else the counter
+        went to another debit (void). The record (23 bytes, as the card gave it) is kept as the row's reason, in hex."""
+        if type(record) is not bytes or len(record) != LOG_RECORD_SIZE:
+            raise InvalidDebit(f"a 0x18 record is {LOG_RECORD_SIZE} bytes, got {record!r:.60}")
+        state = "complete" if made else "void"
+        self._change(row_id, DebitState(state), [state, None, None, None, record.hex().upper(), Evidence.LOG.value])
+
+    def void(self, row_id: int, reason: str, *, evidence: Evidence = Evidence.DEBIT) -> None:
+        """The card proved it never made this debit: it refused DEBIT (``evidence`` ``debit``) or its counter never
+        moved past the row's (``counter``). Nothing is owed; ``reason`` says how that was known. (A 0x18 record showing
+        the counter spent on another debit: :meth:`settle_from_log`.)"""
+        stored = _VOID_EVIDENCE.get(evidence) if isinstance(evidence, Evidence) else None
+        if stored is None:
+            raise InvalidDebit(f"a void is proven by DEBIT or the card's counter, not {evidence!r}")
+        try:
+            _check_text(reason, "a void's reason")
+        except InvalidDebit:
+            raise InvalidDebit("a void needs a reason (text that UTF-8 can encode)") from None
+        self._change(row_id, DebitState.VOID, ["void", None, None, None, reason, stored])
 
     def mark_unconfirmed(self, row_id: int) -> None:
-        """The recovery window ended without the card: the back office settles the row from the card's records."""
-        self._change(row_id, DebitState.UNCONFIRMED, ["unconfirmed", None, None, None, ""])
+        """The recovery window ended without the card: the row is reported to the back office, and stays open for the
+        card's proof should it come back."""
+        self._change(row_id, DebitState.UNCONFIRMED, ["unconfirmed", None, None, None, "", ""])
+
+    def give_up(self, row_id: int, reason: str) -> None:
+        """The card can no longer prove or disprove this debit (its counter is past the row's and its log no longer
+        holds that counter): the row stays ``unconfirmed`` for the back office, with ``reason``, and the validator
+        stops asking the card about it (evidence ``unprovable``). From ``pending`` or ``unconfirmed``."""
+        self._change(row_id, DebitState.UNCONFIRMED,
+                     ["unconfirmed", None, None, None, _check_text(reason, "the reason"), Evidence.UNPROVABLE.value],
+                     OPEN_STATES)
+
+    # -- reading ------------------------------------------------------------------------------------------------------
 
     def pending(self) -> list[JournalEntry]:
         """Every pending row, oldest first: what a validator restarting mid-transaction must resolve."""
-        return [entry_from_row(r) for r in self._rows(states=("pending",))]
+        return list(self._decoded(self._rows(states=("pending",))))
 
     def find_pending(self, card_serial: bytes, *, include_unconfirmed: bool = False) -> list[JournalEntry]:
         """The pending rows of one card (and its unconfirmed ones if asked), oldest first."""
-        if type(card_serial) is not bytes or len(card_serial) != 10:
-            raise InvalidDebit("card_serial must be 10 bytes")
         states = OPEN_STATES if include_unconfirmed else ("pending",)
-        return [entry_from_row(r) for r in self._rows(states=states, card=card_serial.hex().upper())]
+        return list(self._decoded(self._rows(states=states, card=_check_serial(card_serial))))
+
+    def open_rows(self, card_serial: bytes | None = None) -> Iterator[JournalEntry]:
+        """The rows a card may still settle (pending, and unconfirmed ones not given up), oldest first; of one card,
+        or of every card. The journal's open-row index finds them."""
+        card = None if card_serial is None else _check_serial(card_serial)
+        return (e for e in self._decoded(self._rows(states=OPEN_STATES, card=card)) if e.searchable)
 
     def entries(self, states: Iterable[DebitState | str] | None = None) -> Iterator[JournalEntry]:
         """Every row (or those in ``states``), in row-id order: what export and verification read."""
@@ -269,13 +253,57 @@ class Journal(abc.ABC):
             wanted = None if states is None else tuple(DebitState(s).value for s in states)
         except ValueError:
             raise InvalidDebit(f"unknown state in {states!r}") from None
-        return (entry_from_row(r) for r in self._rows(states=wanted))
+        return self._decoded(self._rows(states=wanted))
 
     def get(self, row_id: int) -> JournalEntry:
-        """One row by id; :class:`UnknownRow` if there is none."""
+        """One row by id; :class:`UnknownRow` if there is none, :class:`DamagedRow` if it is damaged (under either
+        policy: the caller asked for that row)."""
         for row in self._rows(row_id=row_id):
-            return entry_from_row(row)
+            return decode_entry(row)
         raise UnknownRow(f"no journal row {row_id}")
+
+    def highest_tsn(self, terminal_id: bytes) -> int | None:
+        """The highest PSAM transaction serial journaled for ``terminal_id`` (6 bytes), ``None`` when it has none."""
+        if type(terminal_id) is not bytes or len(terminal_id) != 6:
+            raise InvalidDebit("terminal_id must be 6 bytes")
+        return self._highest_tsn(terminal_id.hex().upper())
+
+    def _decoded(self, rows: Iterable[list[Any] | tuple[Any, ...]]) -> Iterator[JournalEntry]:
+        """Decode stored rows under the damage policy."""
+        for row in rows:
+            try:
+                yield decode_entry(row)
+            except DamagedRow as damage:
+                self.set_aside(damage)
+
+    def set_aside(self, damage: DamagedRow) -> None:
+        """Under ``quarantine``, keep ``damage`` in :attr:`quarantined` and go on; under ``stop``, raise it."""
+        if self.damaged == "stop":
+            raise damage
+        (self.quarantined if damage.table == "debit" else self.quarantined_events).setdefault(damage.row_id, damage)
+
+    # -- events -------------------------------------------------------------------------------------------------------
+
+    def record_event(self, kind: EventKind, detail: str, *, card_serial: bytes | None = None,
+                     row_ref: int | None = None) -> int:
+        """Journal something the operator must hear of (a duplicated card, a quarantined row); returns its id."""
+        if not isinstance(kind, EventKind):
+            raise InvalidDebit(f"unknown event kind {kind!r}")
+        if row_ref is not None and (type(row_ref) is not int or row_ref < 1):
+            raise InvalidDebit(f"row_ref must be a row id, got {row_ref!r}")
+        card = None if card_serial is None else _check_serial(card_serial)
+        return self._insert_event([None, self._stamp(), kind.value, card, row_ref,
+                                   _check_text(detail, "an event's detail")])
+
+    def events(self) -> Iterator[JournalEvent]:
+        """Every event, in id order (damaged ones under the damage policy, like rows)."""
+        for row in self._event_rows():
+            try:
+                yield decode_event(row)
+            except DamagedRow as damage:
+                self.set_aside(damage)
+
+    # -- life cycle ---------------------------------------------------------------------------------------------------
 
     def flush(self) -> int:
         """Make every write so far durable; returns how many completions this made durable (0 when each call already
@@ -286,7 +314,7 @@ class Journal(abc.ABC):
         """Flush and release the storage."""
         self.flush()
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -302,18 +330,36 @@ class Journal(abc.ABC):
         """Store a new row (``row[0]`` is ``None``), enforcing both uniqueness rules; return its id."""
 
     @abc.abstractmethod
-    def _change(self, row_id: int, target: DebitState, values: list[Any]) -> None:
-        """Move a row to ``target`` from one of ``SOURCES[target]``: ``values`` are state, tac, mac2, mac2_verified
-        and reason; the backend adds ``changed_at``. Unknown rows and other states raise."""
+    def _change(self, row_id: int, target: DebitState, values: list[Any],
+                sources: tuple[str, ...] | None = None) -> None:
+        """Move a row to ``target`` from one of ``sources`` (default ``SOURCES[target]``): ``values`` are state, tac,
+        mac2, mac2_verified, reason and evidence; the backend adds ``changed_at``. Unknown rows and other states
+        raise."""
 
     @abc.abstractmethod
     def _rows(self, *, states: tuple[str, ...] | None = None, card: str | None = None,
               row_id: int | None = None) -> Iterable[list[Any] | tuple[Any, ...]]:
         """Stored rows in id order, filtered by state, card serial (hex) and id."""
 
+    @abc.abstractmethod
+    def _highest_tsn(self, terminal: str) -> int | None:
+        """The highest integer TSN stored for ``terminal`` (hex)."""
 
-def refuse_change(row_id: int, current: str | None, target: DebitState) -> None:
+    @abc.abstractmethod
+    def _insert_event(self, row: list[Any]) -> int:
+        """Store a new event (``row[0]`` is ``None``); return its id."""
+
+    @abc.abstractmethod
+    def _event_rows(self) -> Iterable[list[Any] | tuple[Any, ...]]:
+        """Stored events in id order."""
+
+
+def refuse_change(row_id: int, current: object, target: DebitState) -> None:
     """Raise the error for a change that found the row missing (``current`` is None) or in the wrong state."""
     if current is None:
         raise UnknownRow(f"no journal row {row_id}")
-    raise BadTransition(row_id, DebitState(current), target)
+    try:
+        state = DebitState(current)
+    except ValueError:
+        raise DamagedRow(row_id, "state", f"unknown state {current!r}") from None
+    raise BadTransition(row_id, state, target)

@@ -8,8 +8,9 @@ from typing import Any
 from terminal.clock import Clock
 from terminal.records import DebitState
 
-from .base import (ATC, CARD, CHANGE, CHANGED_AT, ID, OPEN_STATES, SOURCES, STATE, TERMINAL, TSN, DuplicateDebit,
-                   Journal, UnknownRow, refuse_change)
+from .base import SOURCES, Journal, refuse_change
+from .errors import DuplicateDebit, UnknownRow
+from .rows import ATC, CARD, CHANGE, CHANGED_AT, ID, OPEN_STATES, STATE, TERMINAL, TSN
 
 
 class RowStore:
@@ -19,7 +20,7 @@ class RowStore:
     pending and unconfirmed rows so that finding a card's pending debit does not scan every row.
     """
 
-    __slots__ = ("rows", "_card_atc", "_terminal_tsn", "_open", "_freeze")
+    __slots__ = ("rows", "_card_atc", "_terminal_tsn", "_open", "_freeze", "_highest")
 
     def __init__(self, *, freeze: bool = True) -> None:
         """``freeze``: keep final rows as tuples (a store that lives long); a group-commit batch, written and dropped
@@ -29,6 +30,7 @@ class RowStore:
         self._card_atc: dict[tuple[str, int], int] = {}  # rows that are not void
         self._terminal_tsn: dict[tuple[str, int], int] = {}
         self._open: dict[int, None] = {}  # ids of pending and unconfirmed rows, in id order
+        self._highest: dict[str, int] = {}  # the highest TSN of each terminal
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -40,23 +42,29 @@ class RowStore:
         existing = self._card_atc.get(card_atc)
         if existing is not None:
             raise DuplicateDebit(f"card {row[CARD]} ATC {row[ATC]} is already journaled as row {existing}",
-                                 existing=existing)
+                                 key="card", existing=existing)
         existing = self._terminal_tsn.get(terminal_tsn)
         if existing is not None:
             raise DuplicateDebit(f"terminal {row[TERMINAL]} TSN {row[TSN]} is already journaled as row {existing}",
-                                 existing=existing)
+                                 key="terminal", existing=existing)
         row[ID] = row_id
         self.rows[row_id] = row
         self._card_atc[card_atc] = row_id
         self._terminal_tsn[terminal_tsn] = row_id
         self._open[row_id] = None
+        if row[TSN] > self._highest.get(row[TERMINAL], -1):
+            self._highest[row[TERMINAL]] = row[TSN]
 
-    def change(self, row_id: int, target: DebitState, values: list[Any], stamp: str) -> bool:
+    def highest_tsn(self, terminal: str) -> int | None:
+        return self._highest.get(terminal)
+
+    def change(self, row_id: int, target: DebitState, values: list[Any], stamp: str,
+               sources: tuple[str, ...] | None = None) -> bool:
         """Apply a state change to a row held here; ``False`` when the row is not held here."""
         row = self.rows.get(row_id)
         if row is None:
             return False
-        if row[STATE] not in SOURCES[target]:
+        if row[STATE] not in (SOURCES[target] if sources is None else sources):
             refuse_change(row_id, row[STATE], target)
         row[CHANGE] = values
         row[CHANGED_AT] = stamp
@@ -91,10 +99,11 @@ class MemoryJournal(Journal):
     validator.
     """
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
-        super().__init__(clock)
+    def __init__(self, *, clock: Clock | None = None, damaged: str = "stop") -> None:
+        super().__init__(clock, damaged=damaged)
         self._store = RowStore()
         self._next_id = 1
+        self._events: list[list[Any]] = []
 
     def __len__(self) -> int:
         return len(self._store)
@@ -105,8 +114,9 @@ class MemoryJournal(Journal):
         self._next_id = row_id + 1
         return row_id
 
-    def _change(self, row_id: int, target: DebitState, values: list[Any]) -> None:
-        if not self._store.change(row_id, target, values, self._stamp()):
+    def _change(self, row_id: int, target: DebitState, values: list[Any],
+                sources: tuple[str, ...] | None = None) -> None:
+        if not self._store.change(row_id, target, values, self._stamp(), sources):
             raise UnknownRow(f"no journal row {row_id}")
         if target is DebitState.COMPLETE:
             self.acknowledged += 1
@@ -114,3 +124,14 @@ class MemoryJournal(Journal):
     def _rows(self, *, states: tuple[str, ...] | None = None, card: str | None = None,
               row_id: int | None = None) -> list[list[Any] | tuple[Any, ...]]:
         return self._store.select(states=states, card=card, row_id=row_id)
+
+    def _highest_tsn(self, terminal: str) -> int | None:
+        return self._store.highest_tsn(terminal)
+
+    def _insert_event(self, row: list[Any]) -> int:
+        row[ID] = len(self._events) + 1
+        self._events.append(row)
+        return row[ID]
+
+    def _event_rows(self) -> list[list[Any]]:
+        return list(self._events)

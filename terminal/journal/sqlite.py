@@ -20,11 +20,20 @@ journal holds SQLite's write lock; readers (export, verification) are not blocke
 
 Identity. A journal file carries ``application_id`` ``0x594B544A`` ("YKTJ") and ``user_version`` (the schema version,
 :data:`SCHEMA_VERSION`). A file that is not SQLite, is another application's database, has another schema version,
-or is corrupt raises :class:`~terminal.journal.base.JournalStorageError` naming the file; the file is left untouched.
+or is corrupt raises :class:`~terminal.journal.errors.JournalStorageError` naming the file; the file is left
+untouched. Version 2 added each row's ``evidence`` and the ``event`` table: a version-1 journal is upgraded in place
+(one transaction) when it is opened for writing, and read as it is when opened read-only.
 
-Rows: see :data:`terminal.journal.base.COLUMNS`. Byte strings are stored as upper-case hex text, date-times as ISO
+Rows: see :data:`terminal.journal.rows.COLUMNS`. Byte strings are stored as upper-case hex text, date-times as ISO
 8601 text: ``txn_time`` is the card's local date-time as sent to it (also when the intent was written),
 ``changed_at`` the journal clock's local time of the last state change. Keys never appear in a row.
+
+Damage. Text that is not UTF-8 is read as it is (each bad byte kept as a lone surrogate) so that the row's decoding,
+not sqlite3, names it; a row whose fields are not what the journal writes is a
+:class:`~terminal.journal.errors.DamagedRow` (or, under the ``quarantine`` policy, set aside). When a page of the
+table cannot be read, a full read (export, verification) goes on row by row under ``quarantine``: every row id the
+journal's (terminal, TSN) index names that cannot be read is set aside as unreadable; under ``stop`` the read ends
+in a :class:`~terminal.journal.errors.JournalStorageError` naming the last row read.
 """
 
 from __future__ import annotations
@@ -38,13 +47,27 @@ from typing import Any
 from terminal.clock import Clock
 from terminal.records import DebitState
 
-from .base import (COLUMNS, OPEN_STATES, SOURCES, STATE, DuplicateDebit, Journal, JournalError, JournalStorageError,
-                   refuse_change)
+from .base import SOURCES, Journal, refuse_change
+from .errors import DamagedRow, DuplicateDebit, JournalError, JournalStorageError
 from .memory import RowStore
+from .rows import COLUMNS, EVENT_COLUMNS, OPEN_STATES, STATE
 
 APPLICATION_ID = 0x594B544A  # "YKTJ"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+"""What sqlite3 raises: its own errors, and UnicodeDecodeError when a message it builds quotes damaged schema text."""
 
+_EVENTS = """
+CREATE TABLE event (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,  -- duplicate_card, counter_backwards, damaged_row, psam_serial_repeat
+    card_serial TEXT,
+    row_ref INTEGER,
+    detail TEXT NOT NULL
+)
+"""
 _SCHEMA = """
 CREATE TABLE debit (
     id INTEGER PRIMARY KEY,
@@ -67,13 +90,15 @@ CREATE TABLE debit (
     mac2 TEXT,
     mac2_verified INTEGER,
     reason TEXT NOT NULL,
-    changed_at TEXT
+    changed_at TEXT,
+    evidence TEXT NOT NULL DEFAULT ''  -- debit, prove, log, counter, unprovable, or empty while not settled
 );
 -- no debit is journaled twice: a card's counter value once (a void row frees it for the retry), a PSAM serial once
 CREATE UNIQUE INDEX debit_card_atc ON debit (card_serial, offline_atc) WHERE state != 'void';
 CREATE UNIQUE INDEX debit_terminal_tsn ON debit (terminal_id, tsn);
 CREATE INDEX debit_open ON debit (card_serial) WHERE state IN ('pending', 'unconfirmed');
-"""
+""" + _EVENTS
+_UPGRADE_1 = ("ALTER TABLE debit ADD COLUMN evidence TEXT NOT NULL DEFAULT ''", _EVENTS)
 # Group commit writes thousands of rows per transaction. Each lands at a random place in the (card serial, ATC) index,
 # so a batch dirties about one index page per row once the index outgrows the page cache, and every commit then
 # copies those pages to the WAL and, at each checkpoint, back into the database. A larger cache and rarer checkpoints
@@ -82,24 +107,35 @@ _BULK_PRAGMAS = ("PRAGMA cache_size = -65536", "PRAGMA wal_autocheckpoint = 2000
 _OPEN_TERM = "state IN ('pending', 'unconfirmed')"  # the debit_open index's condition, verbatim, so the planner uses it
 
 _INSERT = f"INSERT INTO debit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_UPDATE = ("UPDATE debit SET state = ?, tac = ?, mac2 = ?, mac2_verified = ?, reason = ?, changed_at = ? "
+_UPDATE = ("UPDATE debit SET state = ?, tac = ?, mac2 = ?, mac2_verified = ?, reason = ?, evidence = ?, changed_at = ? "
            "WHERE id = ? AND state IN (?, ?)")
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM debit"
+_SELECTS = {2: f"SELECT {', '.join(COLUMNS)} FROM debit",
+            1: "SELECT " + ", ".join("'' AS evidence" if c == "evidence" else c for c in COLUMNS) + " FROM debit"}
+"""A row's select by schema version: version 1 has no evidence column (read as empty)."""
+_INSERT_EVENT = f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+_SELECT_EVENTS = f"SELECT {', '.join(EVENT_COLUMNS)} FROM event ORDER BY id"
+
+
+def _text(raw: bytes) -> str:
+    """Stored text as it is: bytes that are not UTF-8 become lone surrogates, which the row's decoding names."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class SqliteJournal(Journal):
     """A journal in one SQLite file, created on first open. See the module docstring for durability and group commit.
 
     ``readonly=True`` opens an existing journal for reading only (export, verification), beside a running validator.
+    ``damaged``: what reading a damaged row does (:data:`~terminal.journal.base.DAMAGE_POLICIES`).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, group_commit: int | None = None, clock: Clock | None = None,
-                 readonly: bool = False) -> None:
-        super().__init__(clock)
+                 readonly: bool = False, damaged: str = "stop") -> None:
+        super().__init__(clock, damaged=damaged)
         if group_commit is not None and (type(group_commit) is not int or group_commit < 1):
             raise JournalError(f"group_commit must be a positive integer, got {group_commit!r}")
         self.path = os.fspath(path)
         self.group_commit = group_commit
+        self.version = SCHEMA_VERSION
         self._batch: RowStore | None = None
         self._batch_intents = 0
         self._batch_completions = 0
@@ -118,19 +154,22 @@ class SqliteJournal(Journal):
                                        isolation_level=None)
             else:
                 conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.text_factory = _text
             if self._is_empty(conn):
                 if readonly:
                     raise JournalStorageError(f"{self.path}: empty file, not a yikatong journal")
                 self._create(conn)
-            self._check_identity(conn)
+            self.version = self._check_identity(conn)
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
+                if self.version != SCHEMA_VERSION:
+                    self._upgrade(conn)
                 if self.group_commit is not None:
                     for pragma in _BULK_PRAGMAS:
                         conn.execute(pragma)
             return conn
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             if conn is not None:
                 conn.close()
             raise self._failed("cannot open the journal", exc) from None
@@ -158,19 +197,36 @@ class SqliteJournal(Journal):
             conn.execute("ROLLBACK")
             raise
 
-    def _check_identity(self, conn: sqlite3.Connection) -> None:
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Bring a version-1 journal to this version in one transaction (each row's evidence, the event table)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 1:  # nobody upgraded it meanwhile
+                for statement in _UPGRADE_1:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.version = SCHEMA_VERSION
+
+    def _check_identity(self, conn: sqlite3.Connection) -> int:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         if app_id != APPLICATION_ID:
             raise JournalStorageError(f"{self.path}: not a yikatong journal (SQLite application_id {app_id:#x}, "
                                       f"expected {APPLICATION_ID:#x})")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise JournalStorageError(f"{self.path}: journal schema version {version} is unknown "
-                                      f"(this software reads version {SCHEMA_VERSION})")
+                                      f"(this software reads versions {', '.join(map(str, _READABLE_VERSIONS))})")
+        return int(version)
 
-    def _failed(self, what: str, exc: sqlite3.Error) -> JournalStorageError:
+    def _failed(self, what: str, exc: BaseException) -> JournalStorageError:
         reason = str(exc)
-        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in reason or "malformed" in reason):
+        if isinstance(exc, UnicodeDecodeError):
+            reason = f"corrupt database: text that is not UTF-8 in the schema ({reason})"
+        elif isinstance(exc, sqlite3.DatabaseError) and ("not a database" in reason or "malformed" in reason):
             reason = f"corrupt or not a SQLite database ({reason})"
         return JournalStorageError(f"{self.path}: {what}: {reason}")
 
@@ -182,7 +238,7 @@ class SqliteJournal(Journal):
                 self._cur.execute(_INSERT, row)
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(row, exc) from None
-            except sqlite3.Error as exc:
+            except _ERRORS as exc:
                 raise self._failed("record_intent", exc) from None
             return self._cur.lastrowid  # type: ignore[return-value]
         if self._batch_intents >= self.group_commit:
@@ -194,21 +250,22 @@ class SqliteJournal(Journal):
         self._batch_intents += 1
         return row_id
 
-    def _change(self, row_id: int, target: DebitState, values: list[Any]) -> None:
+    def _change(self, row_id: int, target: DebitState, values: list[Any],
+                sources: tuple[str, ...] | None = None) -> None:
         stamp = self._stamp()
         if self.group_commit is not None:
             batch = self._batch if self._batch is not None else self._open_batch()
-            if batch.change(row_id, target, values, stamp):
+            if batch.change(row_id, target, values, stamp, sources):
                 if target is DebitState.COMPLETE:
                     self._batch_completions += 1
                 return
-        sources = SOURCES[target]
+        sources = SOURCES[target] if sources is None else sources
         try:
             self._cur.execute(_UPDATE, (*values, stamp, row_id, sources[0], sources[-1]))
             if self._cur.rowcount == 0:
                 found = self._cur.execute("SELECT state FROM debit WHERE id = ?", (row_id,)).fetchone()
                 refuse_change(row_id, None if found is None else found[0], target)
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             raise self._failed(f"{target.value} row {row_id}", exc) from None
         if target is DebitState.COMPLETE:
             if self.group_commit is None:
@@ -223,15 +280,22 @@ class SqliteJournal(Journal):
                                       "AND state != 'void'", (row[1], row[4])).fetchone()
             if found is not None:
                 return DuplicateDebit(f"card {row[1]} ATC {row[4]} is already journaled as row {found[0]}",
-                                      existing=found[0])
+                                      key="card", existing=found[0])
             found = self._cur.execute("SELECT id FROM debit WHERE terminal_id = ? AND tsn = ?",
                                       (row[8], row[9])).fetchone()
-        except sqlite3.Error as lookup:
+        except _ERRORS as lookup:
             return self._failed("record_intent", lookup)
         if found is not None:
             return DuplicateDebit(f"terminal {row[8]} TSN {row[9]} is already journaled as row {found[0]}",
-                                  existing=found[0])
+                                  key="terminal", existing=found[0])
         return self._failed("record_intent", exc)
+
+    def _insert_event(self, row: list[Any]) -> int:
+        try:
+            self._cur.execute(_INSERT_EVENT, row)
+        except _ERRORS as exc:
+            raise self._failed("record_event", exc) from None
+        return self._cur.lastrowid  # type: ignore[return-value]
 
     def _open_batch(self) -> RowStore:
         """The open batch, starting one (and taking the write lock) if there is none."""
@@ -240,7 +304,7 @@ class SqliteJournal(Journal):
             try:
                 self._cur.execute("BEGIN IMMEDIATE")
                 on_disk = self._cur.execute("SELECT coalesce(max(id), 0) + 1 FROM debit").fetchone()[0]
-            except sqlite3.Error as exc:
+            except _ERRORS as exc:
                 self._rollback()
                 raise self._failed("cannot start a batch", exc) from None
             self._next_id = max(self._next_id, on_disk)  # ids of dropped duplicates are not handed out again
@@ -252,7 +316,7 @@ class SqliteJournal(Journal):
     def flush(self) -> int:
         """Commit the open batch (group commit); returns how many completions that made durable.
 
-        Raises :class:`~terminal.journal.base.DuplicateDebit` (``rejected``: the row ids) when this or an earlier
+        Raises :class:`~terminal.journal.errors.DuplicateDebit` (``rejected``: the row ids) when this or an earlier
         automatic commit dropped rows that duplicate rows already on disk.
         """
         done = self._commit_batch()
@@ -281,7 +345,7 @@ class SqliteJournal(Journal):
                         rejected.append(row)
             self._cur.execute("RELEASE batch")
             self._cur.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             self._rollback()
             raise self._failed(f"batch of {len(batch)} rows not written", exc) from None
         done = self._batch_completions - sum(row[STATE] == "complete" for row in rejected)
@@ -293,12 +357,12 @@ class SqliteJournal(Journal):
         if self._conn.in_transaction:
             try:
                 self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
+            except _ERRORS:
                 pass  # the connection is failing already; the caller reports the first error
 
     def close(self) -> None:
         """Commit the open batch, then close the file. Closing twice is harmless; any later call raises
-        :class:`~terminal.journal.base.JournalStorageError`."""
+        :class:`~terminal.journal.errors.JournalStorageError`."""
         try:
             self.flush()
         finally:
@@ -321,10 +385,56 @@ class SqliteJournal(Journal):
         if row_id is not None:
             terms.append("id = ?")
             params.append(row_id)
-        query = f"{_SELECT}{' WHERE ' if terms else ''}{' AND '.join(terms)} ORDER BY id"
+        select = _SELECTS[self.version]
+        query = f"{select}{' WHERE ' if terms else ''}{' AND '.join(terms)} ORDER BY id"
         batch = [] if self._batch is None else self._batch.select(states=states, card=card, row_id=row_id)
+        last = 0
         try:
-            yield from self._conn.execute(query, params)
-        except sqlite3.Error as exc:
-            raise self._failed("read", exc) from None
+            for row in self._conn.execute(query, params):
+                last = row[0]
+                yield row
+        except _ERRORS as exc:
+            if self.damaged == "stop" or card is not None or row_id is not None:
+                raise self._failed(f"read stopped after row {last}" if last else "read", exc) from None
+            yield from self._rows_one_by_one(select, last, states, exc)
         yield from batch
+
+    def _rows_one_by_one(self, select: str, last: int, states: tuple[str, ...] | None,
+                         failure: BaseException) -> Iterator[Any]:
+        """The rest of a full read that hit an unreadable page, row by row: each id the (terminal, TSN) index names
+        is read alone, and one that cannot be read is set aside as unreadable."""
+        try:
+            ids = [r[0] for r in self._conn.execute(
+                "SELECT id FROM debit INDEXED BY debit_terminal_tsn WHERE id > ? ORDER BY id", (last,))]
+        except _ERRORS as exc:
+            raise self._failed(f"read stopped after row {last} ({failure}), and the index cannot list the rest",
+                               exc) from None
+        single = f"{select} WHERE id = ?"
+        for row_id in ids:
+            try:
+                found = self._conn.execute(single, (row_id,)).fetchone()
+            except _ERRORS as exc:
+                found, why = None, str(exc)
+            else:
+                why = "the index names it but the table does not hold it"
+            if found is None:
+                self.set_aside(DamagedRow(row_id, "row", f"unreadable ({why}): a damaged page"))
+            elif states is None or found[STATE] in states:
+                yield found
+
+    def _highest_tsn(self, terminal: str) -> int | None:
+        try:
+            found = self._conn.execute("SELECT max(tsn) FROM debit WHERE terminal_id = ? AND typeof(tsn) = 'integer'",
+                                       (terminal,)).fetchone()[0]
+        except _ERRORS as exc:
+            raise self._failed("read the highest TSN", exc) from None
+        batch = None if self._batch is None else self._batch.highest_tsn(terminal)
+        return max((t for t in (found, batch) if t is not None), default=None)
+
+    def _event_rows(self) -> Iterator[Any]:
+        if self.version < 2:
+            return
+        try:
+            yield from self._conn.execute(_SELECT_EVENTS)
+        except _ERRORS as exc:
+            raise self._failed("read the events", exc) from None

@@ -230,7 +230,13 @@ class LoadJournal(SqliteFile):
             rows = self._conn.execute(f"{_SELECT} {where} ORDER BY id", params).fetchall()
         except sqlite3.Error as exc:
             raise failure(KIND, self.path, "read", exc) from None
-        return iter([_entry(row) for row in rows])
+        entries = []
+        for row in rows:
+            try:
+                entries.append(_entry(row))
+            except (ValueError, TypeError) as exc:  # a field changed on disk: not what the journal wrote
+                raise LoadJournalError(f"{self.path}: load journal row {row[0]}: damaged: {exc}") from None
+        return iter(entries)
 
 
 def _bytes(text: str | None) -> bytes | None:

@@ -166,6 +166,23 @@ def test_ykt_validate_json_and_one_tap_for_a_sim_card(capsys: pytest.CaptureFixt
     assert "note: a sim: card is always in the field; stopping after one tap" in err
 
 
+def test_ykt_validate_runs_in_the_same_second_never_repeat_a_psam_serial(capsys: pytest.CaptureFixture[str],
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sim: PSAM keeps nothing between runs: it starts past the journal's highest serial for its terminal, so runs
+    in the same second on one journal never hand out a serial twice (which would take the validator out of service)."""
+    monkeypatch.setattr("sim.devices.time.time", lambda: 1_790_000_000.25)  # every run in the same second
+    db = tmp_path / "v.db"
+    for n in range(3):
+        code, out, err = ykt(capsys, "validate", "--reader", "sim:random", "--sam", "sim:psam", "--journal", str(db),
+                             "--json")
+        assert code == 0, err
+        assert json.loads(out)["status"] == "accepted", out
+    with SqliteJournal(db, readonly=True) as journal:
+        assert [e.record.tsn for e in journal.entries()] == [1_790_000_000, 1_790_000_001, 1_790_000_002]
+        assert list(journal.events()) == []
+
+
 def test_ykt_validate_refuses_a_bad_device(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, err = ykt(capsys, "validate", "--reader", "xyz", "--sam", "sim:psam", "--journal",
                          str(tmp_path / "v.db"))

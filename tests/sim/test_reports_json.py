@@ -56,8 +56,8 @@ def test_journal_verify_json(tmp_path, capsys):
     assert run(["validate", "--reader", f"sim:{card}", "--sam", "sim:psam", "--taps", "1", "--journal", str(db)]) == 0
     capsys.readouterr()
     doc = out_json(capsys, ["journal", "verify", str(db), "--keys", str(DEMO_KEYS), "--json"])
-    assert doc == {"db": str(db), "ok": True, "verified": 1, "mismatches": [], "unverifiable": [], "open": [],
-                   "void": 0, "test_only_keys": True}
+    assert doc == {"db": str(db), "ok": True, "verified": 1, "mismatches": [], "unverifiable": [], "from_log": [],
+                   "open": [], "void": 0, "set_aside": [], "test_only_keys": True}
     with sqlite3.connect(db) as connection:
         connection.execute("UPDATE debit SET amount = 100 WHERE id = 1")
     doc = out_json(capsys, ["journal", "verify", str(db), "--keys", str(DEMO_KEYS), "--json"], code=1)

@@ -16,6 +16,7 @@ from protocols.errors import YktError
 from sim.cli import run
 from terminal.clock import ManualClock
 from terminal.config import Place, ValidatorConfig, parse_config
+from terminal.errors import ConfigError
 from terminal.link import Activation, ModeledTime
 from terminal.trace import Exchange
 from terminal.tracefile import (
@@ -264,7 +265,18 @@ configs = st.builds(
     accepted_issuers=st.frozensets(st.binary(min_size=8, max_size=8), max_size=3),
     recovery_window_s=st.integers(0, 24 * 3600), repeat_tap_s=st.integers(0, 24 * 3600),
     card_timeout_s=st.floats(0.01, 60), sam_timeout_s=st.floats(0.01, 60),
-    maintenance_key_version=st.integers(0, 0xFF), psam_two_level=st.booleans())
+    maintenance_key_version=st.integers(0, 0xFF), psam_two_level=st.booleans(),
+    repeat_tap_scope=st.sampled_from(["validator", "line"]), damaged_rows=st.sampled_from(["stop", "quarantine"]))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("damaged_rows", '"ignore"', 'damaged_rows: must be "stop" or "quarantine", got \'ignore\''),
+    ("repeat_tap_scope", '"bus"', 'repeat_tap_scope: must be "validator" or "line", got \'bus\''),
+    ("damaged_rows", "1", "damaged_rows: must be a string, got 1"),
+])
+def test_settings_refuse_unknown_policies(key, value, message):
+    with pytest.raises(ConfigError, match=f"^v.toml: {re.escape(message)}$"):
+        parse_config(f"format = 1\n{key} = {value}\n", "v.toml")
 
 
 @given(configs)
@@ -275,8 +287,9 @@ def test_settings_go_into_the_trace_as_a_settings_file(config):
 def test_settings_file_text():
     assert config_toml(ValidatorConfig()) == (
         'format = 1\npurchase = "composite"\napplication_types = [2]\nmin_application_version = 1\n'
-        'accepted_issuers = []\nrecovery_window_s = 30\nrepeat_tap_s = 60\ncard_timeout_s = 0.5\nsam_timeout_s = 2.0\n'
-        'maintenance_key_version = 1\npsam_two_level = true\n\n[place]\ncity_code = "2900"\n'
+        'accepted_issuers = []\nrecovery_window_s = 30\nrepeat_tap_s = 60\nrepeat_tap_scope = "validator"\n'
+        'card_timeout_s = 0.5\nsam_timeout_s = 2.0\n'
+        'maintenance_key_version = 1\npsam_two_level = true\ndamaged_rows = "stop"\n\n[place]\ncity_code = "2900"\n'
         'institution_id = "02002900FFFFFFFF"\noperator_code = "0001"\nline = 1\nstation = 1\n'
         'vehicle = "0000000000000001"\nindustry_code = 2\n')
 

@@ -17,7 +17,7 @@ from protocols.errors import YktError
 from terminal.journal import (BadTransition, DuplicateDebit, InvalidDebit, Journal, JournalError, MemoryJournal,
                               SqliteJournal, UnknownRow)
 from terminal.journal.memory import RowStore
-from terminal.records import DebitRecord, DebitState
+from terminal.records import DebitRecord, DebitState, Evidence
 
 WHEN = dt.datetime(2018, 3, 13, 16, 43, 29)
 TAC = bytes.fromhex("F252E12F")
@@ -76,7 +76,8 @@ def test_complete_keeps_tac_mac2_and_time(journal: Journal) -> None:
     row = journal.record_intent(spec_record())
     journal.complete(row, TAC, MAC2, True)
     entry = journal.get(row)
-    assert entry.record == spec_record(state=DebitState.COMPLETE, tac=TAC, mac2=MAC2, mac2_verified=True)
+    assert entry.record == spec_record(state=DebitState.COMPLETE, tac=TAC, mac2=MAC2, mac2_verified=True,
+                                       evidence=Evidence.DEBIT)
     assert entry.changed_at == dt.datetime(2018, 3, 13, 16, 43, 30)
     assert journal.pending() == []
 
@@ -430,10 +431,11 @@ def test_any_record_round_trips(kind: str, tmp_path_factory: pytest.TempPathFact
     expected = dataclasses.replace(rec)
     if ending == "complete":
         journal.complete(row, tac, mac2, verified)
-        expected = dataclasses.replace(rec, state=DebitState.COMPLETE, tac=tac, mac2=mac2, mac2_verified=verified)
+        expected = dataclasses.replace(rec, state=DebitState.COMPLETE, tac=tac, mac2=mac2, mac2_verified=verified,
+                                       evidence=Evidence.DEBIT)
     elif ending == "void":
         journal.void(row, reason)
-        expected = dataclasses.replace(rec, state=DebitState.VOID)
+        expected = dataclasses.replace(rec, state=DebitState.VOID, evidence=Evidence.DEBIT)
     elif ending == "unconfirmed":
         journal.mark_unconfirmed(row)
         expected = dataclasses.replace(rec, state=DebitState.UNCONFIRMED)
@@ -483,11 +485,12 @@ def test_quick_check_and_diagnosis_agree_on_range_edges(field: str) -> None:
 def test_final_rows_of_a_long_lived_store_are_frozen(freeze: bool) -> None:
     store = RowStore(freeze=freeze)
     row = [None, "AA" * 10, "BB" * 8, 1, 5, 200, 1000, 9, "CC" * 6, 7, "2026-03-02T06:00:00", 1, 0, "DD" * 4, "",
-           "pending", None, None, None, "", None]
+           "pending", None, None, None, "", "", None]
     store.add(1, row)
-    assert store.change(1, DebitState.COMPLETE, ["complete", "11" * 4, "22" * 4, 1, ""], "2026-03-02T06:00:01")
+    assert store.change(1, DebitState.COMPLETE, ["complete", "11" * 4, "22" * 4, 1, "", "debit"],
+                        "2026-03-02T06:00:01")
     kept = store.rows[1]
-    assert list(kept)[15:] == ["complete", "11" * 4, "22" * 4, 1, "", "2026-03-02T06:00:01"]
+    assert list(kept)[15:] == ["complete", "11" * 4, "22" * 4, 1, "", "debit", "2026-03-02T06:00:01"]
     # frozen: a tuple of plain values, which the garbage collector stops tracking once it has seen it
     assert type(kept) is (tuple if freeze else list)
     gc.collect()

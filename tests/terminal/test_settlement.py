@@ -50,14 +50,15 @@ def db(tmp_path: Path) -> Path:
 
 
 EXPECTED_CSV = (
-    "row,tac,card_serial,issuer,atc,tsn,amount,type,terminal,datetime,state,mac2_verified,key_version,algorithm\n"
+    "row,tac,card_serial,issuer,atc,tsn,amount,type,terminal,datetime,state,mac2_verified,key_version,algorithm,"
+    "evidence,card_record\n"
     "1,F252E12F,03104991585000011383,02403640FFFFFFFF,54,87,200,09,200041599997,2018-03-13T16:43:29,complete,true,"
-    "01,00\n"
-    "2,,03104991585000011383,02403640FFFFFFFF,55,88,150,06,200041599997,2018-03-13T16:43:29,pending,,01,00\n"
-    "3,,03104991585000011383,02403640FFFFFFFF,56,89,200,09,200041599997,2018-03-13T16:43:29,void,,01,00\n"
-    "4,,03104991585000022222,02403640FFFFFFFF,7,90,200,09,200041599997,2018-03-13T16:43:29,unconfirmed,,01,00\n"
+    "01,00,debit,\n"
+    "2,,03104991585000011383,02403640FFFFFFFF,55,88,150,06,200041599997,2018-03-13T16:43:29,pending,,01,00,,\n"
+    "3,,03104991585000011383,02403640FFFFFFFF,56,89,200,09,200041599997,2018-03-13T16:43:29,void,,01,00,debit,\n"
+    "4,,03104991585000022222,02403640FFFFFFFF,7,90,200,09,200041599997,2018-03-13T16:43:29,unconfirmed,,01,00,,\n"
     f"5,{card_tac(spec_record(card_serial=OTHER_CARD, offline_atc=8, tsn=0x5B, amount=0x12345)).hex().upper()},"
-    "03104991585000022222,02403640FFFFFFFF,8,91,74565,09,200041599997,2018-03-13T16:43:29,complete,,01,00\n"
+    "03104991585000022222,02403640FFFFFFFF,8,91,74565,09,200041599997,2018-03-13T16:43:29,complete,,01,00,debit,\n"
 )
 
 
@@ -75,11 +76,11 @@ def test_jsonl_export_exact_bytes(db: Path) -> None:
     assert lines[0] == ('{"row":1,"tac":"F252E12F","card_serial":"03104991585000011383","issuer":"02403640FFFFFFFF",'
                         '"atc":54,"tsn":87,"amount":200,"type":"09","terminal":"200041599997",'
                         '"datetime":"2018-03-13T16:43:29","state":"complete","mac2_verified":true,'
-                        '"key_version":"01","algorithm":"00"}\n')
+                        '"key_version":"01","algorithm":"00","evidence":"debit","card_record":null}\n')
     assert lines[1] == ('{"row":2,"tac":null,"card_serial":"03104991585000011383","issuer":"02403640FFFFFFFF",'
                         '"atc":55,"tsn":88,"amount":150,"type":"06","terminal":"200041599997",'
                         '"datetime":"2018-03-13T16:43:29","state":"pending","mac2_verified":null,'
-                        '"key_version":"01","algorithm":"00"}\n')
+                        '"key_version":"01","algorithm":"00","evidence":null,"card_record":null}\n')
     assert [json.loads(line)["row"] for line in lines] == [1, 2, 5]
     assert all(list(json.loads(line)) == list(EXPORT_FIELDS) for line in lines)
 
@@ -182,14 +183,14 @@ def test_cli_verify_exit_codes(db: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert captured.out == (
         "OPEN row 2 (pending): card 03104991585000011383 ATC 55 TSN 88 amount 150 at 2018-03-13T16:43:29\n"
         "OPEN row 4 (unconfirmed): card 03104991585000022222 ATC 7 TSN 90 amount 200 at 2018-03-13T16:43:29\n"
-        f"{db}: 2 verified, 0 mismatched, 0 unverifiable, 2 open, 1 void\n")
+        f"{db}: 2 verified, 0 mismatched, 0 unverifiable, 0 from the card's log, 2 open, 1 void\n")
     assert "test-only key set" in captured.err
     _tamper(db, "UPDATE debit SET amount = 100 WHERE id = 1")
     assert run(["journal", "verify", str(db), "--keys", str(DEMO)]) == 1
     out = capsys.readouterr().out
     assert out.startswith(f"MISMATCH row 1: card 03104991585000011383 ATC 54: expected TAC "
                           f"{card_tac(spec_record(amount=100)).hex().upper()}, journaled F252E12F\n")
-    assert out.endswith(f"{db}: 1 verified, 1 mismatched, 0 unverifiable, 2 open, 1 void\n")
+    assert out.endswith(f"{db}: 1 verified, 1 mismatched, 0 unverifiable, 0 from the card's log, 2 open, 1 void\n")
 
 
 def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

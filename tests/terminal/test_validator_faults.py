@@ -148,7 +148,7 @@ def test_journal_failure_before_debit_sends_no_debit():
 
     rig, c = Rig(journal=Broken()), card()
     outcome = rig.tap(c)
-    assert outcome.status is TapStatus.OUT_OF_SERVICE and outcome.detail == "disk full"
+    assert outcome.status is TapStatus.OUT_OF_SERVICE and outcome.detail == "journal: disk full"
     assert c.balance == 10000
     assert "8054" not in [e.command[:2].hex().upper() for e in outcome.exchanges]
 
