@@ -28,7 +28,7 @@ from . import cli
 @click.option("--group-commit", type=click.IntRange(0), default=1000, show_default=True,
               help="SQLite journal batch size for purchases; 0 commits every call durably (two fsyncs per debit). "
                    "Loads commit every change.")
-@click.option("--cards", type=click.IntRange(1), default=1000, show_default=True,
+@click.option("--population", "cards", type=click.IntRange(1), default=1000, show_default=True,
               help="Cards in each worker's population.")
 @click.option("--seed", type=int, default=978, show_default=True, help="Seed of the card populations.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),

@@ -219,7 +219,7 @@ def test_floor_refuses_keys_that_disagree():
 # --- the command ------------------------------------------------------------------------------------------------------
 
 def test_cli_json(capsys):
-    code = run(["bench", "--taps", "40", "--cards", "8", "--journal", "memory", "--profile-taps", "20", "--json"])
+    code = run(["bench", "--taps", "40", "--population", "8", "--journal", "memory", "--profile-taps", "20", "--json"])
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     report = json.loads(out)
@@ -229,7 +229,7 @@ def test_cli_json(capsys):
 
 
 def test_cli_text(capsys, tmp_path):
-    assert run(["bench", "--taps", "30", "--cards", "6", "--dir", str(tmp_path), "--group-commit", "8",
+    assert run(["bench", "--taps", "30", "--population", "6", "--dir", str(tmp_path), "--group-commit", "8",
                 "--profile-taps", "30"]) == 0
     out = capsys.readouterr().out
     assert "30 composite purchases acknowledged (sqlite, group commit 8), 1 worker(s)" in out
@@ -245,6 +245,6 @@ def test_cli_refuses_both_taps_and_seconds(capsys):
 
 def test_cli_refuses_an_existing_journal(capsys, tmp_path):
     (tmp_path / "bench-journal-0.db").write_bytes(b"precious")
-    assert run(["bench", "--taps", "5", "--cards", "2", "--dir", str(tmp_path)]) == 2
+    assert run(["bench", "--taps", "5", "--population", "2", "--dir", str(tmp_path)]) == 2
     assert "exists" in capsys.readouterr().err
     assert (tmp_path / "bench-journal-0.db").read_bytes() == b"precious"

@@ -134,7 +134,7 @@ def test_load_floor_refuses_keys_that_disagree(tmp_path):
 # --- the command ------------------------------------------------------------------------------------------------------
 
 def test_cli_json(capsys):
-    assert run(["bench", "--flow", "load", "--taps", "12", "--cards", "4", "--profile-taps", "8", "--json"]) == 0
+    assert run(["bench", "--flow", "load", "--taps", "12", "--population", "4", "--profile-taps", "8", "--json"]) == 0
     out, err = capsys.readouterr()
     report = json.loads(out)
     assert err == "" and report["flow"] == "load" and report["acknowledged"] == 12
@@ -142,7 +142,7 @@ def test_cli_json(capsys):
 
 
 def test_cli_text(capsys, tmp_path):
-    assert run(["bench", "--flow", "load", "--taps", "10", "--cards", "5", "--profile-taps", "10",
+    assert run(["bench", "--flow", "load", "--taps", "10", "--population", "5", "--profile-taps", "10",
                 "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Load throughput: 10 loads confirmed by the host (sqlite, durable per call), 1 worker(s)\n")
