@@ -116,7 +116,10 @@ def hostile_input(campaign: Campaign) -> Figures:
     outputs.mkdir(parents=True, exist_ok=True)
     terminals = Terminals(outputs)
     try:
-        every = targets(recorded(outputs), terminals)
+        corpus = recorded(outputs)
+        for image in (*corpus.images, *(card.card.image for card in terminals.cards)):
+            campaign.keys.add_card(image)
+        every = targets(corpus, terminals)
         every += [Target(f"loader.{kind}", loaders.inputs(kind), functools.partial(loaders.load, kind),
                          LOADER_WEIGHT) for kind in LOADERS]
         weights = sum(t.weight for t in every)

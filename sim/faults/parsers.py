@@ -11,6 +11,7 @@ terminals fed garbled answers: a validator (from its card and from its PSAM) and
 
 from __future__ import annotations
 
+import copy
 import importlib
 import pkgutil
 import random
@@ -79,6 +80,9 @@ class Corpus:
     psam: list[tuple[bytes, bytes]] = field(default_factory=list)  # (command, answer) of the PSAM
     m1_blocks: list[bytes] = field(default_factory=list)
     m1_commands: list[bytes] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
+    """The cards the exchanges are of, a T-Union card's and the M1 card's images (the fuzzed devices start from
+    copies of them; their keys go in the key ring)."""
 
     @property
     def card_commands(self) -> tuple[bytes, ...]:
@@ -112,7 +116,8 @@ def recorded(directory: Path) -> Corpus:
     clock.advance(2)
     validator.tap(torn)
     loader = LoadStation("corpus-load", clock, directory, tracer=log)
-    loader.tap(riders(1, 7, first=300_010)[0])
+    [loaded] = riders(1, 7, first=300_010)
+    loader.tap(loaded)
     validator.close()
     loader.close()
     for exchange in log.exchanges:
@@ -121,6 +126,7 @@ def recorded(directory: Path) -> Corpus:
         pair = (exchange.command, exchange.response)
         (corpus.psam if exchange.link == "sam" else corpus.card).append(pair)
     m1 = issue_m1_card(load_demo_keyset(), issuer_serial=bytes.fromhex("00000042"), balance=10000)
+    corpus.images = [card.card.image, torn.card.image, loaded.card.image, m1.image]
     memory = bytes(m1.image.memory)
     corpus.m1_blocks = [memory[n:n + 16] for n in range(0, len(memory), 16)]
     uid = m1.image.uid[:4]
@@ -216,9 +222,9 @@ def targets(corpus: Corpus, terminals: Terminals) -> list[Target]:
     psam_commands = corpus.psam_commands
     every_command = commands + psam_commands
     layouts = all_layouts()
-    card = SimCard(riders(1, 13, first=320_000)[0].card.image)
+    card = SimCard(copy.deepcopy(corpus.images[0]))
     psam = demo_psam(TERMINAL)
-    m1 = M1Card(issue_m1_card(load_demo_keyset(), issuer_serial=bytes.fromhex("00000043"), balance=5000).image)
+    m1 = M1Card(copy.deepcopy(corpus.images[-1]))
     pairs = tuple(corpus.card + corpus.psam)
     host_documents = (messages.encode({"load_id": 7, "mac2": "0011AABB"}),
                       messages.encode({"load_id": 7, "confirmed": True}),

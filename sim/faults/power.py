@@ -4,8 +4,8 @@
 fixture file (``--save``: written atomically before each answer that changed it, as a card commits to EEPROM before
 it answers), the simulated PSAM, a trace and its JSON lines kept. Each run taps one of a few cards over and over
 (``repeat_tap_s = 0``: every poll is a tap) and is killed with SIGKILL at a random moment: a quarter of the runs
-while the process starts (journal opening, the PSAM's start, open rows taken up), the others up to a second after
-its first tap, anywhere in a tap. After each kill, from the files alone:
+while the process starts (journal opening, the PSAM's start, open rows taken up), the others up to half a second
+after its first tap, anywhere in a tap. After each kill, from the files alone:
 
 * the journal's ``PRAGMA integrity_check`` says ``ok``;
 * every debit each card committed (its counter on disk, from where the campaign began) is in a row that is complete
@@ -38,9 +38,10 @@ from ..process import YktProcess
 from .campaign import Campaign, Figures
 
 FARE = 200  # the demo flat fare
-CARDS = 3
+CARDS = 4
 BALANCE = 50_000_000
 START_UP_S = 0.4  # about how long ``ykt validate`` takes to its first tap here
+TAPPING_S = 0.5  # kills fall up to this long after the first tap (a few hundred taps: the journal stays small)
 TAP_WAIT_S = 30.0  # a restart that shows no tap in this long is a stopped validator (a loaded CI machine is slow)
 
 
@@ -78,7 +79,7 @@ def power_cuts(campaign: Campaign) -> Figures:
                 time.sleep(rng.uniform(0.0, START_UP_S))
                 counts["kills_while_starting"] += 1
             elif _first_tap(process):
-                time.sleep(rng.uniform(0.0, 1.0))
+                time.sleep(rng.uniform(0.0, TAPPING_S))
                 counts["kills_while_tapping"] += 1
             else:
                 counts["restarts_without_a_tap"] += 1
