@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +148,27 @@ class Station(abc.ABC):
     @abc.abstractmethod
     def audit(self, witnesses: list[Witness]) -> Audit: ...
 
+    def _audit(self, witnesses: list[Witness], rows: Iterable[tuple[tuple[bytes, int], int, bool, bool]]) -> Audit:
+        """What the cards committed here against ``rows``: (card serial and counter, amount, settled, open)."""
+        audit = Audit(self.name, self.kind)
+        committed = {(c.serial, c.atc): c.amount for w in witnesses for c in w.committed
+                     if c.kind is self.kind and c.terminal == self.terminal}
+        settled: dict[tuple[bytes, int], int] = {}
+        open_rows: dict[tuple[bytes, int], int] = {}
+        for key, amount, is_settled, is_open in rows:
+            if is_settled:
+                settled[key] = amount
+            elif is_open:
+                open_rows[key] = amount
+        audit.committed = len(committed)
+        audit.fen_cards = sum(committed.values())
+        audit.fen_settled = sum(settled.values())
+        audit.fen_open = sum(amount for key, amount in open_rows.items() if key in committed)
+        audit.open_rows = len(open_rows)
+        audit.lost = sum(1 for key in committed if key not in settled and key not in open_rows)
+        audit.phantom = sum(1 for key in settled if key not in committed)
+        return audit
+
     @abc.abstractmethod
     def close(self) -> None: ...
 
@@ -219,19 +241,8 @@ class ValidatorStation(Station):
         self.journal.flush()
 
     def audit(self, witnesses: list[Witness]) -> Audit:
-        audit = Audit(self.name, Kind.DEBIT)
-        committed = {(c.serial, c.atc): c.amount for w in witnesses for c in w.committed
-                     if c.kind is Kind.DEBIT and c.terminal == self.terminal}
-        settled: dict[tuple[bytes, int], int] = {}
-        open_rows: dict[tuple[bytes, int], int] = {}
-        for entry in self.journal.entries():
-            rec = entry.record
-            key = (rec.card_serial, rec.offline_atc)
-            if rec.state is DebitState.COMPLETE:
-                settled[key] = rec.amount
-            elif rec.state in _OPEN:
-                open_rows[key] = rec.amount
-        _count(audit, committed, settled, open_rows)
+        audit = self._audit(witnesses, (((r.card_serial, r.offline_atc), r.amount, r.state is DebitState.COMPLETE,
+                                         r.state in _OPEN) for r in (e.record for e in self.journal.entries())))
         report = verify(self.journal, self.keyset)
         audit.verified = report.verified
         audit.unverifiable = len(report.mismatches) + len(report.unverifiable) + len(report.quarantined)
@@ -290,20 +301,11 @@ class LoadStation(Station):
         self.terminal_.confirm_backlog()
 
     def audit(self, witnesses: list[Witness]) -> Audit:
-        audit = Audit(self.name, Kind.LOAD)
-        committed = {(c.serial, c.atc): c.amount for w in witnesses for c in w.committed
-                     if c.kind is Kind.LOAD and c.terminal == self.terminal}
-        settled: dict[tuple[bytes, int], int] = {}
-        open_rows: dict[tuple[bytes, int], int] = {}
-        for entry in self.journal.entries():
-            rec = entry.record
-            key = (rec.card_serial, rec.online_atc)
-            if rec.state in CARD_CREDITED:
-                settled[key] = rec.amount
-            elif rec.state in _LOAD_OPEN:
-                open_rows[key] = rec.amount
-        _count(audit, committed, settled, open_rows)
+        audit = self._audit(witnesses, (((r.card_serial, r.online_atc), r.amount, r.state in CARD_CREDITED,
+                                         r.state in _LOAD_OPEN) for r in (e.record for e in self.journal.entries())))
         ledger = self.service.ledger.loads()
+        committed = {(c.serial, c.atc) for w in witnesses for c in w.committed
+                     if c.kind is Kind.LOAD and c.terminal == self.terminal}
         confirmed = {(load.serial, load.online_counter) for load in ledger if load.state.value == "confirmed"}
         audit.phantom += sum(1 for key in confirmed if key not in committed)
         audit.verified = len(confirmed)
@@ -313,17 +315,6 @@ class LoadStation(Station):
     def close(self) -> None:
         self.journal.close()
         self.service.close()
-
-
-def _count(audit: Audit, committed: dict[tuple[bytes, int], int], settled: dict[tuple[bytes, int], int],
-           open_rows: dict[tuple[bytes, int], int]) -> None:
-    audit.committed = len(committed)
-    audit.fen_cards = sum(committed.values())
-    audit.fen_settled = sum(settled.values())
-    audit.fen_open = sum(amount for key, amount in open_rows.items() if key in committed)
-    audit.open_rows = len(open_rows)
-    audit.lost = sum(1 for key in committed if key not in settled and key not in open_rows)
-    audit.phantom = sum(1 for key in settled if key not in committed)
 
 
 @dataclass(slots=True)

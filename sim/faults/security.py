@@ -160,10 +160,7 @@ def _forged_mac1(bench: _Bench) -> list[str]:
     if card.card.balance != before or any(e.record.state is not DebitState.VOID
                                           for e in station.journal.entries() if e.record.card_serial == card.serial):
         failed.append("money_astray")
-    station.sam.take()
-    station.sam.put(good)
-    station.restart()
-    if not bench.serves():
+    if not _restored(bench, good):
         failed.append("stopped_by_a_card")
     return failed
 
@@ -279,11 +276,17 @@ def _psam_wrong(bench: _Bench, round_: int) -> list[str]:
                                  if e.record.card_serial == card.serial):
             failed.append("money_astray")
         station.sam.take()
-    station.sam.put(good)
-    station.restart()
-    if not bench.serves():
+    if not _restored(bench, good):
         failed.append("psam_faults_not_reported")
     return failed
+
+
+def _restored(bench: _Bench, good: Device) -> bool:
+    """The good PSAM back in its slot and started: whether the validator serves again."""
+    bench.station.sam.take()
+    bench.station.sam.put(good)
+    bench.station.restart()
+    return bench.serves()
 
 
 def _out_of_service(bench: _Bench, card: Witness, at_start: bool) -> str | None:

@@ -6,32 +6,19 @@ interpreted construct) to the same behaviour on good, truncated, over-long and r
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import protocols
 from protocols.errors import ProtocolError
 from protocols.hexutil import parse_hex
 from protocols.layout import Layout
+from sim.faults.parsers import all_layouts
 
 ENGINES = ("fast", "compiled", "interpreted")
 
 
-def _all_layouts() -> list[tuple[str, Layout]]:
-    found: dict[int, tuple[str, Layout]] = {}
-    for info in pkgutil.walk_packages(protocols.__path__, "protocols."):
-        module = importlib.import_module(info.name)
-        for attr, value in vars(module).items():
-            if isinstance(value, Layout) and id(value) not in found:
-                found[id(value)] = (f"{info.name}.{attr}", value)
-    return sorted(found.values(), key=lambda item: item[0])
-
-
-LAYOUTS = _all_layouts()
+LAYOUTS = all_layouts()
 IDS = [name for name, _ in LAYOUTS]
 
 
