@@ -70,7 +70,8 @@ class Campaign:
     """What a scenario runs with: ``quick`` (the CI size) or the full size, the ``seed`` every draw starts from, a
     ``workdir`` for every file it writes (journals, traces, logs, exports: all scanned for keys at the end, apart from
     the card fixtures under :attr:`cards` that hold the cards' own keys by their format), the :class:`KeyRing` of every
-    key the run used, and the error messages met on the way (scanned for keys too)."""
+    key the run used (kept in :attr:`ring_file` after each scenario, and taken up again by a later run on the same
+    work directory), and the error messages met on the way (scanned for keys too)."""
 
     quick: bool
     seed: int
@@ -81,6 +82,12 @@ class Campaign:
 
     def __post_init__(self) -> None:
         self.cards.mkdir(parents=True, exist_ok=True)
+        self.keys.load(self.ring_file)
+
+    @property
+    def ring_file(self) -> Path:
+        """The key ring kept between runs on one work directory (``--only`` runs, one after the other)."""
+        return self.cards / "keys.txt"
 
     @property
     def cards(self) -> Path:
@@ -172,6 +179,7 @@ def run_campaign(scenarios: list[tuple[str, Scenario]], campaign: Campaign,
     started = time.monotonic()
     for name, scenario in scenarios:
         figures = run_scenario(scenario, name, campaign)
+        campaign.keys.save(campaign.ring_file)
         report.scenarios.append(figures)
         if done is not None:
             done(figures)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from protocols.crypto import diversify
 from protocols.mifare import CardSize, trailer_block
@@ -74,6 +75,15 @@ class KeyRing:
             for sector in range(sectors):
                 block = trailer_block(sector, size) * 16
                 self.add(bytes(memory[block:block + 6]), bytes(memory[block + 10:block + 16]))
+
+    def save(self, path: Path) -> None:
+        """Keep the ring in a file (one key in hex a line), for a later run on the same work directory."""
+        path.write_text("".join(f"{key.hex().upper()}\n" for key in sorted(self.keys)), encoding="ascii")
+
+    def load(self, path: Path) -> None:
+        """Add the keys a file of :meth:`save` holds, if there is one."""
+        if path.exists():
+            self.add(*(bytes.fromhex(line) for line in path.read_text(encoding="ascii").split()))
 
     def count_bytes(self, data: bytes) -> int:
         """How many times a key shows in ``data``: hex (either case) or raw."""

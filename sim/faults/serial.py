@@ -36,6 +36,7 @@ from terminal.validator import Validator
 
 from ..card import SimCard
 from ..issuing import issue_card, load_demo_keyset
+from ..noise_taps import SERIAL as NOISE_SERIAL
 from ..noise_taps import START, line_validator, pn532_on_a_line, run_noisy_taps
 from ..pn532 import Pn532Chip, Pn532PtyServer
 from ..serial_noise import LineNoise
@@ -121,6 +122,7 @@ def noisy_and_silent_line(campaign: Campaign) -> Figures:
     where = campaign.path("serial")
     where.mkdir(parents=True, exist_ok=True)
     taps = {0.001: campaign.size(30, 1000), 0.01: campaign.size(15, 1000)}
+    campaign.keys.add_card(issue_card(load_demo_keyset(), serial=NOISE_SERIAL).image)  # the noisy taps' card
     for rate, target in RATES:
         with campaign.progress(f"serial noise {rate:.1%}", taps[rate], "tap") as advance:
             run = run_noisy_taps(taps[rate], rate, seed=campaign.seed, workdir=where, progress=lambda _: advance(1))

@@ -137,3 +137,17 @@ def test_a_scenario_that_fails_is_a_problem_and_no_traceback(tmp_path: Path) -> 
 def test_ykt_faults_refuses_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["faults", "--quick", "--only", "nothing"]) == 2
     assert "unknown scenario nothing" in capsys.readouterr().err
+
+
+def test_a_later_run_on_the_same_work_directory_looks_for_the_keys_of_the_earlier_one(tmp_path: Path) -> None:
+    first = campaign(tmp_path)
+
+    def uses_a_card(work: Campaign) -> Figures:
+        work.keys.add(KEY)
+        return Figures("cards", "uses a card")
+
+    run_campaign([("cards", uses_a_card)], first)
+    later = campaign(tmp_path)
+    assert KEY in later.keys.keys
+    (later.workdir / "late.log").write_text(KEY.hex())
+    assert scan_for_keys(later).values["key_strings_in_files"] == 1
