@@ -84,7 +84,7 @@ def faults(quick: bool, seed: int, as_json: bool, workdir: Path | None, only: tu
     tears     a card torn before and after it commits, at every exchange of every
               flow (purchases, section fares, the recoveries, the load and its
               recoveries), riders back early, late or never; and a population of
-              riders at every kind of station (10,000 taps in the full run)
+              riders at every kind of station (over 20,000 taps in the full run)
     power     ykt validate killed with SIGKILL at random moments (500 runs), then
               restarted on its journal and the card's durable fixture
     serial    the PN532 driver through a line damaging 0.1% and 1% of bytes, and
@@ -94,6 +94,8 @@ def faults(quick: bool, seed: int, as_json: bool, workdir: Path | None, only: tu
     fuzz      every parser and loader fed hostile input (1,000,000 inputs),
               each within a time limit
     keys      every key the run used, looked for in everything it wrote
+
+    What each figure means, and the JSON: docs/fault-campaign.md.
     """
     try:
         import hypothesis  # noqa: F401
