@@ -41,6 +41,11 @@ class LoadJournalError(YktError):
     """The load journal refused a change, or could not be read or written (the message names the file or the row)."""
 
 
+class DuplicateLoad(LoadJournalError):
+    """A new load for a card counter the journal already holds in a live row: the card is a copy of a card, or a card
+    image restored from a copy (or its answer was not what the card said)."""
+
+
 class LoadState(str, enum.Enum):
     REQUESTED = "requested"  # written before the host is asked; CREDIT not sent
     AUTHORIZED = "authorized"  # the host's MAC2 is in hand; CREDIT may have reached the card
@@ -161,8 +166,8 @@ class LoadJournal(SqliteFile):
                 cur.execute(f"INSERT INTO load ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * len(row))})", row)
                 return cur.lastrowid  # type: ignore[return-value]
         except sqlite3.IntegrityError:
-            raise LoadJournalError(f"card {to_hex(record.card_serial)} online counter {record.online_atc} is already "
-                                   "journaled") from None
+            raise DuplicateLoad(f"card {to_hex(record.card_serial)} online counter {record.online_atc} is already "
+                                "journaled") from None
         except sqlite3.Error as exc:
             raise failure(KIND, self.path, "cannot journal the load", exc) from None
 

@@ -14,7 +14,9 @@ Money is conserved:
   same online counter, proves it was not credited (void, and the new load goes ahead); a counter that moved without
   a proof leaves it ``unconfirmed`` for the back office;
 * a TAC the host could not be told yet stays ``credited`` and is sent again at :meth:`LoadTerminal.start` and before
-  every tap.
+  every tap;
+* a card showing an online counter the journal already holds (a copy of a card, a restored card image) is refused
+  (``duplicate_card``): one card never stops the terminal.
 
 Like the validator, the terminal is driven by its caller one :meth:`LoadTerminal.load` at a time; it never sleeps and
 reads time only from the injected clock.
@@ -39,7 +41,7 @@ from terminal.trace import Exchange, ExchangeLog, Tracer, Tracers
 
 from .errors import HostUnreachable, LoadRefused
 from .host import LoadHost
-from .journal import LoadEntry, LoadJournal, LoadRecord, LoadState
+from .journal import DuplicateLoad, LoadEntry, LoadJournal, LoadRecord, LoadState
 from .messages import LoadRequest
 
 _SELECT = cc.SelectByName(T_UNION_EP_AID).to_bytes()
@@ -65,8 +67,8 @@ class LoadStatus(str, enum.Enum):
 class LoadOutcome:
     """One tap at a load terminal. Amounts are fen. ``reason`` is a code: the host's refusal code (``bad_mac1``,
     ``over_limit``, ...) or the terminal's (``card_blocked``, ``card_expired``, ``over_max_balance``,
-    ``host_unreachable``, ``mac2_refused``, ``card_error``, ...). ``confirmed`` is whether the host has verified
-    the TAC (``None`` before there is one); ``pending``: a load of this card waits for its proof."""
+    ``host_unreachable``, ``mac2_refused``, ``card_error``, ``duplicate_card``, ...). ``confirmed`` is whether the
+    host has verified the TAC (``None`` before there is one); ``pending``: a load of this card waits for its proof."""
 
     status: LoadStatus
     reason: str | None = None
@@ -242,7 +244,12 @@ class LoadTerminal:
         record = LoadRecord(uuid.uuid4().hex, serial, info.issuer_id, init.online_atc, amount, balance,
                             self.transaction_type, self.terminal_id, now, init.key_version, init.algorithm_id,
                             init.random, init.mac1)
-        row = self.journal.record_request(record)
+        try:
+            row = self.journal.record_request(record)
+        except DuplicateLoad as exc:  # one card never stops the terminal
+            return LoadOutcome(LoadStatus.REFUSED, "duplicate_card", f"{exc}: a copy of the card, or a card image "
+                               "restored from a copy", card_serial=serial, amount=amount, balance_before=balance,
+                               balance_after=balance)
         outcome = LoadOutcome(LoadStatus.LOADED, card_serial=serial, amount=amount, balance_before=balance,
                               balance_after=balance + amount, journal_row=row)
         request = LoadRequest(record.request_id, self.terminal_id, info.issuer_id, serial, balance, amount,

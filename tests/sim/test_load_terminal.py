@@ -298,3 +298,23 @@ def test_the_clock_goes_into_the_credit(tmp_path: Path) -> None:
     assert service.ledger.loads()[0].datetime == "20260506070809"
     assert WHEN != clock.now()
     service.close()
+
+
+def test_a_copy_of_a_card_is_refused_and_the_terminal_loads_the_next_card(service, tmp_path: Path) -> None:
+    """A card showing an online counter the journal already holds (a copy, a card image restored from a copy) is
+    refused as such; it does not stop the top-up machine."""
+    import copy
+
+    card = demo_card(balance=5000)
+    older = SimCard(copy.deepcopy(card.image))
+    reader = SimReader(card, timing=None)
+    terminal = topup(service, reader, tmp_path / "loads.db")
+    assert terminal.load(2000).status is LoadStatus.LOADED
+    reader.take()
+    reader.put(older)
+    refused = terminal.load(2000)
+    assert refused is not None and (refused.status, refused.reason) == (LoadStatus.REFUSED, "duplicate_card")
+    assert "online counter 0 is already journaled" in refused.detail and older.balance == 5000
+    reader.take()
+    reader.put(demo_card("03103640000000000078", balance=100))
+    assert terminal.load(2000).status is LoadStatus.LOADED
