@@ -7,7 +7,8 @@ campaign's seed; the campaign's inputs are shared out by the targets' weights (1
 
 For each input the target runs under a timer (:data:`LIMIT_S`): an input still running then is a hang. What it
 raises is sorted: a project error (:class:`protocols.errors.YktError`) is the expected answer to hostile input, and
-its message is scanned for keys; anything else (an exception from a library, a bug, an error a terminal's API does
+its message is scanned for keys (a key the input itself carried and the message echoes is counted apart: it is
+no leak of the key set); anything else (an exception from a library, a bug, an error a terminal's API does
 not document) is an untyped exception. Neither hangs nor untyped exceptions may happen; the first few of each are
 noted with the input that caused them.
 """
@@ -50,7 +51,8 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 @dataclass
 class Tally:
     """One target's count: inputs run, ended in a project error, untyped exceptions, hangs, the slowest input, key
-    strings found in the messages, and notes on what went wrong."""
+    strings found in the messages (and apart, keys the input itself carried that a message echoed: a damaged M1
+    trailer block holds its sector's keys), and notes on what went wrong."""
 
     inputs: int = 0
     typed: int = 0
@@ -58,6 +60,7 @@ class Tally:
     hangs: int = 0
     slowest_s: float = 0.0
     keys_in_messages: int = 0
+    echoed_keys: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -77,10 +80,14 @@ def run_target(target: Target, count: int, seed: int, ring: KeyRing, advance: An
             target.run(value)
         except YktError as exc:
             tally.typed += 1
-            found = ring.count_text(str(exc))
-            tally.keys_in_messages += found
-            if found:
-                _note(tally, f"a key in the message of {type(exc).__name__}", value)
+            found = ring.found_in_text(str(exc))
+            if found:  # a key the input itself carried, echoed back, is no leak of the key set
+                carried = ring.found_in_bytes(_bytes_of(value))
+                leaked = sum(count for key, count in found.items() if key not in carried)
+                tally.keys_in_messages += leaked
+                tally.echoed_keys += sum(found.values()) - leaked
+                if leaked:
+                    _note(tally, f"a key in the message of {type(exc).__name__}", value)
         except _Hang:
             tally.hangs += 1
             _note(tally, f"no answer in {LIMIT_S:g} s", value)
@@ -99,6 +106,19 @@ def run_target(target: Target, count: int, seed: int, ring: KeyRing, advance: An
     finally:
         signal.signal(signal.SIGALRM, previous)
     return tally
+
+
+def _bytes_of(value: Any) -> bytes:
+    """Every byte string in an input (bytes, or tuples, lists and dicts of them), joined by a zero byte."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return b"\0".join(_bytes_of(item) for item in value)
+    return b""
 
 
 def _note(tally: Tally, what: str, value: Any) -> None:
@@ -144,6 +164,7 @@ def _figures(figures: Figures, tallies: dict[str, Tally]) -> None:
     figures.count("inputs_per_target", {name: t.inputs for name, t in tallies.items()})
     figures.must_be_zero("untyped_exceptions", sum(t.untyped for t in tallies.values()))
     figures.must_be_zero("hangs", sum(t.hangs for t in tallies.values()))
+    figures.count("keys_echoed_from_the_input", sum(t.echoed_keys for t in tallies.values()))
     figures.must_be_zero("key_strings_in_error_messages", sum(t.keys_in_messages for t in tallies.values()))
     for name, tally in tallies.items():
         for note in tally.notes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class KeyRing:
 
     def __init__(self) -> None:
         self.keys: set[bytes] = set()
-        self._hex: set[bytes] = set()
+        self._hex: dict[bytes, bytes] = {}  # lower-case hex -> key
         self._sizes: set[int] = set()
 
     def __len__(self) -> int:
@@ -42,7 +43,7 @@ class KeyRing:
                 continue
             if key not in self.keys:
                 self.keys.add(key)
-                self._hex.add(key.hex().encode())
+                self._hex[key.hex().encode()] = key
                 self._sizes.add(len(key))
 
     def add_keyset(self, keyset: Keyset, issuers: Iterable[bytes] = ()) -> None:
@@ -85,26 +86,39 @@ class KeyRing:
         if path.exists():
             self.add(*(bytes.fromhex(line) for line in path.read_text(encoding="ascii").split()))
 
-    def count_bytes(self, data: bytes) -> int:
-        """How many times a key shows in ``data``: hex (either case) or raw."""
-        found = 0
+    def found_in_bytes(self, data: bytes) -> Counter[bytes]:
+        """The keys that show in ``data``, hex (either case) or raw, with how many times each does."""
+        found: Counter[bytes] = Counter()
         for run in _HEX_RUN.finditer(data):
             text = run.group().lower()
             for size in self._sizes:
                 width = 2 * size
-                found += sum(1 for at in range(len(text) - width + 1) if text[at:at + width] in self._hex)
+                found.update(self._hex[window] for window in (text[at:at + width]
+                                                              for at in range(len(text) - width + 1))
+                             if window in self._hex)
         for key in self.keys:
-            found += data.count(key)
+            count = data.count(key)
+            if count:
+                found[key] += count
         return found
 
-    def count_text(self, text: str) -> int:
-        """How many times a key shows in a message: hex (either case), raw, or as a bytes literal."""
-        found = self.count_bytes(text.encode("utf-8", "surrogateescape"))
+    def found_in_text(self, text: str) -> Counter[bytes]:
+        """The keys that show in a message: hex (either case), raw, or in a bytes literal."""
+        found = self.found_in_bytes(text.encode("utf-8", "surrogateescape"))
         if "b'" in text or 'b"' in text:
             for literal in _LITERAL.finditer(text):
                 try:
                     value = ast.literal_eval(literal.group())
                 except (ValueError, SyntaxError):
                     continue
-                found += sum(value.count(key) for key in self.keys)
+                if isinstance(value, bytes):
+                    found.update({key: value.count(key) for key in self.keys if key in value})
         return found
+
+    def count_bytes(self, data: bytes) -> int:
+        """How many times a key shows in ``data``."""
+        return sum(self.found_in_bytes(data).values())
+
+    def count_text(self, text: str) -> int:
+        """How many times a key shows in a message."""
+        return sum(self.found_in_text(text).values())

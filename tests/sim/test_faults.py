@@ -72,7 +72,9 @@ def test_the_fuzzing_engine_sorts_typed_errors_untyped_exceptions_hangs_and_keys
     ring = KeyRing()
     ring.add(KEY)
 
-    def target(value: int) -> None:
+    def target(value: int | bytes) -> None:
+        if isinstance(value, bytes):
+            raise ProtocolError(f"not a block: {value.hex()}")  # echoes its input, which carries a key
         if value == 1:
             raise ProtocolError("not a card")
         if value == 2:
@@ -83,9 +85,10 @@ def test_the_fuzzing_engine_sorts_typed_errors_untyped_exceptions_hangs_and_keys
         if value == 4:
             raise ProtocolError(f"bad key {KEY.hex()}")
 
-    tally = fuzz.run_target(Target("t", st.sampled_from([0, 1, 2, 3, 4]), target), 60, 1, ring)
-    # hypothesis stops once it has drawn all five values: the inputs counted are the inputs run
-    assert (tally.inputs, tally.typed, tally.untyped, tally.hangs, tally.keys_in_messages) == (5, 2, 1, 1, 1)
+    tally = fuzz.run_target(Target("t", st.sampled_from([0, 1, 2, 3, 4, b"\xff" + KEY]), target), 60, 1, ring)
+    # hypothesis stops once it has drawn all six values: the inputs counted are the inputs run
+    assert (tally.inputs, tally.typed, tally.untyped, tally.hangs) == (6, 3, 1, 1)
+    assert (tally.keys_in_messages, tally.echoed_keys) == (1, 1)
     assert any("ValueError: a library's exception" in note for note in tally.notes)
     assert any("no answer in 0.2 s" in note for note in tally.notes)
 
