@@ -33,6 +33,8 @@ class Decline(str, enum.Enum):
     INSUFFICIENT_FUNDS = "insufficient balance"
     REPEAT_TAP = "already paid"
     DUPLICATE_CARD = "card refused: copied or replayed card, please see the service desk"
+    CARD_NOT_AUTHENTIC = "card refused: it failed authentication, please see the service desk"
+    EXCHANGE_CARD = "please exchange your card"  # a card the cut-over policy no longer accepts
     CARD_REMOVED = "card removed before payment"
     CARD_ERROR = "card answered an error"
     MAC1_REJECTED = "card rejected the PSAM's MAC1"

@@ -50,7 +50,7 @@ from .errors import (
     StatusError,
 )
 from .fares import FareContext, FareQuote, FareRefusal, FareRules
-from .flows import CardView, CpuFlow, FlowHost, PurseFlow, TapStop
+from .flows import CardView, CpuFlow, FlowHost, M1Flow, PurseFlow, TapStop
 from .journal import DuplicateDebit, EventKind, Journal, JournalEntry, JournalError
 from .link import Activation, Link
 from .open_debits import OpenDebits
@@ -63,7 +63,7 @@ _RECENT_LIMIT = 4096  # remembered accepted cards before expired ones are pruned
 _SINGLE_FARE = TransitRecordType.SINGLE_FARE
 
 FlowFactory = Callable[[FlowHost], PurseFlow]
-DEFAULT_FLOWS: tuple[FlowFactory, ...] = (CpuFlow,)
+DEFAULT_FLOWS: tuple[FlowFactory, ...] = (M1Flow, CpuFlow)
 """The purse flows a validator runs unless told otherwise, tried in order on each activation."""
 
 

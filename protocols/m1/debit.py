@@ -120,20 +120,25 @@ class Copy:
 Step = Write | Decrement | Copy
 
 
+def open_sector(sector: int, keys: Mapping[int, bytes], *, key_type: KeyType = KeyType.A,
+                slot: int = 0) -> tuple[bytes, bytes]:
+    """LOAD KEY (``keys`` by sector) into ``slot`` and GENERAL AUTHENTICATE the sector's first block with it."""
+    key = keys.get(sector)
+    if key is None:
+        raise ProtocolError(f"no key for sector {sector}")
+    return LoadKey(0, slot, key).to_bytes(), GeneralAuthenticate(4 * sector, int(key_type), slot).to_bytes()
+
+
 def step_apdus(steps: tuple[Step, ...] | list[Step], keys: Mapping[int, bytes], *, key_type: KeyType = KeyType.A,
                slot: int = 0, authenticated: int | None = None) -> list[bytes]:
-    """The pseudo-APDUs that run ``steps``: LOAD KEY and GENERAL AUTHENTICATE (first block of the sector) before the
-    first step of each sector, unless that sector is ``authenticated`` already; ``keys`` by sector."""
+    """The pseudo-APDUs that run ``steps``: :func:`open_sector` before the first step of each sector, unless that
+    sector is ``authenticated`` already; ``keys`` by sector."""
     out: list[bytes] = []
     current = authenticated
     for step in steps:
         if step.sector != current:
             current = step.sector
-            key = keys.get(current)
-            if key is None:
-                raise ProtocolError(f"no key for sector {current}")
-            out.append(LoadKey(0, slot, key).to_bytes())
-            out.append(GeneralAuthenticate(4 * current, int(key_type), slot).to_bytes())
+            out.extend(open_sector(current, keys, key_type=key_type, slot=slot))
         out.append(step.to_apdu())
     return out
 
