@@ -29,6 +29,7 @@ from protocols.hexutil import to_hex
 from .clock import Clock
 from .config import FORMAT as CONFIG_FORMAT
 from .config import ValidatorConfig
+from .fare_config import OTHER_CARD_TYPES
 from .jsondoc import (FieldError, RepeatedName, activation_from_json, activation_to_json, fields,
                       hex_value, loads, optional_hex)
 from .link import Activation, ModeledTime
@@ -138,12 +139,20 @@ def config_toml(config: ValidatorConfig) -> str:
     ``parse_config(config_toml(c)) == c``. A trace carries its validator's settings in this form."""
     lines = [f"format = {CONFIG_FORMAT}"]
     for item in dataclasses.fields(config):
-        if item.name != "place":
+        if item.name not in ("place", "cutover"):
             lines.append(f"{item.name} = {_toml_value(getattr(config, item.name))}")
     lines.append("")
     lines.append("[place]")
     for item in dataclasses.fields(config.place):
         lines.append(f"{item.name} = {_toml_value(getattr(config.place, item.name))}")
+    cutover = config.cutover
+    for technology in sorted(set(cutover.card_types) | set(cutover.other)):
+        lines.append("")
+        lines.append(f"[cutover.{technology}]")
+        rules = [(str(code), rule) for code, rule in sorted(cutover.card_types.get(technology, {}).items())]
+        other = cutover.other.get(technology)
+        for key, rule in rules + ([(OTHER_CARD_TYPES, other)] if other is not None else []):
+            lines.append(f"{key} = {rule.until.isoformat() if rule.until else _toml_value(rule.describe())}")
     return "\n".join(lines) + "\n"
 
 

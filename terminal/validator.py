@@ -6,7 +6,7 @@ CPU card's composite purchase, an M1 card's value-block debit), chosen by the ca
 1. the flow identifies the card (a CPU card's SELECT and file 0x15; an M1 card's issuance and purse blocks);
 2. the card's open journal rows are settled from its own evidence, before anything more is charged to it;
 3. the repeat-tap rule; the flow's checks (dates, state, city; the card type); the blacklist (the flow marks the card
-   blocked); the cut-over policy for the card's technology and type;
+   blocked); the cut-over policy for the card's technology and type (:mod:`terminal.cutover`);
 4. the fare, from the fare rules and what the flow reads of the card's earlier rides;
 5. the flow's debit: the journal's intent goes before the step that takes the money, the completion after it.
 
@@ -220,6 +220,7 @@ class Validator:
             flow.check(card, now)
             if self.blacklist is not None and serial in self.blacklist:
                 raise self.decline(Decline.BLACKLISTED, serial, flow.block(card), card_type=card.card_type)
+            self._check_cutover(flow, card, now)
             quote = self._quote(flow, card, now)
             outcome = flow.purchase(card, quote, now, unsettled)
             if outcome.accepted:
@@ -244,6 +245,15 @@ class Validator:
     def decline(self, reason: Decline, serial: bytes, detail: str = "", **fields: Any) -> TapStop:
         """The stop that declines this tap for ``reason``."""
         return TapStop(TapOutcome(TapStatus.DECLINED, reason, detail, card_serial=serial, **fields))
+
+    def _check_cutover(self, flow: PurseFlow, card: CardView, now: dt.datetime) -> None:
+        """A card the cut-over policy no longer accepts: declined, asked to be exchanged, and counted in the journal's
+        events."""
+        assert card.card_type is not None
+        refused = self.config.cutover.refusal(flow.technology, card.card_type, now.date())
+        if refused is not None:
+            self.journal.record_event(EventKind.EXCHANGE_CARD, refused, card_serial=card.serial)
+            raise self.decline(Decline.EXCHANGE_CARD, card.serial, refused, card_type=card.card_type)
 
     def _quote(self, flow: PurseFlow, card: CardView, now: dt.datetime) -> FareQuote:
         line_scope = self.config.repeat_tap_scope == "line"
