@@ -112,3 +112,29 @@ def test_a_refused_card_still_settles_its_torn_debit_first() -> None:
     again = rig.tap(c, advance=3600)
     assert again is not None and again.decline is Decline.EXCHANGE_CARD
     assert c.balance == 9800 and rig.journaled() == 200
+
+
+def test_the_operator_counts_the_old_cards(tmp_path, capsys) -> None:
+    import json
+
+    from sim.cli import run
+    from terminal.journal import SqliteJournal
+
+    path = tmp_path / "journal.db"
+    config = parse_config('format = 1\n[cutover.m1]\nnormal = "refused"\nstudent = 2026-11-01\n')
+    rig = Rig(config=config, journal=SqliteJournal(path))
+    old, student = m1_card("00000001"), m1_card("00000002", card_type=2)
+    for c in (old, old, student, card()):
+        rig.tap(c, advance=90)
+    rig.journal.close()
+    assert run(["journal", "events", str(path), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "exchange_card             3 events, 2 cards",
+        "  m1 normal card refused                              2 events, 1 cards",
+        "  m1 student card accepted until 2026-11-01           1 events, 1 cards"]
+    assert run(["journal", "events", str(path), "--summary", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "kind": "exchange_card", "events": 3, "cards": 2,
+        "by_rule": {"m1 normal card refused": {"events": 2, "cards": 1},
+                    "m1 student card accepted until 2026-11-01": {"events": 1, "cards": 1}}}
