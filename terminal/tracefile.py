@@ -6,8 +6,9 @@ that crashes loses at most the line it was writing. :func:`read_trace` checks ev
 field at fault; a last line cut short by a crash is dropped (``Trace.truncated`` says so), any other bad line is an
 error.
 
-A trace carries APDUs only: the terminal never sends a key to a card or a PSAM (a PSAM holds its keys and answers
-MACs), so no key can appear in one. The header may carry the validator's settings and fare file (TOML text), so that
+A trace carries no key. A PSAM holds its keys and answers MACs; the only exchanges that carry keys in the clear, an M1
+card's LOAD KEY (the sector key, to the reader) and the PSAM's answer of those sector keys, reach the trace with the
+keys zeroed (the channel passes every exchange through :class:`protocols.redact.Redactor` before any tracer sees it). The header may carry the validator's settings and fare file (TOML text), so that
 ``ykt replay`` can run a validator that sends the same commands.
 """
 

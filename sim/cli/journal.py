@@ -201,7 +201,7 @@ def events(ctx: click.Context, db: Path, as_json: bool, summary: bool, damaged: 
     \b
     Text: EVENT id  time  kind  card  row  detail
     JSON: {"event", "at", "kind", "card_serial", "row", "detail"}
-    With --summary: one line (JSON: one object) per kind: {"kind", "events", "cards", "by_rule"}
+    --summary: a line (JSON: {"kind", "events", "cards", "by_rule"}) per kind
     """
     from protocols.hexutil import to_hex
 

@@ -322,3 +322,42 @@ def test_a_tear_anywhere_in_the_tap_that_recovers() -> None:
             _finish(rig, c, done)
             runs += 1
     assert runs > 500
+
+
+# --- no key in a trace --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("t0", [False, True], ids=["psam-t1", "psam-t0-get-response"])
+def test_a_trace_of_an_m1_tap_holds_no_key(tmp_path, t0: bool) -> None:
+    """LOAD KEY carries a sector key to the reader and the PSAM answers the keys: the trace file, and the tap's own
+    exchanges, have them zeroed, and nothing else of the tap changes."""
+    from protocols.mifare import KeyType
+    from sim.psam import demo_psam
+    from sim.reader import SimReader, SimSamSlot
+    from terminal.fares import load_fares
+    from terminal.journal import MemoryJournal
+    from terminal.tracefile import TraceWriter, read_trace
+    from terminal.validator import Validator
+
+    from .validator_support import FARES, KEYSET
+
+    c = m1_card()
+    keys = {KEYSET.m1_sector_key(key_type, c.image.uid, sector, 1) for sector in range(16) for key_type in KeyType}
+    path = tmp_path / "tap.trace"
+    reader, sam = SimReader(c, timing=None), SimSamSlot(demo_psam(t0=t0), timing=None)
+    rig = Rig()
+    with TraceWriter(path, links=[(reader.name, "card"), (sam.name, "sam")], tool="test") as trace:
+        validator = Validator(reader, sam, load_fares(FARES / "demo-flat.toml"), MemoryJournal(clock=rig.clock),
+                              clock=rig.clock, tracer=trace)
+        validator.start()
+        outcome = validator.poll()
+    assert outcome is not None and outcome.accepted
+    text = path.read_text().upper()
+    seen = [e.command + (e.response or b"") for e in outcome.exchanges]
+    for key in keys - {bytes.fromhex("A0A1A2A3A4A5")}:  # sector 0's public key A is no secret
+        assert key.hex().upper() not in text
+        assert not any(key in bytes_ for bytes_ in seen)
+    loads = [e for e in read_trace(path).events if getattr(e, "command", b"")[:2] == b"\xff\x82"]
+    assert len(loads) == 8 and {e.command for e in loads} == {bytes.fromhex("FF82000006 000000000000")}
+    asked = next(i for i, e in enumerate(outcome.exchanges) if e.command[:2] == b"\x80\xfc")
+    answer = outcome.exchanges[asked + 1 if t0 else asked]  # on T=0, the GET RESPONSE that fetched the keys
+    assert answer.response == bytes(36) + b"\x90\x00"  # six keys of six bytes, zeroed; the status word kept
