@@ -49,6 +49,7 @@ class TapOutcome:
     ``recovered`` marks a debit that was torn earlier and proven now by the card (GET TRANSACTION PROVE, or its own 0x18
     record of the debit: then ``tac`` is ``None``): this tap is that ride's, nothing more is charged. ``exchanges`` are
     the tap's card and PSAM exchanges with their wall-clock (and, on a simulated reader, modeled) durations.
+    ``technology`` is the card's purse technology (``cpu``, ``m1``), empty when no purse flow took the card.
     """
 
     status: TapStatus
@@ -65,6 +66,7 @@ class TapOutcome:
     recovered: bool = False
     journal_row: int | None = None
     exchanges: list[Exchange] = field(default_factory=list)
+    technology: str = ""
 
     @property
     def accepted(self) -> bool:

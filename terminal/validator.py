@@ -190,7 +190,10 @@ class Validator:
         if activation is None:
             return None
         self._log.exchanges = []
-        outcome = self._tap(activation)
+        flow = self._flow_for(activation)
+        outcome = self._tap(flow, activation)
+        if flow is not None:
+            outcome.technology = flow.technology
         outcome.exchanges = self._log.exchanges
         try:
             self.card.link.deactivate()
@@ -203,11 +206,10 @@ class Validator:
     def _flow_for(self, activation: Activation) -> PurseFlow | None:
         return next((flow for flow in self.flows if flow.takes(activation)), None)
 
-    def _tap(self, activation: Activation) -> TapOutcome:
+    def _tap(self, flow: PurseFlow | None, activation: Activation) -> TapOutcome:
         serial: bytes | None = None
         try:
             now = self.clock.now()
-            flow = self._flow_for(activation)
             if flow is None:
                 raise TapStop(TapOutcome(TapStatus.DECLINED, Decline.NOT_TRANSIT_CARD,
                                          f"no purse flow takes a {activation.protocol} card"))
