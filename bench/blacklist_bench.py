@@ -1,17 +1,25 @@
-"""Blacklist benchmark: build a list of N random serials, then measure the file, the build, opening and lookups.
+"""Blacklist benchmark: build a list of N random serials, then measure the build, opening, the memory and lookups.
 
-    .venv/bin/python bench/blacklist_bench.py [--count N] [--lookups N] [--dir DIR] [--keep]
+    .venv/bin/python bench/blacklist_bench.py [--count N] [--lookups N] [--runs N] [--dir DIR] [--keep]
 
-The build and one open run in child processes (this script, with a hidden option) so that their memory figures are
-their own; a child that does nothing after its imports gives the baseline. Listed serials are even numbers and
-misses odd ones, so every miss is a true miss and both spread over the whole file. Timings are one run on whatever
-machine this is; the page cache is warm (the file was just written), which is also the normal state of a validator
-that reopens an updated list.
+The build runs in a child process (this script, with a hidden option) so that its memory figures are its own; a child
+that does nothing after its imports gives the baseline. Opens are timed in this process, the median of
+:data:`OPENS`. Lookups and memory are measured in ``--runs`` fresh child processes, each of which opens the list and
+looks up the same keys twice: the first pass touches most buckets for the first time (so it pays each bucket's CRC
+check, as a validator does for its first taps after it opens a new list), the second pass touches them again. Each
+figure is the median over the children of each child's median. Memory is the child's own RSS growth from just before
+the open, split into anonymous memory (the process's own) and file-backed pages (the mapped list pages that lookups
+touched: clean, shared with the page cache, dropped by the kernel under memory pressure).
+
+Listed serials are even numbers and misses odd ones, so every miss is a true miss and both spread over the whole
+file. The page cache is warm (the file was just written), which is also the normal state of a validator that reopens
+an updated list.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import os
 import platform
 import random
@@ -22,7 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from terminal.blacklist import Blacklist, apply_delta, build_blacklist
+from terminal.blacklist import SERIAL_SIZE, Blacklist, apply_delta, build_blacklist
+
+OPENS = 9
 
 
 def _status_kb() -> dict[str, int]:
@@ -35,14 +45,14 @@ def _status_kb() -> dict[str, int]:
     return fields
 
 
-def _child(*args: str) -> tuple[float, list[int]]:
-    """Wall seconds and the numbers printed by this script run with ``args`` (the last is its peak RSS in kB).
+def _child(*args: str) -> tuple[float, list[float]]:
+    """Wall seconds and the numbers printed by this script run with ``args``.
 
-    The child reads its own VmHWM: a parent's ``ru_maxrss`` for a child also counts the parent's pages at fork.
+    A child reads its own memory figures: a parent's ``ru_maxrss`` for a child also counts the parent's pages at fork.
     """
     start = time.perf_counter()
     done = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, check=True)
-    return time.perf_counter() - start, [int(n) for n in done.stdout.split()]
+    return time.perf_counter() - start, [float(n) for n in done.stdout.split()]
 
 
 def _serial(value: int) -> str:
@@ -61,17 +71,17 @@ def _generate(path: Path, count: int, rng: random.Random, samples: int) -> list[
     return kept[:samples]
 
 
-def _timed(blacklist: Blacklist, keys: list[bytes]) -> tuple[list[int], int]:
-    """Per-lookup nanoseconds and the number of keys found."""
+def _timed(blacklist: Blacklist, keys: list[bytes], times: array.array[int]) -> int:
+    """Each lookup's nanoseconds into ``times`` (made beforehand, so that measuring adds no memory while it runs);
+    returns the number of keys found."""
     clock = time.perf_counter_ns
-    times = []
     found = 0
-    for key in keys:
+    for i, key in enumerate(keys):
         start = clock()
         hit = key in blacklist
-        times.append(clock() - start)
+        times[i] = clock() - start
         found += hit
-    return times, found
+    return found
 
 
 def _timer_overhead() -> int:
@@ -79,42 +89,66 @@ def _timer_overhead() -> int:
     return time.perf_counter_ns() - start
 
 
-def _pct(values: list[int], q: float) -> float:
+def _pct(values: array.array[int], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _lookups_child(path: str, keys_path: str, hits: int) -> None:
+    """Open the list, look the keys up twice; print the figures :func:`main` reads (see ``LOOKUP_FIGURES``)."""
+    data = Path(keys_path).read_bytes()
+    keys = [data[i:i + SERIAL_SIZE] for i in range(0, len(data), SERIAL_SIZE)]
+    passes = [array.array("q", bytes(8 * len(keys))) for _ in ("first touch", "again")]
+    before = _status_kb()
+    blacklist = Blacklist.open(path)
+    opened = _status_kb()
+    counts = [_timed(blacklist, keys, times) for times in passes]
+    after = _status_kb()
+    figures: list[float] = []
+    for times, found in zip(passes, counts):
+        if found != hits:
+            sys.exit(f"{found} keys found, expected {hits}")
+        figures += [statistics.median(times[:hits]), statistics.median(times[hits:]), _pct(times, 0.99)]
+    for state in (opened, after):
+        figures += [(state[k] - before[k]) / 1024 for k in ("VmRSS", "RssAnon", "RssFile")]
+    print(*figures)
+
+
+LOOKUP_FIGURES = ("first hits", "first misses", "first p99", "again hits", "again misses", "again p99",
+                  "open rss", "open anon", "open file", "after rss", "after anon", "after file")
 
 
 def _child_main(args: argparse.Namespace) -> None:
     if args.child_build:
         report = build_blacklist(*args.child_build)
-        print(report.entries, report.count, end=" ")
-    elif args.child_open:
-        before = _status_kb()
-        blacklist = Blacklist.open(args.child_open)
-        after = _status_kb()
-        index = sys.getsizeof(blacklist._index) + sum(map(sys.getsizeof, blacklist._index))
-        print(*(after[k] - before[k] for k in ("VmRSS", "RssAnon", "RssFile")), index, end=" ")
-    print(_status_kb()["VmHWM"])
+        print(report.entries, report.count, _status_kb()["VmHWM"])
+    elif args.child_lookups:
+        path, keys_path, hits = args.child_lookups
+        _lookups_child(path, keys_path, int(hits))
+    else:
+        print(_status_kb()["VmHWM"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000_000)
-    parser.add_argument("--lookups", type=int, default=100_000)
+    parser.add_argument("--lookups", type=int, default=100_000, help="hits, and as many misses")
+    parser.add_argument("--runs", type=int, default=5, help="child processes that measure lookups and memory")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the files (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--seed", type=int, default=978)
     parser.add_argument("--child-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-build", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--child-open", help=argparse.SUPPRESS)
+    parser.add_argument("--child-lookups", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_bare or args.child_build or args.child_open:
+    if args.child_bare or args.child_build or args.child_lookups:
         _child_main(args)
         return
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="blacklist-bench-", dir=args.dir))
-    src, out = work / "serials.txt", work / "blacklist.bin"
+    src, out, keys_path = work / "serials.txt", work / "blacklist.bin", work / "keys.bin"
     report: list[tuple[str, str]] = []
+    load_before = os.getloadavg()
 
     def row(name: str, value: str) -> None:
         report.append((name, value))
@@ -127,66 +161,81 @@ def main() -> None:
 
     _, (bare_kb,) = _child("--child-bare")
     build_s, (entries, count, build_kb) = _child("--child-build", str(src), str(out))
-    row("build", f"{build_s:.1f} s wall ({entries:,} read, {count:,} unique), child process incl. interpreter start")
+    row("build", f"{build_s:.1f} s wall ({entries:,.0f} read, {count:,.0f} unique), child process incl. "
+                 "interpreter start")
     row("build peak RSS", f"{build_kb / 1024:.0f} MB (the bare child: {bare_kb / 1024:.0f} MB)")
     row("file size", f"{out.stat().st_size:,} bytes")
 
     opens = []
-    for _ in range(5):
+    for _ in range(OPENS):
         t = time.perf_counter()
         Blacklist.open(out).close()
         opens.append(time.perf_counter() - t)
-    row("open (header, size, CRC, index)", f"median {statistics.median(opens) * 1e3:.1f} ms of 5")
-    t = time.perf_counter()
-    Blacklist.open(out, check_order=True).close()
-    row("open with check_order=True", f"{(time.perf_counter() - t) * 1e3:.0f} ms")
-
-    _, (rss, anon, file_backed, index, _) = _child("--child-open", str(out))
-    row("RSS increase after open (fresh child)",
-        f"{rss / 1024:.1f} MB (anon {anon / 1024:.1f} MB, file-backed {file_backed / 1024:.1f} MB); "
-        f"the index holds {index / 2**20:.1f} MB")
-
-    before = _status_kb()
-    blacklist = Blacklist.open(out)
+    row("open (header, size, bucket table and its CRC)",
+        f"median {statistics.median(opens) * 1e3:.2f} ms of {OPENS} (min {min(opens) * 1e3:.2f}, "
+        f"max {max(opens) * 1e3:.2f})")
+    with Blacklist.open(out) as listed:
+        t = time.perf_counter()
+        largest = listed.verify()
+        row("verify(): every bucket's CRC", f"{(time.perf_counter() - t) * 1e3:.0f} ms "
+                                            f"({listed.buckets:,} buckets, the largest {largest} records)")
+    with Blacklist.open(out) as listed:
+        t = time.perf_counter()
+        listed.verify(check_order=True)
+        row("verify(check_order=True)", f"{(time.perf_counter() - t) * 1e3:.0f} ms")
 
     hits = [bytes.fromhex(_serial(v)) for v in hit_values]
     misses = [bytes.fromhex(_serial(2 * rng.randrange(5 * 10**18) + 1)) for _ in range(len(hits))]
+    keys_path.write_bytes(b"".join(hits + misses))
+    runs = [_child("--child-lookups", str(out), str(keys_path), str(len(hits)))[1] for _ in range(args.runs)]
+    fig = {name: statistics.median(run[i] for run in runs) for i, name in enumerate(LOOKUP_FIGURES)}
+    spread = {name: (min(run[i] for run in runs), max(run[i] for run in runs))
+              for i, name in enumerate(LOOKUP_FIGURES)}
     overhead = statistics.median(_timer_overhead() for _ in hits)
-    for name, keys, expected in (("hits", hits, len(hits)), ("misses", misses, 0)):
-        times, found = _timed(blacklist, keys)
-        if found != expected:
-            sys.exit(f"{name}: {found} found, expected {expected}")
-        t = time.perf_counter()
-        sum(map(blacklist.__contains__, keys))
-        mean = (time.perf_counter() - t) / len(keys)
-        row(f"lookup, {len(keys):,} {name}",
-            f"median {statistics.median(times) / 1e3:.2f} us, p99 {_pct(times, 0.99) / 1e3:.2f} us "
-            f"(timer overhead {overhead / 1e3:.2f} us included); untimed loop mean {mean * 1e6:.2f} us")
-    digits = [_serial(v)[1:] for v in hit_values]
-    t = time.perf_counter()
-    assert all(map(blacklist.contains_digits, digits))
-    row("contains_digits (19-digit text), hits", f"mean {(time.perf_counter() - t) / len(digits) * 1e6:.2f} us")
-    final = _status_kb()
-    row("file-backed RSS after the lookups", f"+{(final['RssFile'] - before['RssFile']) / 1024:.1f} MB "
-                                             f"(mapped pages the lookups touched; shared, clean, reclaimable)")
 
-    delta = max(1, min(10_000, len(hits) // 2))
-    add_lines = [_serial(2 * rng.randrange(5 * 10**18) + 1) for _ in range(delta)]
-    remove_lines = [_serial(v) for v in hit_values[:delta]]
-    t = time.perf_counter()
-    result = apply_delta(out, add=add_lines, remove=remove_lines)
-    row(f"apply_delta, {delta:,} added + {delta:,} removed",
-        f"{time.perf_counter() - t:.2f} s ({result.count:,} serials, generation {result.generation})")
-    still = sum(map(blacklist.__contains__, hits[:delta]))
-    row("old mapping after the replace", f"still answers from the old file: {still:,}/{delta:,} removed serials found")
-    blacklist.close()
+    def us(name: str) -> str:
+        low, high = spread[name]
+        return f"{fig[name] / 1e3:.2f} µs ({low / 1e3:.2f} to {high / 1e3:.2f})"
+
+    for kind in ("hits", "misses"):
+        row(f"lookup, {len(hits):,} {kind}, first touch after open",
+            f"median {us('first ' + kind)}, p99 of hits and misses {fig['first p99'] / 1e3:.2f} µs")
+        row(f"lookup, {len(hits):,} {kind}, again", f"median {us('again ' + kind)}, "
+                                                    f"p99 of hits and misses {fig['again p99'] / 1e3:.2f} µs")
+    row("timer overhead (in every lookup figure)", f"{overhead / 1e3:.2f} µs")
+    row("RSS growth once open",
+        f"{fig['open rss']:.1f} MB (anonymous {fig['open anon']:.1f} MB, file-backed {fig['open file']:.1f} MB)")
+    row(f"RSS growth after the {4 * len(hits):,} lookups",
+        f"{fig['after rss']:.1f} MB (anonymous {fig['after anon']:.1f} MB, file-backed {fig['after file']:.1f} MB: "
+        "mapped list pages the lookups touched)")
+
+    with Blacklist.open(out) as listed:
+        digits = [_serial(v)[1:] for v in hit_values]
+        t = time.perf_counter()
+        if not all(map(listed.contains_digits, digits)):
+            sys.exit("contains_digits missed a listed serial")
+        row("contains_digits (19-digit text), hits, in this process",
+            f"mean {(time.perf_counter() - t) / len(digits) * 1e6:.2f} µs")
+
+        delta = max(1, min(10_000, len(hits) // 2))
+        add_lines = [_serial(2 * rng.randrange(5 * 10**18) + 1) for _ in range(delta)]
+        remove_lines = [_serial(v) for v in hit_values[:delta]]
+        t = time.perf_counter()
+        result = apply_delta(out, add=add_lines, remove=remove_lines)
+        row(f"apply_delta, {delta:,} added + {delta:,} removed",
+            f"{time.perf_counter() - t:.2f} s ({result.count:,} serials, generation {result.generation})")
+        still = sum(map(listed.__contains__, hits[:delta]))
+        row("old mapping after the replace", f"still answers from the old file: {still:,}/{delta:,} removed serials "
+                                             "found")
 
     print("\n| measure | value |\n|---|---|")
     for name, value in report:
         print(f"| {name} | {value} |")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.machine())
-    print(f"\nPython {platform.python_version()}, {cpu}, {os.cpu_count()} CPUs; files in {work}")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    print(f"\nPython {platform.python_version()}, {cpu}, {os.cpu_count()} CPUs; load average "
+          f"{load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; {args.runs} lookup runs; "
+          f"files in {work}")
     if not args.keep:
         for path in work.iterdir():
             path.unlink()

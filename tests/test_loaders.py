@@ -97,8 +97,9 @@ def _trace(path: Path) -> None:
 def _blacklist(path: Path) -> None:
     from terminal.blacklist import Blacklist
 
-    with Blacklist.open(path, check_order=True) as blacklist:
+    with Blacklist.open(path) as blacklist:
         _ = bytes(10) in blacklist
+        blacklist.verify(check_order=True)
         list(blacklist)
 
 

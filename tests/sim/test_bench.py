@@ -4,22 +4,30 @@ and the cryptography floor held to the operations a real tap makes."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
-from collections import Counter
+import tempfile
 
 import pytest
 
-import sim.bench as bench
-import sim.card.cpu_card as cpu_card
 import sim.psam as sim_psam
 from protocols.crypto import ciphers, diversify, purchase_tac
-from protocols.crypto.ciphers import BlockKey
-from sim.bench import (BenchError, BenchSpec, Rig, Sampler, WorkerResult, category_of, floor_keys, floor_purchase,
-                       percentile, run_bench, run_worker, share_out)
+from sim.bench import loop, profiler
+from sim.bench.floor import floor_keys, floor_purchase
+from sim.bench.loop import RIGS, WorkerResult, drive, run_worker
+from sim.bench.processes import run_bench
+from sim.bench.profiler import CATEGORIES, PACKAGES, Sampler, category_of, share_out
+from sim.bench.purchase import PurchaseRig
+from sim.bench.spec import FLOWS, BenchError, BenchSpec
+from sim.bench.stats import percentile
+from sim.card import cpu_card
 from sim.cli import run
 from terminal.journal import SqliteJournal
 from terminal.records import DebitState
+from terminal.validator import Validator
+
+from .bench_support import tap_and_floor
 
 SMALL = BenchSpec(taps=120, cards=12, journal="memory", profile_taps=60, floor_iterations=10)
 KEYS = ("tx_per_s", "us_per_tx_mean", "us_per_tx_p50", "us_per_tx_p90", "us_per_tx_p99", "crypto_floor_us_per_tx",
@@ -39,9 +47,10 @@ def test_memory_run_counts_add_up_and_money_is_conserved():
     assert report["tx_per_s"] == pytest.approx(1e6 / report["us_per_tx_wall"], rel=0.01)
     assert 0 < report["us_per_tx_mean"] < report["us_per_tx_wall"]  # the loop's own work is left out of the cost
     parts = report["breakdown_us"]
-    assert set(parts) <= set(bench.CATEGORIES) | {"other"}
+    assert set(parts) <= set(CATEGORIES) | {"other"}
     assert sum(parts.values()) == pytest.approx(report["us_per_tx_wall"], abs=0.05 * len(parts))
     assert report["workers"] == 1 and report["journal"] == "memory" and report["group_commit"] is None
+    assert report["flow"] == "purchase"
 
 
 def test_sqlite_group_commit_counts_only_acknowledged_and_flushes_at_the_end(tmp_path):
@@ -51,12 +60,12 @@ def test_sqlite_group_commit_counts_only_acknowledged_and_flushes_at_the_end(tmp
     assert result.taps == result.accepted == result.acknowledged == 130  # 130 is not a multiple of 50: flushed
     assert len(result.latencies_ns) == 130 and result.samples == {} and result.flush_ns > 0
     assert result.cost_us == pytest.approx((sum(result.latencies_ns) + result.flush_ns) / 130 / 1000)
-    assert result.fen_journaled == result.fen_taken > 0
+    assert result.money["fen_journaled"] == result.money["fen_taken_from_cards"] > 0
     with SqliteJournal(tmp_path / "bench-journal-0.db", readonly=True) as journal:
         rows = list(journal.entries())
     assert len(rows) == 12 + 130  # the warm-up tap of each card, then the timed taps
     assert {e.record.state for e in rows} == {DebitState.COMPLETE}
-    assert sum(e.record.amount for e in rows) == result.fen_journaled
+    assert sum(e.record.amount for e in rows) == result.money["fen_journaled"]
 
 
 def test_durable_sqlite_journal(tmp_path):
@@ -67,7 +76,7 @@ def test_durable_sqlite_journal(tmp_path):
 
 
 def test_a_temporary_journal_directory_is_removed(monkeypatch, tmp_path):
-    monkeypatch.setattr(bench.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     run_bench(dataclasses.replace(SMALL, journal="sqlite", taps=10, cards=5, profile_taps=0))
     assert os.listdir(tmp_path) == []
 
@@ -93,13 +102,12 @@ def test_two_workers_report_scaling():
 
 
 def test_a_failing_worker_is_reported_and_the_others_released(monkeypatch):
-    real = bench.Rig
-
-    def rig(spec, index=0):
-        if index == 1:
-            raise BenchError("broken rig")
-        return real(spec, index)
-    monkeypatch.setattr(bench, "Rig", rig)  # the worker processes are forked: they inherit the patch
+    class BrokenRig(PurchaseRig):
+        def __init__(self, spec, index=0):
+            if index == 1:
+                raise BenchError("broken rig")
+            super().__init__(spec, index)
+    monkeypatch.setitem(RIGS, "purchase", BrokenRig)  # the worker processes are forked: they inherit the patch
     with pytest.raises(BenchError, match="worker 1: BenchError: broken rig"):
         run_bench(dataclasses.replace(SMALL, taps=5, cards=2, profile_taps=0), workers=2)
 
@@ -119,6 +127,7 @@ def test_a_journal_directory_that_exists_is_refused(tmp_path):
     ({"group_commit": -1}, "batch size"),
     ({"cards": 0}, "at least one card"),
     ({"taps": 60_001, "cards": 1, "profile_taps": 0}, "use more cards"),
+    ({"flow": "metro"}, "flow must be one of purchase, load"),
 ])
 def test_bad_specs_are_refused(changes, message):
     with pytest.raises(BenchError, match=message):
@@ -133,15 +142,25 @@ def test_percentile_is_nearest_rank():
 
 
 def test_categories_follow_the_modules():
-    assert category_of(ciphers.__file__) == "cryptography"
-    assert category_of(bench.cryptography.__file__) == "cryptography"
-    assert category_of(bench.__file__) == "bench loop"
-    assert category_of(cpu_card.__file__) == category_of(sim_psam.__file__) == "simulated reader, card and PSAM"
-    assert category_of(bench.Validator.poll.__code__.co_filename) == "state machine"
-    assert category_of(bench.SqliteJournal.flush.__code__.co_filename) == "journal"
-    assert category_of(percentile.__code__.co_filename) == "bench loop"
-    assert category_of(dataclasses.__file__) == "pass"  # the standard library is charged to its caller
-    assert category_of(bench.ManualClock.now.__code__.co_filename) == "pass"
+    assert category_of(ciphers.__name__) == category_of("cryptography.hazmat.primitives.ciphers") == "cryptography"
+    assert category_of(loop.__name__) == category_of(percentile.__module__) == "bench loop"
+    assert category_of(cpu_card.__name__) == category_of(sim_psam.__name__) == "simulated reader, card and PSAM"
+    assert category_of(Validator.poll.__module__) == "state machine"
+    assert category_of(SqliteJournal.flush.__module__) == category_of("terminal.loads.journal") == "journal"
+    assert category_of("sim.loadhost.ledger") == "load host and ledger"
+    assert category_of("protocols.card_commands") == "codecs"
+    assert category_of(dataclasses.__name__) == "pass"  # the standard library is charged to its caller
+    assert category_of("terminal.clock") == category_of("terminal.sqlitedb") == category_of("") == "pass"
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGES))
+def test_every_package_a_category_names_exists(name):
+    assert importlib.util.find_spec(name) is not None, f"{name} moved: its category in sim.bench.profiler is stale"
+    assert PACKAGES[name] in (*CATEGORIES, profiler.PASS_THROUGH)
+
+
+def test_every_flow_has_a_rig():
+    assert list(RIGS) == list(FLOWS)
 
 
 def test_sampler_charges_the_innermost_project_frame():
@@ -150,7 +169,7 @@ def test_sampler_charges_the_innermost_project_frame():
         report = run_worker(dataclasses.replace(SMALL, profile_taps=0, taps=300), measure_extras=False)
     assert report.acknowledged == 300
     assert sum(sampler.samples.values()) > 0
-    assert set(sampler.samples) <= set(bench.CATEGORIES) | {"other"}
+    assert set(sampler.samples) <= set(CATEGORIES) | {"other"}
     parts = share_out(sampler.samples, 100.0)
     assert parts and sum(parts.values()) == pytest.approx(100.0)
 
@@ -163,43 +182,13 @@ def test_share_out_keeps_the_category_order_and_the_total():
 
 # --- the floor makes exactly the cipher operations of a real tap -----------------------------------------------------
 
-def _count_operations(monkeypatch) -> Counter:
-    counts: Counter = Counter()
-
-    def counting(name, original, label=None):
-        def wrapper(self, *args, **kwargs):
-            counts[label(self, *args, **kwargs) if label else name] += 1
-            return original(self, *args, **kwargs)
-        monkeypatch.setattr(BlockKey, name, wrapper)
-
-    counting("__init__", BlockKey.__init__, lambda self, *a, **k: f"new {type(self).__name__}")
-    counting("_context", BlockKey._context,
-             lambda self, mode, *, decrypt=False: f"context {type(mode).__name__}{' decrypt' if decrypt else ''}")
-    counting("encrypt", BlockKey.encrypt)
-    counting("decrypt", BlockKey.decrypt)
-    counting("cbc_last", BlockKey.cbc_last)
-    original_equal = bench.macs_equal
-
-    def equal(*args):
-        counts["macs_equal"] += 1
-        return original_equal(*args)
-    for module in (bench, cpu_card, sim_psam):
-        monkeypatch.setattr(module, "macs_equal", equal)
-    return counts
-
-
 def test_floor_makes_the_cipher_operations_of_one_purchase(monkeypatch):
-    rig = Rig(dataclasses.replace(SMALL, cards=2))
-    rig.drive(WorkerResult(0), taps=2)  # each card's first tap makes its long-lived key contexts
+    rig = PurchaseRig(dataclasses.replace(SMALL, cards=2))
+    drive(rig, WorkerResult(0), taps=2)  # each card's first tap makes its long-lived key contexts
     keys = floor_keys(rig.cards[0], rig.psam)
-    counts = _count_operations(monkeypatch)
-    tapped = WorkerResult(0)
-    rig.drive(tapped, taps=1)
-    assert tapped.accepted == 1
-    in_tap = dict(counts)
-    counts.clear()
-    floor_purchase(keys, b"\x01\x02\x03\x04", 5, 6, 200, bytes.fromhex("20260302060000"))
-    assert dict(counts) == in_tap
+    in_tap, in_floor = tap_and_floor(
+        monkeypatch, rig, lambda: floor_purchase(keys, b"\x01\x02\x03\x04", 5, 6, 200, bytes.fromhex("20260302060000")))
+    assert in_floor == in_tap
     # card: its session key (ECB on its DPK), MAC1 checked, MAC2, TAC; PSAM: DPK from the issuer key, its session
     # key, MAC1, MAC2 checked. New: the PSAM's DPK and two session keys; contexts: the DPK's ECB, two CBC-MACs.
     assert in_tap == {"new TdesKey": 1, "new DesKey": 2, "context ECB": 1, "context CBC": 2, "encrypt": 3,
@@ -207,12 +196,12 @@ def test_floor_makes_the_cipher_operations_of_one_purchase(monkeypatch):
 
 
 def test_floor_keys_are_the_keys_of_the_card_and_the_psam():
-    rig = Rig(dataclasses.replace(SMALL, cards=2))
+    rig = PurchaseRig(dataclasses.replace(SMALL, cards=2))
     card = rig.cards[1]
     keys = floor_keys(card, rig.psam)
     assert diversify(keys.issuer_key, keys.factor).export() == keys.card_dpk.export()  # the PSAM's DPK is the card's
     tapped = WorkerResult(0)
-    rig.drive(tapped, taps=2)
+    drive(rig, tapped, taps=2)
     log = card.image.transaction_log[0]  # ATC, overdraft limit, amount, type, terminal, date-time
     amount, when = int.from_bytes(log[5:9], "big"), log[16:23]
     tsn = rig.psam.tsn - 1  # the card tapped last
@@ -220,7 +209,7 @@ def test_floor_keys_are_the_keys_of_the_card_and_the_psam():
 
 
 def test_floor_refuses_keys_that_disagree():
-    rig = Rig(dataclasses.replace(SMALL, cards=2))
+    rig = PurchaseRig(dataclasses.replace(SMALL, cards=2))
     keys = floor_keys(rig.cards[0], rig.psam)
     wrong = dataclasses.replace(keys, card_dpk=floor_keys(rig.cards[1], rig.psam).card_dpk)
     with pytest.raises(BenchError, match="MAC1"):
@@ -230,7 +219,7 @@ def test_floor_refuses_keys_that_disagree():
 # --- the command ------------------------------------------------------------------------------------------------------
 
 def test_cli_json(capsys):
-    code = run(["bench", "--taps", "40", "--cards", "8", "--journal", "memory", "--profile-taps", "20", "--json"])
+    code = run(["bench", "--taps", "40", "--population", "8", "--journal", "memory", "--profile-taps", "20", "--json"])
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     report = json.loads(out)
@@ -240,7 +229,7 @@ def test_cli_json(capsys):
 
 
 def test_cli_text(capsys, tmp_path):
-    assert run(["bench", "--taps", "30", "--cards", "6", "--dir", str(tmp_path), "--group-commit", "8",
+    assert run(["bench", "--taps", "30", "--population", "6", "--dir", str(tmp_path), "--group-commit", "8",
                 "--profile-taps", "30"]) == 0
     out = capsys.readouterr().out
     assert "30 composite purchases acknowledged (sqlite, group commit 8), 1 worker(s)" in out
@@ -256,6 +245,6 @@ def test_cli_refuses_both_taps_and_seconds(capsys):
 
 def test_cli_refuses_an_existing_journal(capsys, tmp_path):
     (tmp_path / "bench-journal-0.db").write_bytes(b"precious")
-    assert run(["bench", "--taps", "5", "--cards", "2", "--dir", str(tmp_path)]) == 2
+    assert run(["bench", "--taps", "5", "--population", "2", "--dir", str(tmp_path)]) == 2
     assert "exists" in capsys.readouterr().err
     assert (tmp_path / "bench-journal-0.db").read_bytes() == b"precious"
