@@ -103,8 +103,8 @@ def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeli
     each pseudo-APDU priced by the MIFARE commands it becomes. The fixture is not changed unless
     --save is given.
     """
-    from sim.demo import DEMO_FARES
     from sim.card.m1_card import M1Card
+    from sim.demo import DEMO_FARES
     from sim.fixture import load_fixture, save_fixture
     from sim.tap import CARD_LINK, SAM_LINK, run_tap
     from terminal.clock import ManualClock, SystemClock
