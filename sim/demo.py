@@ -42,9 +42,10 @@ DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
 DEMO_START = dt.datetime(2026, 3, 2, 7, 30, 0)
 CARD_KINDS = ("cpu", "m1", "mixed")
 """What the population holds: T-Union CPU cards, legacy M1 cards, or half and half."""
-_DEBIT = {"cpu": 4, "m1": 24}
+_DEBIT = {"cpu": 4, "m1": 25}
 """The exchange of a flat-fare tap that takes the money: a CPU card's DEBIT (SELECT, READ 0x17, INITIALIZE, the 0x1E
-record, DEBIT), an M1 card's purse decrement (15 reads, then the trip record and both public copies)."""
+record, DEBIT), an M1 card's purse decrement (15 reads, then the trip record, the last ride and both public
+copies)."""
 _RETAP_WAITS = (2, 3, 5, 30, 45, 120)  # seconds before a torn rider taps again: at once, or past the recovery window
 
 

@@ -52,6 +52,7 @@ from ..pcsc_mifare import (
 )
 from .layout import (
     BLACK_FLAG,
+    LAST_RIDE_BLOCK,
     MAX_BALANCE,
     PUBLIC_BACKUP_BLOCK,
     PUBLIC_BLOCK,
@@ -63,6 +64,7 @@ from .layout import (
     PublicInfo,
     RecordType,
     TripRecord,
+    check_block,
     next_slot,
     parse_public_info,
     previous_slot,
@@ -158,9 +160,11 @@ class Debit:
 
 
 def plan_debit(info: PublicInfo, balance: int, amount: int, when: dt.datetime,
-               kind: int = RecordType.PURCHASE) -> Debit:
+               kind: int = RecordType.PURCHASE, last_ride: bytes | None = None) -> Debit:
     """The seven steps of a debit of ``amount`` from a card whose public info (in force, no debit under way) is
-    ``info`` and whose purse holds ``balance``."""
+    ``info`` and whose purse holds ``balance``; with ``last_ride`` (block 26, :data:`~.layout.LAST_RIDE` of the
+    counter after this debit), an eighth, after the record: it is in the public info's sector, so it costs no
+    authentication, and it holds only once the debit's counter is the card's."""
     if ProcessFlag.in_progress(info.process_flag):
         raise ProtocolError("M1 debit: a debit is under way on the card; recover it first")
     if info.counter >= MAX_COUNTER:
@@ -172,8 +176,10 @@ def plan_debit(info: PublicInfo, balance: int, amount: int, when: dt.datetime,
     flags = info.black_flag, info.reserved, info.reserved2
     debiting = public_info(slot, counter, ProcessFlag.DEBITING, *flags)
     done = public_info(slot, counter, ProcessFlag.DONE, *flags)
+    ride = () if last_ride is None else (Write(LAST_RIDE_BLOCK, check_block(last_ride, "last ride")),)
     steps = (
         Write(RECORD_BLOCKS[slot], TRIP_RECORD.build(record)),
+        *ride,
         Write(PUBLIC_BLOCK, debiting),
         Write(PUBLIC_BACKUP_BLOCK, debiting),
         Decrement(PURSE_BLOCK, amount),

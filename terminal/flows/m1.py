@@ -12,11 +12,15 @@ sector keys come from the PSAM (M1 SECTOR KEYS), once a tap, for the sectors the
    card's trip record of the counter after the row's says which debit took it (this one: complete, with the PSAM's
    MAC journaled with the intent; another: void); no record left, the row is given up to the back office;
 3. check: the enable flag, the black flag, the dates, the card's city (M1 cards are not interoperable);
-4. the debit, in the tear-safe order of :func:`protocols.m1.debit.plan_debit`: the PSAM's transaction MAC and TSN
-   first, the journal's intent, the trip record and both public copies marked "debiting", the purse's decrement (the
-   money moves), the purse backup and both public copies marked "done". A card that leaves before the decrement has
-   paid nothing (the row is void, the card rolls back at its next tap); during it, the row stays open for the card's
-   next tap to settle; after it, the debit is taken and journaled (the card finishes its bookkeeping at its next tap).
+4. the fare: transfers and the line-wide repeat-tap rule read the card's last ride (block 26) as they read a CPU
+   card's 0x1E record; tap-on/tap-off fares need a CPU card's 0x1A record, which an M1 card has no room for;
+5. the debit, in the tear-safe order of :func:`protocols.m1.debit.plan_debit`: the PSAM's transaction MAC and TSN
+   first, the journal's intent, the trip record and the last ride, both public copies marked "debiting", the purse's
+   decrement (the money moves), the purse backup and both public copies marked "done". A card that leaves before the
+   decrement has paid nothing (the row is void, the card rolls back at its next tap); during it, the row stays open
+   for the card's next tap to settle; after it, the debit is taken and journaled (the card finishes its bookkeeping
+   at its next tap). A free ride (a zero fare) takes nothing and writes nothing: the purse's records have no zero
+   debit.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from dataclasses import dataclass, field
 from protocols.errors import ProtocolError
 from protocols.iso14443 import classic_size_from_sak
 from protocols.m1.crypto import auth_code_data
+from protocols.card_files import TransitRecord
 from protocols.m1.debit import (
+    Decrement,
     Outcome,
     Step,
     assess,
@@ -41,6 +47,8 @@ from protocols.m1.layout import (
     BLACK_FLAG,
     ISSUANCE,
     ISSUANCE_BLOCK,
+    LAST_RIDE,
+    LAST_RIDE_BLOCK,
     PUBLIC_BACKUP_BLOCK,
     PUBLIC_BLOCK,
     PURSE_BACKUP_BLOCK,
@@ -52,6 +60,7 @@ from protocols.m1.layout import (
     VALIDITY_BLOCK,
     EnableFlag,
     Issuance,
+    LastRide,
     PublicInfo,
     RecordType,
     TripRecord,
@@ -60,7 +69,7 @@ from protocols.mifare import BLOCK_SIZE, auth_uid, sector_of
 from protocols.pcsc_mifare import ReadBlock, is_storage_atr
 
 from ..errors import LinkError, StatusError
-from ..fares import NEED_BUS_RECORD, FareQuote
+from ..fares import NEED_BUS_RECORD, NEED_TRANSIT_RECORD, FareQuote
 from ..journal import JournalEntry
 from ..link import Activation
 from ..outcome import Decline, TapOutcome, TapStatus
@@ -73,7 +82,6 @@ _ISSUER_PAD = b"\xff" * 4
 _ENABLE_DECLINES = {EnableFlag.NOT_ENABLED: (Decline.NOT_YET_VALID, "not enabled by its issuer"),
                     EnableFlag.STOPPED: (Decline.CARD_LOCKED, "stopped by its issuer"),
                     EnableFlag.BLACKLISTED: (Decline.CARD_LOCKED, "blacklisted by its issuer")}
-_DECREMENT = 3  # the step of plan_debit that takes the money
 _DONE_DETAIL = "debit taken; the card left before its backup copies were written: its next tap finishes them"
 
 
@@ -219,10 +227,19 @@ class M1Flow:
         return "black flag set"
 
     def records(self, card: CardView, needs: frozenset[str], line_scope: bool) -> Records:
+        """The last ride as a transit record (its amount the newest trip record's), when it is the card's newest."""
+        assert isinstance(card, M1Card) and card.info is not None
         if NEED_BUS_RECORD in needs:
             raise self.host.decline(Decline.NO_FARE, card.serial, "tap-on/tap-off fares need a CPU card",
                                     card_type=card.card_type)
-        return None, None
+        if NEED_TRANSIT_RECORD not in needs and not line_scope:
+            return None, None
+        ride = LAST_RIDE.parse(self._read(card, LAST_RIDE_BLOCK))
+        newest = TRIP_RECORD.parse(card.newest)
+        if ride.counter != card.info.counter or newest.counter != ride.counter or ride.counter == 0:
+            return None, None
+        return TransitRecord(ride.record_type, bytes(8), 0, ride.line, bytes(2), ride.operator, 0, newest.amount,
+                             newest.balance_before - newest.amount, ride.when, ride.city, bytes(8), bytes(6)), None
 
     # -- the debit ---------------------------------------------------------------------------------------------------
 
@@ -238,7 +255,11 @@ class M1Flow:
         if amount > balance:
             raise host.decline(Decline.INSUFFICIENT_FUNDS, serial, f"fare {amount / 100:.2f}", fare=amount,
                                card_type=card_type, balance_before=balance)
-        debit = plan_debit(info, balance, amount, now)
+        stop = host.stop
+        assert stop is not None
+        ride = LAST_RIDE.build(LastRide(info.counter + 1, quote.record_type, stop.line, stop.operator_code,
+                                        stop.city_code, now))
+        debit = plan_debit(info, balance, amount, now, last_ride=ride)
         tsn, mac = host.psam.m1_purchase_mac(
             key_version=issuance.key_version, card_number=issuance.card_number, uid=auth_uid(card.uid),
             counter=debit.counter, balance_before=balance, amount=amount, transaction_type=RecordType.PURCHASE,
@@ -247,9 +268,10 @@ class M1Flow:
                              balance, int(RecordType.PURCHASE), host.psam.terminal_id, tsn, now, issuance.key_version,
                              0, mac, fare_note=quote.rule, technology=Technology.M1, card_uid=card.uid)
         row = outcome.journal_row = host.record_intent(record)
-        decrement = debit.steps[_DECREMENT]
+        at = next(i for i, step in enumerate(debit.steps) if isinstance(step, Decrement))  # where the money moves
+        decrement = debit.steps[at]
         try:
-            self._run(card, debit.steps[:_DECREMENT])
+            self._run(card, debit.steps[:at])
             self._open(card, decrement.sector)
         except (LinkError, StatusError, ProtocolError) as exc:
             host.journal.void(row, f"the card's purse was not touched: {exc}", evidence=Evidence.DEBIT)
@@ -264,7 +286,7 @@ class M1Flow:
         host.journal.complete_m1(row, mac)
         outcome.tac = mac
         try:
-            self._run(card, debit.steps[_DECREMENT + 1:])
+            self._run(card, debit.steps[at + 1:])
         except (LinkError, StatusError, ProtocolError):
             outcome.detail = _DONE_DETAIL
         return outcome

@@ -78,7 +78,7 @@ def test_ykt_validate_debits_an_m1_card_through_pcscd(pcscd, tmp_path: Path) -> 
         tap = json.loads(result.stdout)
         assert (tap["status"], tap["technology"], tap["fare"], tap["balance_before"], tap["balance_after"],
                 tap["card_serial"], tap["apdus"]) == \
-            ("accepted", "m1", 200, 5000, 4800, "00002900000100000042", 30 + 4 + 3)  # T=0: 3 GET RESPONSE
+            ("accepted", "m1", 200, 5000, 4800, "00002900000100000042", 31 + 4 + 3)  # T=0: 3 GET RESPONSE
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=READY_TIMEOUT_S) == 0, status.rest()

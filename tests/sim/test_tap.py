@@ -184,8 +184,9 @@ def test_an_m1_tap_shows_its_modeled_timeline(tmp_path, capsys):
                       ("PSAM", "DES INIT"), ("PSAM", "DES MAC"), ("PSAM", "GET RESPONSE"), *reads,
                       ("PSAM", "M1 PURCHASE MAC"), ("PSAM", "GET RESPONSE"),
                       ("card", "LOAD KEY"), ("card", "AUTHENTICATE 12"), ("card", "UPDATE BLOCK 12"),
-                      ("card", "LOAD KEY"), ("card", "AUTHENTICATE 24"), ("card", "UPDATE BLOCK 24"),
-                      ("card", "UPDATE BLOCK 25"), ("card", "LOAD KEY"), ("card", "AUTHENTICATE 8"),
+                      ("card", "LOAD KEY"), ("card", "AUTHENTICATE 24"), ("card", "UPDATE BLOCK 26"),
+                      ("card", "UPDATE BLOCK 24"), ("card", "UPDATE BLOCK 25"), ("card", "LOAD KEY"),
+                      ("card", "AUTHENTICATE 8"),
                       ("card", "DECREMENT 9"), ("card", "COPY VALUE 9 TO 10"), ("card", "LOAD KEY"),
                       ("card", "AUTHENTICATE 24"), ("card", "UPDATE BLOCK 24"), ("card", "UPDATE BLOCK 25")]
     by_label = {e["command"]: e for e in report["exchanges"]}

@@ -5,22 +5,26 @@ taken from the card always equal to money journaled and every journaled MAC veri
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 
 import pytest
 
 from protocols.m1.layout import (
+    LAST_RIDE,
     PUBLIC_BACKUP_BLOCK,
     PUBLIC_BLOCK,
     RECORD_BLOCKS,
     TRIP_RECORD,
     EnableFlag,
+    LastRide,
     TripRecord,
     parse_public_info,
 )
 from sim.card.m1_card import M1Card
 from sim.reader import Tear
 from terminal.blacklist import Blacklist, build_blacklist
+from terminal.config import ValidatorConfig
 from terminal.journal import EventKind, SqliteJournal
 from terminal.outcome import Decline, TapStatus
 from terminal.records import DebitState, Evidence, Technology, m1_serial
@@ -34,11 +38,11 @@ READS = ["FF82", "FF86", "FFB0", "FFB0",  # sector 1: issuance, validity
          "FF82", "FF86", "FFB0", "FFB0",  # sector 2: purse and its backup
          "FF82", "FF86", "FFB0"]  # the newest trip record
 DEBIT = ["FF82", "FF86", "FFD6",  # the trip record
-         "FF82", "FF86", "FFD6", "FFD6",  # both public copies: debiting
+         "FF82", "FF86", "FFD6", "FFD6", "FFD6",  # the last ride, both public copies: debiting
          "FF82", "FF86", "FFD7", "FFD7",  # the decrement, the backup copy
          "FF82", "FF86", "FFD6", "FFD6"]  # both public copies: done
 TAP = len(READS) + len(DEBIT)
-DECREMENT = len(READS) + 9
+DECREMENT = len(READS) + 10
 
 
 def state(card: M1Card) -> tuple[int | None, int]:
@@ -68,6 +72,8 @@ def test_an_m1_tap_exchange_by_exchange() -> None:
     assert state(c) == (9800, 1)
     assert c.image.block(PUBLIC_BLOCK) == c.image.block(PUBLIC_BACKUP_BLOCK)
     assert TRIP_RECORD.parse(c.image.block(RECORD_BLOCKS[0])) == TripRecord(1, 6, 200, 10000, START)
+    assert LAST_RIDE.parse(c.image.block(26)) == LastRide(1, 0x06, bytes.fromhex("0001"), bytes.fromhex("0001"),
+                                                          HOME_CITY, START)
     [entry] = rig.journal.entries()
     rec = entry.record
     assert (rec.technology, rec.card_serial, rec.card_uid, rec.offline_atc, rec.amount, rec.balance_before) == (
@@ -135,6 +141,46 @@ def test_a_psam_without_m1_masters_refuses_m1_cards_and_takes_cpu_cards() -> Non
     outcome = rig.tap(m1_card())
     assert outcome is not None and outcome.decline is Decline.SAM_REFUSED and "6A88" in outcome.detail
     assert rig.tap(card()).accepted  # type: ignore[union-attr]
+
+
+def _at(line: int, rig: Rig | None = None, **settings: object) -> Rig:
+    place = dataclasses.replace(ValidatorConfig().place, line=line)
+    return Rig(fares="demo-sections.toml", config=ValidatorConfig(place=place, **settings),  # type: ignore[arg-type]
+               clock=None if rig is None else rig.clock)
+
+
+def test_a_transfer_discount_from_the_cards_last_ride() -> None:
+    first, c = _at(1), m1_card()
+    assert first.tap(c).fare == 100  # type: ignore[union-attr]
+    second = _at(2, first)
+    outcome = second.tap(c, advance=10 * 60)
+    assert outcome is not None and outcome.accepted and (outcome.fare, outcome.rule) == (100, "flat, transfer -100")
+    assert c.balance == 10000 - 200  # 1.00 on line 1, then 2.00 less the transfer of 1.00
+    late = _at(1, first).tap(c, advance=120 * 60)  # past the 90-minute window: a full fare
+    assert late is not None and late.fare == 100 and "transfer" not in late.rule
+
+
+def test_the_line_wide_repeat_tap_rule_reads_the_last_ride() -> None:
+    a, c = _at(1, repeat_tap_scope="line"), m1_card()
+    assert a.tap(c).accepted  # type: ignore[union-attr]
+    b = _at(1, a, repeat_tap_scope="line")  # another validator on the same line: it never saw this card
+    again = b.tap(c, advance=20)
+    assert again is not None and again.decline is Decline.REPEAT_TAP and "paid on this line at 08:00:00" in again.detail
+    elsewhere = _at(2, a, repeat_tap_scope="line").tap(c)
+    assert elsewhere is not None and elsewhere.accepted
+
+
+def test_the_last_ride_of_a_rolled_back_debit_is_never_read() -> None:
+    """A tear after the last ride is written but before the purse: the card rolls back, its counter is the previous
+    ride's, and the block that names the debit that never happened is not read (no transfer from it)."""
+    a, c = _at(1), m1_card()
+    assert a.tap(c).accepted  # type: ignore[union-attr]
+    b = _at(2, a)
+    b.reader.plan_tear(Tear.before("FFD6001810"))  # the public info's "debiting": block 26 is written, 24 is not
+    assert b.tap(c, advance=30).decline is Decline.CARD_REMOVED  # type: ignore[union-attr]
+    assert LAST_RIDE.parse(c.image.block(26)).counter == 2 and state(c) == (9900, 1)
+    third = _at(3, a).tap(c, advance=30)  # line 3: a transfer only from a ride that happened
+    assert third is not None and third.accepted and third.rule == "flat"
 
 
 def test_a_forged_card_fails_the_issuers_authentication_code() -> None:
@@ -278,7 +324,7 @@ def _finish(rig: Rig, c: M1Card, accepted_before: bool) -> None:
 def test_the_tap_has_the_exchanges_the_walk_tears() -> None:
     rig, c = Rig(), m1_card()
     rig.tap(c)
-    assert rig.reader.exchanges == TAP == 30
+    assert rig.reader.exchanges == TAP == 31
 
 
 @pytest.mark.parametrize("plan", Tear.everywhere(TAP), ids=str)
