@@ -28,10 +28,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from protocols.card_files import TransitRecord
 from protocols.errors import ProtocolError
 from protocols.iso14443 import classic_size_from_sak
 from protocols.m1.crypto import auth_code_data
-from protocols.card_files import TransitRecord
 from protocols.m1.debit import (
     Decrement,
     Outcome,
