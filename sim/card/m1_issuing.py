@@ -137,10 +137,11 @@ def issue_m1_card(keyset: Keyset, *, issuer_serial: bytes, city: bytes = DEFAULT
 
 
 def generate_m1_population(keyset: Keyset, n: int, seed: int, *, odd_share: float = 0.0,
-                           on: dt.date | None = None, city: bytes = DEFAULT_CITY) -> list[M1Card]:
+                           on: dt.date | None = None, city: bytes = DEFAULT_CITY,
+                           card_type: int | None = None) -> list[M1Card]:
     """``n`` M1 cards of ``city`` issued from ``keyset``, the same for the same arguments (``on`` defaults to today):
-    the card types, validity and balances of :func:`sim.issuing.generate_population`, distinct issuer serials, UIDs
-    fixed by the card numbers. ``odd_share`` of the cards get one odd trait each: expired, not yet valid, blocked (the
+    the card types (or every card ``card_type``), validity and balances of :func:`sim.issuing.generate_population`,
+    distinct issuer serials, UIDs fixed by the card numbers. ``odd_share`` of the cards get one odd trait each: expired, not yet valid, blocked (the
     black flag set), a low balance, or issued by another city (M1 cards are valid in their own city only)."""
     _check(isinstance(n, int) and 0 <= n < 10**8, "n", "a count of cards, 0 to 99999999")
     _check(0.0 <= odd_share <= 1.0, "odd_share", "a share between 0 and 1")
@@ -150,10 +151,11 @@ def generate_m1_population(keyset: Keyset, n: int, seed: int, *, odd_share: floa
     other_city = bytes((city[0], (city[1] + 1) % 0x100))
     cards = []
     for i in range(n):
-        card_type, start, expiry, balance = draw_card(rng, on)
+        drawn, start, expiry, balance = draw_card(rng, on)
         trait, start, expiry, balance = draw_odd_trait(rng, odd_share, on, start, expiry, balance)
         card = issue_m1_card(keyset, issuer_serial=bcd.from_digits(f"{first + i:08d}", 4),
-                             city=other_city if trait == "non_interoperable" else city, card_type=card_type,
+                             city=other_city if trait == "non_interoperable" else city,
+                             card_type=drawn if card_type is None else card_type,
                              balance=min(balance, MAX_BALANCE), start=start, expiry=expiry, issue_date=start)
         if trait == "blocked":
             info = parse_public_info(card.image.block(PUBLIC_BLOCK))
