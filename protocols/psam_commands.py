@@ -372,24 +372,9 @@ M1_PURCHASE_MAC_INPUT = Layout(
 
 
 @dataclass(slots=True)
-class M1PurchaseMacResponse:
-    """Answer to M1 PURCHASE MAC: the PSAM's TSN, which the MAC covers, and the MAC."""
-
-    tsn: int
-    mac: bytes
-
-
-M1_PURCHASE_MAC_RESPONSE = Layout(
-    M1PurchaseMacResponse,
-    "tsn" / c.Int32ub,
-    "mac" / c.Bytes(4),
-    examples=(("00000057 B67AFE80", M1PurchaseMacResponse(0x57, bytes.fromhex("B67AFE80"))),),
-)
-
-
-@dataclass(slots=True)
 class M1PurchaseMac(Command):
-    """M1 PURCHASE MAC: ``80 7C 00 <key version> 1E data [08]``; the PSAM answers TSN ‖ MAC and counts its TSN.
+    """M1 PURCHASE MAC: ``80 7C 00 <key version> 1E data [08]``; the PSAM answers TSN ‖ MAC, as it answers INIT SAM FOR
+    PURCHASE (:data:`SAM_PURCHASE_RESPONSE`, the MAC in its ``mac1``), and counts its TSN.
 
     The transaction MAC of an M1 city card's debit (``docs/m1-purse-layout.md``), the journal's equivalent of a CPU
     card's TAC: the PSAM diversifies its ``m1_tac`` master of ``key_version`` by the card number, MACs the debit
@@ -401,7 +386,7 @@ class M1PurchaseMac(Command):
     CLA = 0x80
     INS = 0x7C
     P1 = 0x00
-    RESPONSE = M1_PURCHASE_MAC_RESPONSE
+    RESPONSE = SAM_PURCHASE_RESPONSE
 
     key_version: int
     card_number: bytes

@@ -136,7 +136,7 @@ class Psam:
                                    when)
         data = self._call(command.to_bytes(), "M1 PURCHASE MAC")
         try:
-            answer = pc.M1_PURCHASE_MAC_RESPONSE.parse(data)
+            answer = pc.SAM_PURCHASE_RESPONSE.parse(data)  # TSN ‖ MAC, as INIT SAM FOR PURCHASE answers
         except ProtocolError as exc:
             raise OutOfService(f"PSAM answered garbage (M1 PURCHASE MAC): {exc}") from exc
-        return answer.tsn, answer.mac
+        return answer.tsn, answer.mac1
