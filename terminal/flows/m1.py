@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from protocols.card_files import TransitRecord
 from protocols.errors import ProtocolError
 from protocols.iso14443 import classic_size_from_sak
+from protocols.layout import Layout
 from protocols.m1.crypto import auth_code_data
 from protocols.m1.debit import (
     Decrement,
@@ -82,6 +84,7 @@ _ISSUER_PAD = b"\xff" * 4
 _ENABLE_DECLINES = {EnableFlag.NOT_ENABLED: (Decline.NOT_YET_VALID, "not enabled by its issuer"),
                     EnableFlag.STOPPED: (Decline.CARD_LOCKED, "stopped by its issuer"),
                     EnableFlag.BLACKLISTED: (Decline.CARD_LOCKED, "blacklisted by its issuer")}
+T = TypeVar("T")
 _DONE_DETAIL = "debit taken; the card left before its backup copies were written: its next tap finishes them"
 
 
@@ -121,7 +124,7 @@ class M1Flow:
 
     # -- the card's blocks -------------------------------------------------------------------------------------------
 
-    def _call(self, card: M1Card, apdu: bytes, what: str) -> bytes:
+    def _call(self, apdu: bytes, what: str) -> bytes:
         answer = self.host.card.transmit(apdu)
         if answer.sw != 0x9000:
             raise StatusError(what, answer.sw)
@@ -133,13 +136,13 @@ class M1Flow:
             return
         card.sector = None
         load, authenticate = open_sector(sector, card.keys)
-        self._call(card, load, "LOAD KEY")
-        self._call(card, authenticate, f"AUTHENTICATE sector {sector}")
+        self._call(load, "LOAD KEY")
+        self._call(authenticate, f"AUTHENTICATE sector {sector}")
         card.sector = sector
 
     def _read(self, card: M1Card, block: int) -> bytes:
         self._open(card, sector_of(block))
-        data = self._call(card, ReadBlock(block).to_bytes(), f"READ block {block}")
+        data = self._call(ReadBlock(block).to_bytes(), f"READ block {block}")
         if len(data) != BLOCK_SIZE:
             raise ProtocolError(f"READ block {block} answered {len(data)} bytes, a block has {BLOCK_SIZE}")
         return data
@@ -147,7 +150,7 @@ class M1Flow:
     def _run(self, card: M1Card, steps: tuple[Step, ...]) -> None:
         for step in steps:
             self._open(card, step.sector)
-            self._call(card, step.to_apdu(), f"M1 {type(step).__name__.lower()} in sector {step.sector}")
+            self._call(step.to_apdu(), f"M1 {type(step).__name__.lower()} in sector {step.sector}")
 
     # -- identify and check ------------------------------------------------------------------------------------------
 
@@ -234,9 +237,8 @@ class M1Flow:
                                     card_type=card.card_type)
         if NEED_TRANSIT_RECORD not in needs and not line_scope:
             return None, None
-        ride = LAST_RIDE.parse(self._read(card, LAST_RIDE_BLOCK))
-        newest = TRIP_RECORD.parse(card.newest)
-        if ride.counter != card.info.counter or newest.counter != ride.counter or ride.counter == 0:
+        ride, newest = _decoded(LAST_RIDE, self._read(card, LAST_RIDE_BLOCK)), _decoded(TRIP_RECORD, card.newest)
+        if ride is None or newest is None or not ride.counter == newest.counter == card.info.counter != 0:
             return None, None
         return TransitRecord(ride.record_type, bytes(8), 0, ride.line, bytes(2), ride.operator, 0, newest.amount,
                              newest.balance_before - newest.amount, ride.when, ride.city, bytes(8), bytes(6)), None
@@ -277,7 +279,7 @@ class M1Flow:
             host.journal.void(row, f"the card's purse was not touched: {exc}", evidence=Evidence.DEBIT)
             raise
         try:
-            self._call(card, decrement.to_apdu(), "M1 decrement")
+            self._call(decrement.to_apdu(), "M1 decrement")
         except (LinkError, StatusError, ProtocolError) as exc:
             # The decrement may or may not have reached the card: the row stays open until the card says which.
             host.torn(row, record, now)
@@ -304,10 +306,10 @@ class M1Flow:
             rec = entry.record
             back = counter - (rec.offline_atc + 1)  # how many records after the one of this row's debit
             raw = self._ring_record(card, back) if 0 <= back < RECORD_RING else None
-            found = None if raw is None else TRIP_RECORD.parse(raw)
+            found = None if raw is None else _decoded(TRIP_RECORD, raw)
             if raw is None or found is None or found.counter != rec.offline_atc + 1 \
                     or found.kind != RecordType.PURCHASE:
-                by_counter.append(entry)
+                by_counter.append(entry)  # no record of that counter left: the counter alone decides
                 continue
             made = _shows(found, rec)
             host.journal.settle_from_log(entry.row_id, raw, made=made, mac=rec.mac1 if made else None)
@@ -324,6 +326,14 @@ class M1Flow:
         if back == 0:
             return card.newest
         return self._read(card, RECORD_BLOCKS[(card.info.record_pointer - back) % RECORD_RING])
+
+
+def _decoded(layout: Layout[T], raw: bytes) -> T | None:
+    """A block as ``layout`` reads it, ``None`` when it does not decode (a block no debit of this layout wrote)."""
+    try:
+        return layout.parse(raw)
+    except ProtocolError:
+        return None
 
 
 def _shows(found: TripRecord, rec: DebitRecord) -> bool:

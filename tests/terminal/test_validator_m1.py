@@ -272,6 +272,19 @@ def test_a_card_that_leaves_before_its_purse_is_touched_owes_nothing() -> None:
     assert state(c) == (9800, 1)
 
 
+def test_a_trip_record_that_does_not_decode_leaves_the_row_to_the_back_office() -> None:
+    a, b, c = Rig(), Rig(), m1_card()
+    a.reader.plan_tear(Tear.after("FFD7000905"))
+    assert a.tap(c).status is TapStatus.RETRY  # type: ignore[union-attr]
+    assert b.tap(c, advance=120).accepted  # type: ignore[union-attr]  # B finishes it and rides: counter 2
+    c.image.set_block(RECORD_BLOCKS[0], c.image.block(RECORD_BLOCKS[0])[:9] + bytes.fromhex("20251399999999"))
+    back = a.tap(c, advance=600)
+    assert back is not None and back.accepted and not back.recovered  # the card is not stuck: a new ride
+    [row, ride] = a.journal.entries()
+    assert (row.record.state, row.record.evidence) == (DebitState.UNCONFIRMED, Evidence.UNPROVABLE)
+    assert ride.record.offline_atc == 2
+
+
 def test_a_torn_debit_rolled_back_elsewhere_is_void() -> None:
     a, b, c = Rig(), Rig(), m1_card()
     a.reader.plan_tear(Tear.before("FFD7000905"))  # the decrement lost on its way: A cannot tell
