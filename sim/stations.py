@@ -117,6 +117,7 @@ class Station(abc.ABC):
         """The card enters the field (to be torn away as ``tear`` says), the terminal looks once, the card leaves."""
         if tear is not None:
             self.reader.plan_tear(tear)
+        card.at = self.terminal
         self.reader.put(card)
         torn = len(self.reader.torn)
         try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from terminal.clock import ManualClock
 from terminal.config import ValidatorConfig
 
+from .card.m1_issuing import issue_m1_card
 from .issuing import LOCAL_ISSUER, issue_card, load_demo_keyset
 from .reader import Tear
 from .stations import Audit, Ride, Station, TapResult, ValidatorStation
@@ -37,6 +38,8 @@ TERMINAL = bytes.fromhex("200041599997")  # the demo PSAM's terminal number
 RETAP_DELAYS = (1, 2, 5, 10, 29, 30, 30, 31, 45, 90, 600, 3599, 3600, 3 * 3600, 2 * 86400)
 """Seconds between a torn tap and the rider's next try: early, exactly at the 30-second recovery window, past it,
 at the hour after which a re-tap is a new ride (``retap_same_ride_s``), hours and days late."""
+M1_DECREMENT = "FFD7"
+"""An M1 debit's first value-block operation (the reader's DECREMENT and TRANSFER): where its money moves."""
 RIDE_GAPS = (1, 2, 3, 5, 8, 20, 40, 90)
 """Seconds between one ride and the next (of any rider)."""
 RETAPS = 6  # tries after which a rider gives up for good
@@ -121,6 +124,15 @@ def riders(count: int, seed: int, *, balance: int = 10_000_000, first: int = 0) 
             for n in range(first, first + count)]
 
 
+def m1_riders(count: int, seed: int, *, balance: int = 10_000_000, first: int = 0) -> list[Witness]:
+    """``count`` M1 cards of the demo key set and the validators' city, the same for the same ``seed``."""
+    keyset = load_demo_keyset()
+    return [Witness(issue_m1_card(keyset, issuer_serial=(seed * 1_000_000 + n).to_bytes(4, "big"),
+                                  city=ValidatorConfig().place.city_code, balance=balance, start=dt.date(2024, 1, 1),
+                                  expiry=dt.date(2044, 1, 1)))
+            for n in range(first, first + count)]
+
+
 def ride(station: Station, witness: Witness, rng: random.Random, report: TearReport, *, tear_share: float,
          abandon_share: float, delays: Sequence[int] = RETAP_DELAYS, first_tear: Tear | None = None,
          since: int | None = None) -> None:
@@ -156,7 +168,8 @@ def ride(station: Station, witness: Witness, rng: random.Random, report: TearRep
 def _tap(station: Station, witness: Witness, rng: random.Random, report: TearReport, tear_share: float,
          tear: Tear | None) -> TapResult | None:
     if tear is None and rng.random() < tear_share:
-        where: int | str = station.commit if rng.random() < 0.5 else rng.randrange(station.longest)
+        commit = M1_DECREMENT if witness.m1 else station.commit
+        where: int | str = commit if rng.random() < 0.5 else rng.randrange(station.longest)
         tear = (Tear.after if rng.random() < 0.5 else Tear.before)(where)
     result = station.tap(witness, tear)
     report.tapped(result)

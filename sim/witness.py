@@ -1,8 +1,8 @@
 """A simulated card that records what it commits: the truth a fault test compares journals and ledgers with.
 
 The validator, the load terminal and their journals say what they believe; a :class:`Witness` says what the card did.
-It wraps a card and, after each command, looks at its purse counters: the offline counter moved, the card committed
-a debit; the online counter moved, a load. Each is recorded with the card's serial, its counter before, the amount,
+It wraps a card and, after each command, looks at its purse: a T-Union card's offline counter moved, the card
+committed a debit, its online counter, a load; an M1 card's purse value went down, a debit. Each is recorded with the card's serial, its counter before, the amount,
 and the terminal and date-time its new 0x18 record names. A ride whose taps made a card commit two debits is a double
 charge, whatever the validator believed; a debit the card made that no journal holds is lost money.
 """
@@ -14,9 +14,18 @@ import enum
 from dataclasses import dataclass
 
 from protocols.card_files import TRANSACTION_LOG_RECORD
+from protocols.m1.debit import public_in_force
+from protocols.m1.layout import (
+    PUBLIC_BACKUP_BLOCK,
+    PUBLIC_BLOCK,
+    RECORD_BLOCKS,
+    TRIP_RECORD,
+)
 from terminal.link import Activation
+from terminal.records import m1_serial
 
 from .card import SimCard
+from .card.m1_card import M1Card
 
 
 class Kind(str, enum.Enum):
@@ -38,16 +47,21 @@ class Committed:
 
 
 class Witness:
-    """A simulated card that also records every debit and load it commits. Implements :class:`sim.device.Device`."""
+    """A simulated card (a T-Union card, or an M1 card) that also records every debit and load it commits.
+    Implements :class:`sim.device.Device`. ``at`` is the terminal the card is being tapped at, which a station sets:
+    an M1 card's records do not name their terminal."""
 
-    def __init__(self, card: SimCard) -> None:
+    def __init__(self, card: SimCard | M1Card) -> None:
         self.card = card
         self.committed: list[Committed] = []
+        self.at = b""
 
     def power_on(self) -> Activation:
         return self.card.power_on()
 
     def execute(self, apdu: bytes) -> bytes:
+        if isinstance(self.card, M1Card):
+            return self._m1(self.card, apdu)
         purse = self.card.image.purse
         offline, online, balance = purse.offline_atc, purse.online_atc, purse.balance
         response = self.card.execute(apdu)
@@ -59,9 +73,36 @@ class Witness:
                                             abs(balance - purse.balance), record.terminal_number, record.when, kind))
         return response
 
+    def _m1(self, card: M1Card, command: bytes) -> bytes:
+        """A MIFARE command; the money moves when the purse block's value goes down (TRANSFER after DECREMENT), and
+        the public information in force then names the debit's counter and record."""
+        before = card.balance
+        response = card.execute(command)
+        after = card.balance
+        if before is not None and after is not None and after < before:
+            image = card.image
+            info = public_in_force(image.block(PUBLIC_BLOCK), image.block(PUBLIC_BACKUP_BLOCK))
+            record = None if info is None else TRIP_RECORD.parse(image.block(RECORD_BLOCKS[info.record_pointer]))
+            counter = 0 if record is None else record.counter
+            self.committed.append(Committed(self.serial, counter - 1, before - after, self.at,
+                                            None if record is None else record.when))
+        return response
+
+    @property
+    def m1(self) -> bool:
+        return isinstance(self.card, M1Card)
+
+    @property
+    def cpu(self) -> SimCard:
+        """The T-Union card witnessed (an error for an M1 card)."""
+        if not isinstance(self.card, SimCard):
+            raise TypeError("not a T-Union card")
+        return self.card
+
     @property
     def serial(self) -> bytes:
-        return self.card.serial
+        """The card's serial as journals hold it (an M1 card's 10-byte form of its card number)."""
+        return m1_serial(self.card.serial) if isinstance(self.card, M1Card) else self.card.serial
 
     def debits(self, since: int = 0) -> list[Committed]:
         """The debits committed since the card had committed ``since`` things."""

@@ -83,8 +83,9 @@ def faults(quick: bool, seed: int, as_json: bool, workdir: Path | None, only: tu
     \b
     tears     a card torn before and after it commits, at every exchange of every
               flow (purchases, section fares, the recoveries, the load and its
-              recoveries), riders back early, late or never; and a population of
-              riders at every kind of station (over 20,000 taps in the full run)
+              recoveries, the M1 debit and its recoveries), riders back early,
+              late or never; and a population of riders at every kind of
+              station (over 20,000 taps in the full run)
     power     ykt validate killed with SIGKILL at random moments (500 runs), then
               restarted on its journal and the card's durable fixture
     serial    the PN532 driver through a line damaging 0.1% and 1% of bytes, and

@@ -17,7 +17,7 @@ from terminal.config import Place, ValidatorConfig
 
 from ..reader import Tear
 from ..stations import Audit, LoadStation, Station, ValidatorStation
-from ..tears import START, TERMINAL
+from ..tears import M1_DECREMENT, START, TERMINAL
 from ..witness import Witness
 
 SECTION_LINE = 802  # demo-sections.toml: 1.00 at tap-on, the rest at tap-off by station pair
@@ -118,11 +118,13 @@ def _at_first_stop(bench: Bench, card: Witness) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Flow:
-    """A flow: its ``name``, the ``station`` it runs at and how the bench is brought to its start."""
+    """A flow: its ``name``, the ``station`` it runs at, how the bench is brought to its start, and the ``card`` it
+    takes (``cpu``: a T-Union card; ``m1``: a MIFARE Classic purse)."""
 
     name: str
     station: str
     prepare: Prepare = fresh
+    card: str = "cpu"
 
 
 FLOWS: tuple[Flow, ...] = (
@@ -136,6 +138,11 @@ FLOWS: tuple[Flow, ...] = (
     Flow("load", "top-up"),
     Flow("load recovery: the card's proof", "top-up", _torn_at("top-up", Tear.after("8052"))),
     Flow("load recovery: the card's counter", "top-up", _torn_at("top-up", Tear.before("8052"))),
+    Flow("M1 debit", "composite", card="m1"),
+    Flow("M1 recovery: finished (torn after the decrement)", "composite",
+         _torn_at("composite", Tear.after(M1_DECREMENT)), card="m1"),
+    Flow("M1 recovery: rolled back (torn before the decrement)", "composite",
+         _torn_at("composite", Tear.before(M1_DECREMENT)), card="m1"),
 )
 """Every flow the terminal has: purchases (simple, composite, section fares on and off), the three ways a torn
-debit is settled, the load and its two recoveries."""
+debit is settled, the load and its two recoveries, an M1 card's debit and the two ways its torn debit is settled."""

@@ -137,7 +137,7 @@ def hostile_input(campaign: Campaign) -> Figures:
     terminals = Terminals(outputs)
     try:
         corpus = recorded(outputs)
-        for image in (*corpus.images, *(card.card.image for card in terminals.cards)):
+        for image in (*corpus.images, *(card.card.image for card in (*terminals.cards, *terminals.m1_cards))):
             campaign.keys.add_card(image)
         every = targets(corpus, terminals)
         every += [Target(f"loader.{kind}", loaders.inputs(kind), functools.partial(loaders.load, kind),

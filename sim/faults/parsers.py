@@ -6,7 +6,7 @@ commands. The targets are the codecs (APDUs, status words and TLV, the FCI, card
 layout of ``protocols``, PN532 frames and messages, ATS, MIFARE commands, blocks and PC/SC pseudo-APDUs, the M1
 debit's recovery reading), the decoders behind ``ykt decode``, the simulated devices that parse what they are sent
 (the T-Union card, the PSAM, the MIFARE Classic card, the PN532 chip), the load host's JSON messages, and the two
-terminals fed garbled answers: a validator (from its card and from its PSAM) and a load terminal.
+terminals fed garbled answers: a validator (from a T-Union card, an M1 card and its PSAM) and a load terminal.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from ..pn532 import Pn532Chip
 from ..psam import demo_psam
 from ..reader import Tear
 from ..stations import LoadStation, Station, ValidatorStation
-from ..tears import START, TERMINAL, riders
+from ..tears import START, TERMINAL, m1_riders, riders
 from .inputs import hostile
 
 FILES = (0x15, 0x16, 0x17, 0x18, 0x1A, 0x1E)
@@ -77,6 +77,7 @@ class Corpus:
     """Valid bytes of every kind, from real runs of the terminals on simulated devices."""
 
     card: list[tuple[bytes, bytes]] = field(default_factory=list)  # (command, answer) of the card
+    m1_card: list[tuple[bytes, bytes]] = field(default_factory=list)  # (pseudo-APDU, answer) of an M1 card's debit
     psam: list[tuple[bytes, bytes]] = field(default_factory=list)  # (command, answer) of the PSAM
     m1_blocks: list[bytes] = field(default_factory=list)
     m1_commands: list[bytes] = field(default_factory=list)
@@ -105,7 +106,8 @@ class Corpus:
 
 
 def recorded(directory: Path) -> Corpus:
-    """The exchanges of a composite purchase, a torn debit and its recovery, a load, and an M1 card's blocks."""
+    """The exchanges of a composite purchase, a torn debit and its recovery, an M1 debit, a load, and an M1 card's
+    blocks and commands."""
     corpus = Corpus()
     log = ExchangeLog()
     clock = ManualClock(START)
@@ -115,6 +117,12 @@ def recorded(directory: Path) -> Corpus:
     validator.tap(torn, Tear.after("8054"))
     clock.advance(2)
     validator.tap(torn)
+    [m1_rider] = m1_riders(1, 7, first=300_020)
+    start = len(log.exchanges)
+    validator.tap(m1_rider)
+    corpus.m1_card = [(e.command, e.response) for e in log.exchanges[start:]
+                      if e.link != "sam" and e.response is not None]
+    del log.exchanges[start:]
     loader = LoadStation("corpus-load", clock, directory, tracer=log)
     [loaded] = riders(1, 7, first=300_010)
     loader.tap(loaded)
@@ -126,7 +134,7 @@ def recorded(directory: Path) -> Corpus:
         pair = (exchange.command, exchange.response)
         (corpus.psam if exchange.link == "sam" else corpus.card).append(pair)
     m1 = issue_m1_card(load_demo_keyset(), issuer_serial=bytes.fromhex("00000042"), balance=10000)
-    corpus.images = [card.card.image, torn.card.image, loaded.card.image, m1.image]
+    corpus.images = [card.card.image, torn.card.image, loaded.card.image, m1_rider.card.image, m1.image]
     memory = bytes(m1.image.memory)
     corpus.m1_blocks = [memory[n:n + 16] for n in range(0, len(memory), 16)]
     uid = m1.image.uid[:4]
@@ -182,6 +190,7 @@ class Terminals:
         self.validator = ValidatorStation("fuzz", TERMINAL, self.clock)
         self.loader = LoadStation("fuzz-load", self.clock, directory)
         self.cards = riders(4, 11, first=310_000)
+        self.m1_cards = m1_riders(2, 11, first=310_000)
         self.psam = demo_psam(TERMINAL)
         self.rng = random.Random(11)
 
@@ -201,6 +210,9 @@ class Terminals:
         except OutOfService:
             return  # the documented end of a PSAM answering garbage at start-up
         self._tap(station, self.rng.choice(self.cards))
+
+    def m1_answers(self, changes: dict[int, bytes]) -> None:
+        self._tap(self.validator, _Garbled(self.rng.choice(self.m1_cards), changes))
 
     def load_answers(self, changes: dict[int, bytes]) -> None:
         self._tap(self.loader, _Garbled(self.rng.choice(self.cards), changes))
@@ -311,5 +323,7 @@ def targets(corpus: Corpus, terminals: Terminals) -> list[Target]:
         Target("load_host.messages", hostile(host_documents, "json", max_size=300), host_answer),
         Target("validator.card_answers", _changes(answers), terminals.card_answers, 0.5),
         Target("validator.psam_answers", _changes(tuple(a for _, a in corpus.psam), 6), terminals.psam_answers, 0.5),
+        Target("validator.m1_card_answers", _changes(tuple(a for _, a in corpus.m1_card), 40),
+               terminals.m1_answers, 0.5),
         Target("load_terminal.card_answers", _changes(answers, 6), terminals.load_answers, 0.5),
     ]

@@ -86,7 +86,7 @@ class _Bench:
     def card(self) -> Witness:
         self.cards += 1
         [card] = riders(1, self.campaign.seed, first=200_000 + 1000 * len(self.name) + self.cards)
-        self.campaign.keys.add_card(card.card.image)
+        self.campaign.keys.add_card(card.cpu.image)
         return card
 
     def tap(self, device: Device, advance: int = 61) -> TapOutcome | None:
@@ -152,12 +152,12 @@ def _forged_mac1(bench: _Bench) -> list[str]:
     station.sam.put(_Changed(good, b"\x80\x70", _flip(4)))  # TSN (4 bytes), then MAC1
     station.restart()
     card = bench.card()
-    before = card.card.balance
+    before = card.cpu.balance
     outcome = bench.tap(card)
     failed = []
     if outcome is None or outcome.decline is not Decline.MAC1_REJECTED or card.committed:
         failed.append("forged_mac1_not_refused")
-    if card.card.balance != before or any(e.record.state is not DebitState.VOID
+    if card.cpu.balance != before or any(e.record.state is not DebitState.VOID
                                           for e in station.journal.entries() if e.record.card_serial == card.serial):
         failed.append("money_astray")
     if not _restored(bench, good):
@@ -192,9 +192,9 @@ def _replayed_debit(bench: _Bench) -> list[str]:
     debit = next((e.command for e in (outcome.exchanges if outcome else []) if e.command[:2] == b"\x80\x54"), None)
     if debit is None or outcome is None or not outcome.accepted:
         return ["stopped_by_a_card"]
-    purse = card.card.image.purse
+    purse = card.cpu.image.purse
     counters = (purse.offline_atc, purse.balance)
-    sim: SimCard = card.card
+    sim = card.cpu
     select = cc.SelectByName(T_UNION_EP_AID).to_bytes()
     initialize = cc.InitializeForCappPurchase(bench.station.validator.psam.key_index, outcome.fare,
                                               TERMINAL).to_bytes()
@@ -203,14 +203,14 @@ def _replayed_debit(bench: _Bench) -> list[str]:
         answers = [sim.execute(command) for command in commands]
         if answers[-1][-2:] == b"\x90\x00":
             failed.append("replayed_debits_taken")
-    if (card.card.image.purse.offline_atc, card.card.image.purse.balance) != counters:
+    if (card.cpu.image.purse.offline_atc, card.cpu.image.purse.balance) != counters:
         failed.append("money_astray")
     return failed
 
 
 def _clone(bench: _Bench) -> list[str]:
     card = bench.card()
-    clone = Witness(SimCard(copy.deepcopy(card.card.image)))
+    clone = Witness(SimCard(copy.deepcopy(card.cpu.image)))
     first = bench.tap(card)
     copied = bench.tap(clone)
     failed = []
@@ -239,7 +239,7 @@ def _blacklisted(campaign: Campaign, where: Path, round_: int) -> list[str]:
             elsewhere = _Bench(campaign, where, f"unlisted-{round_}")
             later = elsewhere.tap(card)
             elsewhere.close(where)
-            if first is None or first.decline is not Decline.BLACKLISTED or not card.card.image.blocked \
+            if first is None or first.decline is not Decline.BLACKLISTED or not card.cpu.image.blocked \
                     or again is None or again.decline is not Decline.CARD_LOCKED \
                     or later is None or later.decline is not Decline.CARD_LOCKED:
                 failed.append("blacklisted_not_locked")

@@ -7,8 +7,8 @@ believed:
   for each exchange, a tear before the card processes it and a tear after it committed it, each followed by each way
   of coming back (:data:`MODES`): early, late (past the recovery window, the same ride), at the next ride (past
   ``retap_same_ride_s``) and never. A fresh card for each, at the flow's own stations.
-* **A population of riders** at every station at once (simple and composite purchases, section fares, a second
-  validator of the line, a top-up machine), random tears (half at the command that commits), random delays, walking
+* **A population of riders** (T-Union and M1 cards) at every station at once (simple and composite purchases,
+  section fares, a second validator of the line, a top-up machine), random tears (half at the command that commits), random delays, walking
   away, restarts: the bulk of the taps.
 
 Must be 0: rides charged twice (or loads credited twice), new rides taken for a torn one, debits or loads a card
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..reader import Tear
-from ..tears import RIDE_GAPS, TearReport, ride, riders, run_rides
+from ..tears import RIDE_GAPS, TearReport, m1_riders, ride, riders, run_rides
 from ..witness import Kind, Witness
 from .campaign import Campaign, Figures
 from .flows import FLOWS, STATIONS, Bench, Flow
@@ -56,7 +56,7 @@ def card_tears(campaign: Campaign) -> Figures:
                     for committed in (False, True):
                         for delays, abandon in MODES.values():
                             numbered += 1
-                            card = _card(campaign, numbered)
+                            card = _card(campaign, numbered, flow.card)
                             missed += not _case(bench, flow, card, Tear(at=at, committed=committed), delays, abandon,
                                                 rng, systematic)
                             advance(1)
@@ -65,7 +65,7 @@ def card_tears(campaign: Campaign) -> Figures:
                 bench.close()
         bench = Bench(_directory(campaign, "population"))
         try:
-            bench.cards = riders(40, campaign.seed, first=100_000)
+            bench.cards = riders(40, campaign.seed, first=100_000) + m1_riders(10, campaign.seed, first=100_000)
             for card in bench.cards:
                 campaign.keys.add_card(card.card.image)
             run_rides([bench[name] for name in STATIONS], bench.cards, rides, rng, population, restart_share=0.01,
@@ -84,8 +84,8 @@ def _directory(campaign: Campaign, name: str) -> Path:
     return path
 
 
-def _card(campaign: Campaign, number: int) -> Witness:
-    [card] = riders(1, campaign.seed, first=number)
+def _card(campaign: Campaign, number: int, kind: str = "cpu") -> Witness:
+    [card] = (m1_riders if kind == "m1" else riders)(1, campaign.seed, first=number)
     campaign.keys.add_card(card.card.image)
     return card
 
@@ -94,7 +94,7 @@ def _exchanges(campaign: Campaign, flow: Flow, number: int) -> int:
     """How many card exchanges the flow's tap makes when nothing goes wrong."""
     bench = Bench(_directory(campaign, f"dry-run-{number}"))
     try:
-        card = _card(campaign, 0)
+        card = _card(campaign, 0, flow.card)
         flow.prepare(bench, card)
         result = bench[flow.station].tap(card)
         if result is None or result.again:
