@@ -728,8 +728,13 @@ class MacCommand(Command):
 
     mac: bytes
 
+    @property
+    def protected_header(self) -> bytes:
+        """``CLA INS 00 00 04``: the header and Lc, what a line-protection MAC covers (spec §3.6)."""
+        return bytes((self.CLA, self.INS, 0x00, 0x00, 4))
+
     def to_bytes(self) -> bytes:
-        return bytes((self.CLA, self.INS, 0x00, 0x00, 4)) + self._check_bytes(self.mac, _MAC_SIZE, "MAC")
+        return self.protected_header + self._check_bytes(self.mac, _MAC_SIZE, "MAC")
 
     @classmethod
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
@@ -783,7 +788,7 @@ class CommandSet:
     """Turns raw commands into command objects of a given set of classes, by CLA, INS and (when several classes share
     an INS) P1, and answers with a card's status word for anything outside the set."""
 
-    __slots__ = ("_routes", "_classes", "_instructions")
+    __slots__ = ("_classes", "_instructions", "_routes")
 
     def __init__(self, *commands: type[Command]) -> None:
         routes: dict[tuple[int, int], dict[int | None, type[Command]]] = {}
