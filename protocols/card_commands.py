@@ -311,16 +311,20 @@ class Command:
             raise cls._error("takes no Le", SW_WRONG_LENGTH)
 
     @classmethod
-    def _fixed_le_byte(cls, le: int | None, size: int, *, required: bool = False) -> bytes:
-        """Le for an answer of exactly ``size`` bytes: ``size``, ``00`` (256, "all there is") or absent (6700 when
-        ``required``). Returns the Le byte to send; a wrong Le is 6Cxx, the card's "resend with Le = xx"."""
+    def _check_fixed_le(cls, le: int | None, size: int, *, required: bool = False) -> None:
+        """Le for an answer of exactly ``size`` bytes must be ``size``, ``00`` (256, "all there is") or absent (6700
+        when ``required``); a wrong Le is 6Cxx, the card's "resend with Le = xx"."""
         if le is None:
             if required:
                 raise cls._error("Le is missing", SW_WRONG_LENGTH)
-            return b""
-        if le == size or le == 256:
-            return bytes((le & 0xFF,))
-        raise cls._error(f"Le {le}, the answer is {size} bytes", 0x6C00 | size)
+        elif le != size and le != 256:
+            raise cls._error(f"Le {le}, the answer is {size} bytes", 0x6C00 | size)
+
+    @classmethod
+    def _fixed_le_byte(cls, le: int | None, size: int, *, required: bool = False) -> bytes:
+        """The Le byte to send for an answer of exactly ``size`` bytes (checked by :meth:`_check_fixed_le`)."""
+        cls._check_fixed_le(le, size, required=required)
+        return b"" if le is None else bytes((le & 0xFF,))
 
     @classmethod
     def _le_byte(cls, le: int | None, *, required: bool = False) -> bytes:
@@ -513,7 +517,7 @@ class GetBalance(Command):
         cls._check_header(apdu)
         purse = cls._check_purse(apdu.p2)
         cls._check_no_data(apdu)
-        cls._fixed_le_byte(apdu.le, 4, required=True)
+        cls._check_fixed_le(apdu.le, 4, required=True)
         return cls(purse, apdu.le)
 
 
@@ -540,7 +544,7 @@ class _Initialize(Command):
         cls._check_header(apdu)
         purse = cls._check_purse(apdu.p2)
         data = cls._parse_data(INITIALIZE_DATA, apdu.data)
-        cls._fixed_le_byte(apdu.le, cls.RESPONSE.size)  # type: ignore[union-attr]
+        cls._check_fixed_le(apdu.le, cls.RESPONSE.size)  # type: ignore[union-attr]
         return cls(data.key_index, data.amount, data.terminal_number, purse, apdu.le)  # type: ignore[call-arg]
 
 
@@ -631,7 +635,7 @@ class DebitForPurchase(Command):
         cls._check_header(apdu)
         data = cls._parse_data(DEBIT_DATA, apdu.data)
         cls._check_when(data.when)
-        cls._fixed_le_byte(apdu.le, 8)
+        cls._check_fixed_le(apdu.le, 8)
         return cls(data.tsn, data.when, data.mac1, apdu.le)
 
 
@@ -662,7 +666,7 @@ class GetTransactionProve(Command):
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
         cls._check_header(apdu)
         cls._check_data_size(apdu, 2)
-        cls._fixed_le_byte(apdu.le, 8)
+        cls._check_fixed_le(apdu.le, 8)
         return cls(apdu.p2, int.from_bytes(apdu.data, "big"), apdu.le)
 
 
@@ -690,7 +694,7 @@ class CreditForLoad(Command):
         cls._check_header(apdu)
         data = cls._parse_data(CREDIT_DATA, apdu.data)
         cls._check_when(data.when)
-        cls._fixed_le_byte(apdu.le, 4)
+        cls._check_fixed_le(apdu.le, 4)
         return cls(data.when, data.mac2, apdu.le)
 
 
@@ -808,7 +812,7 @@ class CommandSet:
             if apdu.cla not in self._classes or apdu.ins in self._instructions:
                 raise ProtocolError(f"CLA {apdu.cla:02X} not supported for INS {apdu.ins:02X}", sw=SW_UNKNOWN_CLA)
             raise ProtocolError(f"INS {apdu.ins:02X} not supported", sw=SW_UNKNOWN_INS)
-        if isinstance(target, dict):
+        if type(target) is dict:
             command = target.get(apdu.p1)
             if command is None:
                 raise ProtocolError(f"{apdu.cla:02X}{apdu.ins:02X}: P1 {apdu.p1:02X} not supported", sw=SW_WRONG_P1P2)

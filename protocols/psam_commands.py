@@ -177,7 +177,7 @@ class InitSamForPurchase(Command):
         else:
             raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", SW_WRONG_LENGTH)
         cls._check_when(d.when)
-        cls._fixed_le_byte(apdu.le, 8)
+        cls._check_fixed_le(apdu.le, 8)
         return cls(d.random, d.offline_atc, d.amount, d.transaction_type, d.when, d.key_version, d.algorithm_id,
                    d.card_serial, issuer_id, apdu.le)
 
