@@ -43,9 +43,9 @@ def describe_length(value: object) -> str:
 
 def require_bytes(value: Any, length: int, what: str) -> bytes:
     """``value`` if it is ``length`` bytes, else a :class:`ProtocolError` naming ``what`` (never the bytes)."""
-    if not isinstance(value, _BYTES) or len(value) != length:
-        raise ProtocolError(f"{what} must be {length} bytes, got {describe_length(value)}")
-    return value
+    if (type(value) is bytes or isinstance(value, bytearray)) and len(value) == length:
+        return value
+    raise ProtocolError(f"{what} must be {length} bytes, got {describe_length(value)}")
 
 
 class BlockKey:
@@ -56,8 +56,9 @@ class BlockKey:
     block_size: ClassVar[int]
 
     def __init__(self, key: bytes) -> None:
-        require_bytes(key, self.key_size, f"{type(self).__name__} key")
-        self._key = bytes(key)
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = bytes(require_bytes(key, self.key_size, f"{type(self).__name__} key"))
+        self._key = key
         self._ecb: Any = None
         self._dec: Any = None
         self._cbc: Any = None
