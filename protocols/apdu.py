@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ProtocolError
+from .status import CardStatus
 
 
 @dataclass(slots=True)
@@ -78,7 +79,7 @@ class CommandAPDU:
         """Bytes to a command, telling the four cases apart by length as ISO 7816-3 does."""
         n = len(raw)
         if n < 4:
-            raise ProtocolError(f"command APDU of {n} bytes is shorter than its 4-byte header", sw=0x6700)
+            raise ProtocolError(f"command APDU of {n} bytes is shorter than its 4-byte header", sw=CardStatus.WRONG_LENGTH)
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
         if n == 4:
             return cls._wire(cla, ins, p1, p2, b"", None, False)
@@ -90,17 +91,17 @@ class CommandAPDU:
                 return cls._wire(cla, ins, p1, p2, raw[5:], None, False)
             if n == 6 + b0:
                 return cls._wire(cla, ins, p1, p2, raw[5:-1], raw[-1] or 256, False)
-            raise ProtocolError(f"command APDU: Lc={b0} does not match its {n - 5} bytes of body", sw=0x6700)
+            raise ProtocolError(f"command APDU: Lc={b0} does not match its {n - 5} bytes of body", sw=CardStatus.WRONG_LENGTH)
         if n == 7:
             return cls._wire(cla, ins, p1, p2, b"", int.from_bytes(raw[5:7], "big") or 65536, True)
         if n < 7:
-            raise ProtocolError(f"command APDU: extended length field cut short ({n} bytes)", sw=0x6700)
+            raise ProtocolError(f"command APDU: extended length field cut short ({n} bytes)", sw=CardStatus.WRONG_LENGTH)
         lc = int.from_bytes(raw[5:7], "big")
         if lc and n == 7 + lc:
             return cls._wire(cla, ins, p1, p2, raw[7:], None, True)
         if lc and n == 9 + lc:
             return cls._wire(cla, ins, p1, p2, raw[7:-2], int.from_bytes(raw[-2:], "big") or 65536, True)
-        raise ProtocolError(f"command APDU: extended Lc={lc} does not match its {n - 7} bytes of body", sw=0x6700)
+        raise ProtocolError(f"command APDU: extended Lc={lc} does not match its {n - 7} bytes of body", sw=CardStatus.WRONG_LENGTH)
 
 
 _new = object.__new__
@@ -121,7 +122,7 @@ class ResponseAPDU:
 
     @property
     def ok(self) -> bool:
-        return self.sw == 0x9000
+        return self.sw == CardStatus.OK
 
     def to_bytes(self) -> bytes:
         return self.data + self.sw.to_bytes(2, "big")

@@ -25,12 +25,7 @@ from .apdu import CommandAPDU
 from .errors import ProtocolError
 from .fields import BcdDateTime
 from .layout import Layout
-
-SW_WRONG_LENGTH = 0x6700
-SW_WRONG_DATA = 0x6A80
-SW_WRONG_P1P2 = 0x6A86
-SW_UNKNOWN_INS = 0x6D00
-SW_UNKNOWN_CLA = 0x6E00
+from .status import CardStatus, resend_with_le
 
 MAX_SFI = 30  # SFI 31 (11111) is reserved by ISO 7816-4
 _AID_SIZES = range(1, 17)  # ISO 7816-4 DF names: at most 16 bytes
@@ -287,28 +282,28 @@ class Command:
     @classmethod
     def _check_header(cls, apdu: CommandAPDU) -> None:
         if apdu.cla != cls.CLA:
-            raise cls._error(f"CLA {apdu.cla:02X}, expected {cls.CLA:02X}", SW_UNKNOWN_CLA)
+            raise cls._error(f"CLA {apdu.cla:02X}, expected {cls.CLA:02X}", CardStatus.UNKNOWN_CLA)
         if apdu.ins != cls.INS:
-            raise cls._error(f"INS {apdu.ins:02X}, expected {cls.INS:02X}", SW_UNKNOWN_INS)
+            raise cls._error(f"INS {apdu.ins:02X}, expected {cls.INS:02X}", CardStatus.UNKNOWN_INS)
         if (cls.P1 is not None and apdu.p1 != cls.P1) or (cls.P2 is not None and apdu.p2 != cls.P2):
-            raise cls._error(f"P1-P2 {apdu.p1:02X}{apdu.p2:02X} not supported", SW_WRONG_P1P2)
+            raise cls._error(f"P1-P2 {apdu.p1:02X}{apdu.p2:02X} not supported", CardStatus.WRONG_P1P2)
         if apdu.extended:
-            raise cls._error("extended length APDUs are not supported", SW_WRONG_LENGTH)
+            raise cls._error("extended length APDUs are not supported", CardStatus.WRONG_LENGTH)
 
     @classmethod
     def _check_no_data(cls, apdu: CommandAPDU) -> None:
         if apdu.data:
-            raise cls._error(f"takes no data, got {len(apdu.data)} bytes", SW_WRONG_LENGTH)
+            raise cls._error(f"takes no data, got {len(apdu.data)} bytes", CardStatus.WRONG_LENGTH)
 
     @classmethod
     def _check_data_size(cls, apdu: CommandAPDU, size: int) -> None:
         if len(apdu.data) != size:
-            raise cls._error(f"Lc must be {size}, got {len(apdu.data)}", SW_WRONG_LENGTH)
+            raise cls._error(f"Lc must be {size}, got {len(apdu.data)}", CardStatus.WRONG_LENGTH)
 
     @classmethod
     def _check_no_le(cls, apdu: CommandAPDU) -> None:
         if apdu.le is not None:
-            raise cls._error("takes no Le", SW_WRONG_LENGTH)
+            raise cls._error("takes no Le", CardStatus.WRONG_LENGTH)
 
     @classmethod
     def _check_fixed_le(cls, le: int | None, size: int, *, required: bool = False) -> None:
@@ -316,9 +311,9 @@ class Command:
         when ``required``); a wrong Le is 6Cxx, the card's "resend with Le = xx"."""
         if le is None:
             if required:
-                raise cls._error("Le is missing", SW_WRONG_LENGTH)
+                raise cls._error("Le is missing", CardStatus.WRONG_LENGTH)
         elif le != size and le != 256:
-            raise cls._error(f"Le {le}, the answer is {size} bytes", 0x6C00 | size)
+            raise cls._error(f"Le {le}, the answer is {size} bytes", resend_with_le(size))
 
     @classmethod
     def _fixed_le_byte(cls, le: int | None, size: int, *, required: bool = False) -> bytes:
@@ -331,10 +326,10 @@ class Command:
         """Le for an answer of any size, 1..256 (256 is sent as ``00``); absent is 6700 when ``required``."""
         if le is None:
             if required:
-                raise cls._error("Le is missing", SW_WRONG_LENGTH)
+                raise cls._error("Le is missing", CardStatus.WRONG_LENGTH)
             return b""
         if not isinstance(le, int) or not 1 <= le <= 256:
-            raise cls._error(f"Le must be 1..256, got {le!r}", SW_WRONG_LENGTH)
+            raise cls._error(f"Le must be 1..256, got {le!r}", CardStatus.WRONG_LENGTH)
         return bytes((le & 0xFF,))
 
     @classmethod
@@ -346,21 +341,21 @@ class Command:
     @classmethod
     def _check_sfi(cls, sfi: int) -> int:
         if not isinstance(sfi, int) or not 1 <= sfi <= MAX_SFI:
-            raise cls._error(f"SFI must be 1..{MAX_SFI}, got {sfi!r}", SW_WRONG_P1P2)
+            raise cls._error(f"SFI must be 1..{MAX_SFI}, got {sfi!r}", CardStatus.WRONG_P1P2)
         return sfi
 
     @classmethod
     def _check_mode(cls, mode: int) -> RecordMode:
         found = _MODES.get(mode)
         if found is None:
-            raise cls._error(f"record mode {mode!r} not supported (P2 low bits 000 or 100)", SW_WRONG_P1P2)
+            raise cls._error(f"record mode {mode!r} not supported (P2 low bits 000 or 100)", CardStatus.WRONG_P1P2)
         return found
 
     @classmethod
     def _check_purse(cls, purse: int) -> Purse:
         found = _PURSES.get(purse)
         if found is None:
-            raise cls._error(f"purse {purse!r} is neither 01 (ED) nor 02 (EP)", SW_WRONG_P1P2)
+            raise cls._error(f"purse {purse!r} is neither 01 (ED) nor 02 (EP)", CardStatus.WRONG_P1P2)
         return found
 
     @classmethod
@@ -368,13 +363,13 @@ class Command:
         if not isinstance(value, bytes) or len(value) not in sizes:
             got = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
             expected = sizes.start if len(sizes) == 1 else f"{sizes.start}..{sizes.stop - 1}"
-            raise cls._error(f"{what} must be {expected} bytes, got {got}", SW_WRONG_LENGTH)
+            raise cls._error(f"{what} must be {expected} bytes, got {got}", CardStatus.WRONG_LENGTH)
         return value
 
     @classmethod
     def _check_when(cls, when: dt.datetime | None) -> None:
         if when is None:
-            raise cls._error("the date-time is missing (all zeros)", SW_WRONG_DATA)
+            raise cls._error("the date-time is missing (all zeros)", CardStatus.WRONG_DATA)
 
     @classmethod
     def _parse_data(cls, layout: Layout, data: bytes):
@@ -384,7 +379,7 @@ class Command:
         except ProtocolError as exc:
             if exc.sw is not None:
                 raise
-            raise cls._error(str(exc), SW_WRONG_DATA) from None
+            raise cls._error(str(exc), CardStatus.WRONG_DATA) from None
 
 
 @dataclass(slots=True)
@@ -402,14 +397,14 @@ class SelectByName(Command):
     def to_bytes(self) -> bytes:
         aid = self._check_bytes(self.aid, _AID_SIZES, "DF name")
         if self.p2 not in _SELECT_P2:
-            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", SW_WRONG_P1P2)
+            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xA4, 0x04, self.p2, len(aid))) + aid + self._le_byte(self.le)
 
     @classmethod
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
         cls._check_header(apdu)
         if apdu.p2 not in _SELECT_P2:
-            raise cls._error(f"P2 {apdu.p2:02X} not supported", SW_WRONG_P1P2)
+            raise cls._error(f"P2 {apdu.p2:02X} not supported", CardStatus.WRONG_P1P2)
         return cls(cls._check_bytes(apdu.data, _AID_SIZES, "DF name"), apdu.p2, apdu.le)
 
 
@@ -430,14 +425,14 @@ class SelectByFid(Command):
         if not isinstance(fid, int) or not 0 <= fid <= 0xFFFF:
             raise self._error(f"FID must be two bytes, got {fid!r}")
         if self.p2 not in _SELECT_P2:
-            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", SW_WRONG_P1P2)
+            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xA4, 0x00, self.p2, 2, fid >> 8, fid & 0xFF)) + self._le_byte(self.le)
 
     @classmethod
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
         cls._check_header(apdu)
         if apdu.p2 not in _SELECT_P2:
-            raise cls._error(f"P2 {apdu.p2:02X} not supported", SW_WRONG_P1P2)
+            raise cls._error(f"P2 {apdu.p2:02X} not supported", CardStatus.WRONG_P1P2)
         cls._check_data_size(apdu, 2)
         return cls(int.from_bytes(apdu.data, "big"), apdu.p2, apdu.le)
 
@@ -455,14 +450,14 @@ class ReadBinary(Command):
 
     def to_bytes(self) -> bytes:
         sfi = self._check_sfi(self.sfi)
-        offset = self._check_byte(self.offset, "offset", SW_WRONG_P1P2)
+        offset = self._check_byte(self.offset, "offset", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xB0, 0x80 | sfi, offset)) + self._le_byte(self.le, required=True)
 
     @classmethod
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
         cls._check_header(apdu)
         if apdu.p1 & 0xE0 != 0x80:
-            raise cls._error(f"P1 {apdu.p1:02X}: only SFI addressing (100xxxxx) is supported", SW_WRONG_P1P2)
+            raise cls._error(f"P1 {apdu.p1:02X}: only SFI addressing (100xxxxx) is supported", CardStatus.WRONG_P1P2)
         sfi = cls._check_sfi(apdu.p1 & 0x1F)
         cls._check_no_data(apdu)
         cls._le_byte(apdu.le, required=True)
@@ -483,7 +478,7 @@ class ReadRecord(Command):
 
     def to_bytes(self) -> bytes:
         p2 = self._check_sfi(self.sfi) << 3 | self._check_mode(self.mode)
-        record = self._check_byte(self.record, "record", SW_WRONG_P1P2)
+        record = self._check_byte(self.record, "record", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xB2, record, p2)) + self._le_byte(self.le, required=True)
 
     @classmethod
@@ -596,7 +591,7 @@ class UpdateCappDataCache(Command):
 
     def to_bytes(self) -> bytes:
         p2 = self._check_sfi(self.sfi) << 3 | self._check_mode(self.mode)
-        record = self._check_byte(self.record, "record", SW_WRONG_P1P2)
+        record = self._check_byte(self.record, "record", CardStatus.WRONG_P1P2)
         data = self._check_bytes(self.data, _RECORD_SIZES, "record")
         return bytes((0x80, 0xDC, record, p2, len(data))) + data
 
@@ -656,7 +651,7 @@ class GetTransactionProve(Command):
     le: int | None = PROVE_RESPONSE.size
 
     def to_bytes(self) -> bytes:
-        p2 = self._check_byte(self.transaction_type, "transaction type", SW_WRONG_P1P2)
+        p2 = self._check_byte(self.transaction_type, "transaction type", CardStatus.WRONG_P1P2)
         atc = self.atc
         if not isinstance(atc, int) or not 0 <= atc <= 0xFFFF:
             raise self._error(f"ATC must be two bytes, got {atc!r}")
@@ -711,7 +706,7 @@ class GetChallenge(Command):
 
     def to_bytes(self) -> bytes:
         if self.le not in (4, 8):
-            raise self._error(f"Le must be 4 or 8, got {self.le!r}", SW_WRONG_LENGTH)
+            raise self._error(f"Le must be 4 or 8, got {self.le!r}", CardStatus.WRONG_LENGTH)
         return bytes((0x00, 0x84, 0x00, 0x00, self.le))
 
     @classmethod
@@ -719,7 +714,7 @@ class GetChallenge(Command):
         cls._check_header(apdu)
         cls._check_no_data(apdu)
         if apdu.le not in (4, 8):
-            raise cls._error(f"Le must be 4 or 8, got {apdu.le}", SW_WRONG_LENGTH)
+            raise cls._error(f"Le must be 4 or 8, got {apdu.le}", CardStatus.WRONG_LENGTH)
         return cls(apdu.le)
 
 
@@ -810,12 +805,12 @@ class CommandSet:
         target = self._routes.get((apdu.cla, apdu.ins))
         if target is None:
             if apdu.cla not in self._classes or apdu.ins in self._instructions:
-                raise ProtocolError(f"CLA {apdu.cla:02X} not supported for INS {apdu.ins:02X}", sw=SW_UNKNOWN_CLA)
-            raise ProtocolError(f"INS {apdu.ins:02X} not supported", sw=SW_UNKNOWN_INS)
+                raise ProtocolError(f"CLA {apdu.cla:02X} not supported for INS {apdu.ins:02X}", sw=CardStatus.UNKNOWN_CLA)
+            raise ProtocolError(f"INS {apdu.ins:02X} not supported", sw=CardStatus.UNKNOWN_INS)
         if type(target) is dict:
             command = target.get(apdu.p1)
             if command is None:
-                raise ProtocolError(f"{apdu.cla:02X}{apdu.ins:02X}: P1 {apdu.p1:02X} not supported", sw=SW_WRONG_P1P2)
+                raise ProtocolError(f"{apdu.cla:02X}{apdu.ins:02X}: P1 {apdu.p1:02X} not supported", sw=CardStatus.WRONG_P1P2)
             return command.from_apdu(apdu)
         return target.from_apdu(apdu)
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Generic, Literal, TypeVar
 import construct as c
 
 from .errors import ProtocolError
+from .status import CardStatus
 
 M = TypeVar("M")
 Engine = Literal["fast", "compiled", "interpreted"]
@@ -142,7 +143,7 @@ class Layout(Generic[M]):
 
     def _check_size(self, data: bytes) -> None:
         if len(data) != self.size:
-            raise ProtocolError(f"{self.name}: expected {self.size} bytes, got {len(data)}", sw=0x6700)
+            raise ProtocolError(f"{self.name}: expected {self.size} bytes, got {len(data)}", sw=CardStatus.WRONG_LENGTH)
 
     def parse(self, data: bytes) -> M:
         """Bytes to a model instance (fast engine)."""

@@ -16,10 +16,11 @@ from typing import Self
 import construct as c
 
 from .apdu import CommandAPDU
-from .card_commands import (SW_WRONG_DATA, SW_WRONG_LENGTH, SW_WRONG_P1P2, Command, CommandSet, GetResponse,
+from .card_commands import (Command, CommandSet, GetResponse,
                             MacCommand, ReadBinary, SelectByFid, SelectByName)
 from .fields import BcdDateTime
 from .layout import Layout
+from .status import PsamStatus
 
 T_UNION_PSAM_DF = 0x8011
 """DF of the 交通部 (T-Union) PSAM application."""
@@ -175,7 +176,7 @@ class InitSamForPurchase(Command):
             d = cls._parse_data(SAM_PURCHASE_DATA_2, apdu.data)
             issuer_id = d.issuer_id
         else:
-            raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", SW_WRONG_LENGTH)
+            raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", PsamStatus.WRONG_LENGTH)
         cls._check_when(d.when)
         cls._check_fixed_le(apdu.le, 8)
         return cls(d.random, d.offline_atc, d.amount, d.transaction_type, d.when, d.key_version, d.algorithm_id,
@@ -219,11 +220,11 @@ class DesInit(Command):
     factors: tuple[bytes, ...]
 
     def to_bytes(self) -> bytes:
-        p1 = self._check_byte(self.key_usage, "key usage", SW_WRONG_P1P2)
-        p2 = self._check_byte(self.key_version, "key version", SW_WRONG_P1P2)
+        p1 = self._check_byte(self.key_usage, "key usage", PsamStatus.WRONG_P1P2)
+        p2 = self._check_byte(self.key_version, "key version", PsamStatus.WRONG_P1P2)
         factors = self.factors
         if not isinstance(factors, tuple) or not 1 <= len(factors) <= 3:
-            raise self._error("one to three diversification factors are needed", SW_WRONG_LENGTH)
+            raise self._error("one to three diversification factors are needed", PsamStatus.WRONG_LENGTH)
         data = b"".join(self._check_bytes(f, _BLOCK, "diversification factor") for f in factors)
         return bytes((0x80, 0x1A, p1, p2, len(data))) + data
 
@@ -232,7 +233,7 @@ class DesInit(Command):
         cls._check_header(apdu)
         data = apdu.data
         if len(data) not in (8, 16, 24):
-            raise cls._error(f"Lc must be 08, 10 or 18, got {len(data):02X}", SW_WRONG_LENGTH)
+            raise cls._error(f"Lc must be 08, 10 or 18, got {len(data):02X}", PsamStatus.WRONG_LENGTH)
         cls._check_no_le(apdu)
         return cls(apdu.p1, apdu.p2, tuple(data[i:i + 8] for i in range(0, len(data), 8)))
 
@@ -318,25 +319,25 @@ class M1SectorKeys(Command):
     le: int | None = None
 
     def to_bytes(self) -> bytes:
-        p1 = self._check_byte(self.key_type, "key type", SW_WRONG_P1P2)
-        p2 = self._check_byte(self.key_version, "key version", SW_WRONG_P1P2)
+        p1 = self._check_byte(self.key_type, "key type", PsamStatus.WRONG_P1P2)
+        p2 = self._check_byte(self.key_version, "key version", PsamStatus.WRONG_P1P2)
         uid = self._check_bytes(self.uid, range(4, 5), "UID")
         sectors = self.sectors
         if not isinstance(sectors, tuple) or not 1 <= len(sectors) <= M1_MAX_SECTORS:
-            raise self._error(f"one to {M1_MAX_SECTORS} sectors", SW_WRONG_LENGTH)
-        data = uid + bytes(self._check_byte(sector, "sector", SW_WRONG_DATA) for sector in sectors)
+            raise self._error(f"one to {M1_MAX_SECTORS} sectors", PsamStatus.WRONG_LENGTH)
+        data = uid + bytes(self._check_byte(sector, "sector", PsamStatus.WRONG_DATA) for sector in sectors)
         return bytes((0x80, 0xFC, p1, p2, len(data))) + data + self._le_byte(self.le)
 
     @classmethod
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
         cls._check_header(apdu)
         if apdu.p1 not in tuple(M1KeyType):
-            raise cls._error(f"key type {apdu.p1:02X}: 01 key A or 02 key B", SW_WRONG_P1P2)
+            raise cls._error(f"key type {apdu.p1:02X}: 01 key A or 02 key B", PsamStatus.WRONG_P1P2)
         data = apdu.data
         if not 5 <= len(data) <= 4 + M1_MAX_SECTORS:
-            raise cls._error(f"Lc must be 05..{4 + M1_MAX_SECTORS:02X}, got {len(data):02X}", SW_WRONG_LENGTH)
+            raise cls._error(f"Lc must be 05..{4 + M1_MAX_SECTORS:02X}, got {len(data):02X}", PsamStatus.WRONG_LENGTH)
         if any(sector >= M1_MAX_SECTORS for sector in data[4:]):
-            raise cls._error(f"a sector number is 00..{M1_MAX_SECTORS - 1:02X}", SW_WRONG_DATA)
+            raise cls._error(f"a sector number is 00..{M1_MAX_SECTORS - 1:02X}", PsamStatus.WRONG_DATA)
         return cls(apdu.p1, apdu.p2, data[:4], tuple(data[4:]), apdu.le)
 
 
@@ -348,7 +349,7 @@ def _check_blocks(command: Command | type[Command], data: bytes, least: int, mos
     """80FA data must be whole 8-byte blocks: the PSAM pads nothing itself."""
     if not isinstance(data, bytes) or len(data) % 8 or not 8 * least <= len(data) <= 8 * most:
         got = f"{len(data)} bytes" if isinstance(data, bytes) else type(data).__name__
-        raise command._error(f"data must be {least} to {most} whole 8-byte blocks, got {got}", SW_WRONG_LENGTH)
+        raise command._error(f"data must be {least} to {most} whole 8-byte blocks, got {got}", PsamStatus.WRONG_LENGTH)
     return data
 
 PsamCommand = (SelectByFid | SelectByName | ReadBinary | GetResponse | InitSamForPurchase | CreditSamForPurchase

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from protocols.errors import ProtocolError
+from protocols.status import CardStatus
 from terminal.link import Activation
 
 C = TypeVar("C")
 
-SW_INTERNAL = 0x6F00
-"""What a device answers to bytes its codec refuses without naming a status word."""
 
 
 class Device(Protocol):
@@ -34,8 +33,8 @@ class Device(Protocol):
 
 def parse_or_status(parse: Callable[[bytes], C], apdu: bytes) -> C | int:
     """The command object ``parse`` makes of ``apdu``, or the status word a device answers to bytes its codec refuses
-    (the codec's own word, :data:`SW_INTERNAL` when it names none)."""
+    (the codec's own word, 6F00 "no precise diagnosis" when it names none)."""
     try:
         return parse(apdu)
     except ProtocolError as exc:
-        return SW_INTERNAL if exc.sw is None else exc.sw
+        return CardStatus.INTERNAL_ERROR if exc.sw is None else exc.sw

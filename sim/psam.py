@@ -76,25 +76,13 @@ from protocols.psam_commands import (
 from protocols.psam_commands import (
     KeyUsage as PsamKeyUsage,
 )
+from protocols.status import PsamStatus, bytes_waiting, resend_with_le
 from protocols.tlv import Tlv
 from terminal.errors import ConfigError
 from terminal.keyset import Keyset, KeyUsage
 from terminal.link import Activation
 
-from .card.files import (
-    OK,
-    SW_CONDITIONS,
-    SW_DATA_NOT_FOUND,
-    SW_FILE_NOT_FOUND,
-    SW_INTERNAL,
-    SW_MAC,
-    SW_NOT_SUPPORTED,
-    SW_WRONG_DATA,
-    SW_WRONG_P1P2,
-    describe_command,
-    read_binary,
-    status,
-)
+from .card.files import OK, describe_command, read_binary, status
 from .device import parse_or_status
 from .issuing import load_demo_keyset
 
@@ -166,7 +154,7 @@ class SimPsam:
                 apdu = bytes(apdu)
             session, waiting = self._session, self._waiting
             command = parse_or_status(parse_psam_command, apdu)
-            if type(command) is int:
+            if isinstance(command, int):
                 self._session = self._waiting = None
                 return status(command)
             if type(command) is GetResponse:
@@ -176,44 +164,44 @@ class SimPsam:
             if self.t0 and len(answer) > 2 and _carries_data(apdu) and answer[-2:] == OK:
                 # T=0: a command that carried data cannot also receive data; the answer waits for GET RESPONSE
                 self._waiting = answer[:-2]
-                return status(0x6100 | (len(self._waiting) & 0xFF))
+                return status(bytes_waiting(len(self._waiting)))
             return answer
         except Exception:  # the device contract: a status word for anything; a bug is counted and logged
             self.internal_errors += 1
             log.exception("simulated PSAM: internal error on %s", describe_command(apdu))
-            return status(SW_INTERNAL)
+            return status(PsamStatus.INTERNAL_ERROR)
 
     # --- handlers ---------------------------------------------------------------------------------------------------
 
     def _get_response(self, cmd: GetResponse, waiting: bytes | None) -> bytes:
         if waiting is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         le = cmd.le
         if le == 256 or le == len(waiting):
             self._waiting = None
             return waiting + OK
         if le > len(waiting):
-            return status(0x6C00 | len(waiting))
+            return status(resend_with_le(len(waiting)))
         self._waiting = waiting[le:]
-        return waiting[:le] + status(0x6100 | len(self._waiting))
+        return waiting[:le] + status(bytes_waiting(len(self._waiting)))
 
     def _select(self, cmd: SelectByFid | SelectByName, session: object) -> bytes:
         if type(cmd) is SelectByName:
-            return status(SW_FILE_NOT_FOUND)
+            return status(PsamStatus.FILE_NOT_FOUND)
         if cmd.fid == MF_FID:
             self._selected = _MF
             return OK
         if cmd.fid == self.df:
             self._selected = _DF
             return OK if cmd.p2 == 0x0C else self._df_fci + OK
-        return status(SW_FILE_NOT_FOUND)
+        return status(PsamStatus.FILE_NOT_FOUND)
 
     def _read_binary(self, cmd: ReadBinary, session: object) -> bytes:
         if cmd.sfi == SFI_TERMINAL_NUMBER and self._selected == _MF:
             return read_binary(self.terminal_number, cmd.offset, cmd.le)
         if cmd.sfi == SFI_KEY_INDEX and self._selected == _DF:
             return read_binary(bytes((self.key_index,)), cmd.offset, cmd.le)
-        return status(SW_FILE_NOT_FOUND)
+        return status(PsamStatus.FILE_NOT_FOUND)
 
     def _card_key(self, usage: KeyUsage, version: int, factors: tuple[bytes, ...]) -> CardKey | None:
         """The card's key of ``usage`` for ``factors`` (lowest level first); None when the key set has no such key.
@@ -235,18 +223,18 @@ class SimPsam:
 
     def _init_for_purchase(self, cmd: InitSamForPurchase, session: object) -> bytes:
         if self._selected != _DF:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         try:
             algorithm = algorithm_for(cmd.algorithm_id)
         except ProtocolError:
-            return status(SW_WRONG_DATA)
+            return status(PsamStatus.WRONG_DATA)
         if algorithm is not self.keyset.algorithm:
-            return status(SW_WRONG_DATA)
+            return status(PsamStatus.WRONG_DATA)
         serial, issuer = cmd.card_serial, cmd.issuer_id
         factors = (serial,) if issuer is None else (serial, issuer)
         dpk = self._card_key(KeyUsage.PURCHASE, cmd.key_version, factors)
         if dpk is None:
-            return status(SW_DATA_NOT_FOUND)
+            return status(PsamStatus.KEY_NOT_FOUND)
         tsn = self.tsn
         key = purchase_session_key(dpk, cmd.random, cmd.offline_atc, tsn)
         mac1 = purchase_mac1(key, cmd.amount, cmd.transaction_type, self.terminal_number, encode_datetime(cmd.when))
@@ -257,45 +245,45 @@ class SimPsam:
 
     def _credit_for_purchase(self, cmd: CreditSamForPurchase, session: tuple[SessionKey, int] | None) -> bytes:
         if session is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         key, amount = session
-        return OK if macs_equal(purchase_mac2(key, amount), cmd.mac) else status(SW_MAC)
+        return OK if macs_equal(purchase_mac2(key, amount), cmd.mac) else status(PsamStatus.MAC_INVALID)
 
     def _des_init(self, cmd: DesInit, session: object) -> bytes:
         usage = DES_USAGES.get(cmd.key_usage)  # type: ignore[call-overload]
         if usage is None:
-            return status(SW_WRONG_P1P2)
+            return status(PsamStatus.WRONG_P1P2)
         key = self._card_key(usage, cmd.key_version, cmd.factors)
         if key is None:
-            return status(SW_DATA_NOT_FOUND)
+            return status(PsamStatus.KEY_NOT_FOUND)
         self._des_key = tac_key(key) if usage is KeyUsage.TAC else key
         return OK
 
     def _m1_sector_keys(self, cmd: M1SectorKeys, session: object) -> bytes:
         if self._selected != _DF:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         key_type = M1_KEY_TYPES[M1KeyType(cmd.key_type)]
         try:
             keys = b"".join(self.keyset.m1_sector_key(key_type, cmd.uid, sector, cmd.key_version)
                             for sector in cmd.sectors)
         except ConfigError:
-            return status(SW_DATA_NOT_FOUND)
+            return status(PsamStatus.KEY_NOT_FOUND)
         return keys + OK
 
     def _des_encrypt(self, cmd: DesEncrypt, session: object) -> bytes:
         key = self._des_key
         if key is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         if isinstance(key, Sm4Key):
-            return status(SW_NOT_SUPPORTED)
+            return status(PsamStatus.NOT_SUPPORTED)
         return key.encrypt(cmd.data) + OK
 
     def _des_mac(self, cmd: DesMac, session: object) -> bytes:
         key = self._des_key
         if key is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         if isinstance(key, Sm4Key):
-            return status(SW_NOT_SUPPORTED)
+            return status(PsamStatus.NOT_SUPPORTED)
         block = mac_block(key, cmd.data, iv=cmd.iv, pad=False)
         return (block if cmd.le == 8 else block[:4]) + OK
 

@@ -12,7 +12,9 @@ import time
 from typing import Callable
 
 from protocols.apdu import CommandAPDU, ResponseAPDU
+from protocols.card_commands import GetResponse
 from protocols.errors import ProtocolError
+from protocols.status import CardStatus, response_available, wrong_le
 
 from .errors import LinkError, StatusError
 from .link import Activation, Link
@@ -86,22 +88,28 @@ class Channel:
         if self.t0:
             apdu = self._t0_command(apdu)
         response = self._raw(apdu, timeout)
-        if response[-2] == 0x6C:
+        sw = (response[-2] << 8) | response[-1]
+        le = wrong_le(sw)
+        if le is not None:
             command = CommandAPDU.parse(apdu)
-            command.le = response[-1] or 256
+            command.le = le or 256
             response = self._raw(command.to_bytes(), timeout)
-        if response[-2] != 0x61:
-            return ResponseAPDU(response[:-2], (response[-2] << 8) | response[-1])
+            sw = (response[-2] << 8) | response[-1]
+        waiting = response_available(sw)
+        if waiting is None:
+            return ResponseAPDU(response[:-2], sw)
         data = bytearray()
         for _ in range(_MAX_GET_RESPONSE):
             data += response[:-2]
-            response = self._raw(bytes((0x00, 0xC0, 0x00, 0x00, response[-1])), timeout)
-            if response[-2] != 0x61:
+            response = self._raw(GetResponse(waiting or 256).to_bytes(), timeout)
+            sw = (response[-2] << 8) | response[-1]
+            waiting = response_available(sw)
+            if waiting is None:
                 data += response[:-2]
-                return ResponseAPDU(bytes(data), (response[-2] << 8) | response[-1])
+                return ResponseAPDU(bytes(data), sw)
         raise ProtocolError(f"{self.peer} kept answering 61xx after {_MAX_GET_RESPONSE} GET RESPONSE commands")
 
-    def call(self, apdu: bytes, command: str, *, accept: tuple[int, ...] = (0x9000,),
+    def call(self, apdu: bytes, command: str, *, accept: tuple[int, ...] = (CardStatus.OK,),
              timeout: float | None = None) -> ResponseAPDU:
         """Send a command; any status word outside ``accept`` raises :class:`StatusError` naming ``command``."""
         response = self.transmit(apdu, timeout)

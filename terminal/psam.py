@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from protocols import card_commands as cc
 from protocols import psam_commands as pc
 from protocols.crypto import pad
 from protocols.errors import ProtocolError
@@ -17,7 +18,7 @@ from protocols.errors import ProtocolError
 from .channel import Channel
 from .errors import LinkError, OutOfService, StatusError
 
-_MAC_COMMAND = b"\x84\x1e\x00\x00\x04"  # APPLICATION BLOCK header + Lc: what the line-protection MAC covers
+_MAC_COMMAND = cc.ApplicationBlock(bytes(4)).protected_header  # 84 1E 00 00 04: what the line-protection MAC covers
 _CREDIT = pc.CreditSamForPurchase(bytes(4)).to_bytes()[:5]  # 80 72 00 00 04, then the card's 4-byte MAC2
 
 

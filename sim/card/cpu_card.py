@@ -96,34 +96,12 @@ from protocols.crypto import (
     purchase_session_key,
     purchase_tac,
 )
+from protocols.status import CardStatus
 from protocols.fci import PPSE_NAME, T_UNION_EP_AID, DirectoryEntry, Fci
 from terminal.link import Activation
 
 from ..device import parse_or_status
-from .files import (
-    OK,
-    SW_ATC_EXHAUSTED,
-    SW_CONDITIONS,
-    SW_DATA_NOT_FOUND,
-    SW_FILE_NOT_FOUND,
-    SW_INCOMPATIBLE_FILE,
-    SW_INSUFFICIENT,
-    SW_INTERNAL,
-    SW_KEY_INDEX,
-    SW_MAC,
-    SW_NO_CHALLENGE,
-    SW_NO_PROOF,
-    SW_NOT_SUPPORTED,
-    SW_RECORD_NOT_FOUND,
-    SW_WARNING_BLOCKED,
-    SW_WRONG_DATA,
-    SW_WRONG_LENGTH,
-    SW_WRONG_P1P2,
-    describe_command,
-    read_binary,
-    read_record,
-    status,
-)
+from .files import OK, describe_command, read_binary, read_record, status
 from .image import MAX_ATC, MAX_BALANCE, CardImage, KeySlot, Proof, PurseState
 
 log = logging.getLogger(__name__)
@@ -218,13 +196,13 @@ class SimCard:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
             command = parse_or_status(parse_card_command, apdu)
-            if type(command) is int:
+            if isinstance(command, int):
                 return status(command)
             return _HANDLERS[type(command)](self, command, tx, challenge)
         except Exception:  # the card contract: a status word for anything; a bug is counted and logged, not raised
             self.internal_errors += 1
             log.exception("simulated card: internal error on %s", describe_command(apdu))
-            return status(SW_INTERNAL)
+            return status(CardStatus.INTERNAL_ERROR)
 
     # --- conveniences for tests, tools and fixtures -----------------------------------------------------------------
 
@@ -252,7 +230,7 @@ class SimCard:
     def _select_application(self, p2: int) -> bytes:
         self._selected = _ADF
         if self.image.blocked:
-            return status(SW_WARNING_BLOCKED)
+            return status(CardStatus.APPLICATION_BLOCKED)
         return OK if p2 == 0x0C else self._fci
 
     def _select_by_name(self, cmd: SelectByName, tx: object, challenge: object) -> bytes:
@@ -261,7 +239,7 @@ class SimCard:
         if cmd.aid == PPSE_NAME and self.image.ppse:
             self._selected = _PPSE
             return OK if cmd.p2 == 0x0C else _PPSE_FCI
-        return status(SW_FILE_NOT_FOUND)
+        return status(CardStatus.FILE_NOT_FOUND)
 
     def _select_by_fid(self, cmd: SelectByFid, tx: object, challenge: object) -> bytes:
         if cmd.fid == T_UNION_EP_FID:
@@ -269,11 +247,11 @@ class SimCard:
         if cmd.fid == MF_FID:
             self._selected = _MF
             return OK
-        return status(SW_FILE_NOT_FOUND)
+        return status(CardStatus.FILE_NOT_FOUND)
 
     def _read_binary(self, cmd: ReadBinary, tx: object, challenge: object) -> bytes:
         if self._selected != _ADF:
-            return status(SW_FILE_NOT_FOUND)
+            return status(CardStatus.FILE_NOT_FOUND)
         sfi = cmd.sfi
         image = self.image
         if sfi == SFI_PUBLIC_APP_INFO:
@@ -283,29 +261,29 @@ class SimCard:
         elif sfi == SFI_CARDHOLDER:
             content = image.cardholder
         else:
-            return status(SW_INCOMPATIBLE_FILE if sfi in _RECORD_SFIS else SW_FILE_NOT_FOUND)
+            return status(CardStatus.INCOMPATIBLE_FILE if sfi in _RECORD_SFIS else CardStatus.FILE_NOT_FOUND)
         return read_binary(content, cmd.offset, cmd.le)
 
     def _read_record(self, cmd: ReadRecord, tx: object, challenge: object) -> bytes:
         if self._selected != _ADF:
-            return status(SW_FILE_NOT_FOUND)
+            return status(CardStatus.FILE_NOT_FOUND)
         sfi, number = cmd.sfi, cmd.record
         image = self.image
         if sfi == SFI_PROCESS:
             if cmd.mode is RecordMode.IDENTIFIER:
                 record = image.process_records.get(number)
-                return status(SW_RECORD_NOT_FOUND) if record is None else read_record(record, cmd.le)
+                return status(CardStatus.RECORD_NOT_FOUND) if record is None else read_record(record, cmd.le)
             records: list[bytes] = list(image.process_records.values())
         elif sfi == SFI_TRANSACTION_LOG or sfi == SFI_TRANSIT_LOG:
             if cmd.mode is RecordMode.IDENTIFIER:
-                return status(SW_WRONG_P1P2)
+                return status(CardStatus.WRONG_P1P2)
             records = image.transaction_log if sfi == SFI_TRANSACTION_LOG else image.transit_log
         else:
-            return status(SW_INCOMPATIBLE_FILE if sfi in _BINARY_SFIS else SW_FILE_NOT_FOUND)
+            return status(CardStatus.INCOMPATIBLE_FILE if sfi in _BINARY_SFIS else CardStatus.FILE_NOT_FOUND)
         if number == 0:  # "the current record": a purse application keeps none
-            return status(SW_WRONG_P1P2)
+            return status(CardStatus.WRONG_P1P2)
         if number > len(records):
-            return status(SW_RECORD_NOT_FOUND)
+            return status(CardStatus.RECORD_NOT_FOUND)
         return read_record(records[number - 1], cmd.le)
 
     # --- purse ------------------------------------------------------------------------------------------------------
@@ -318,32 +296,32 @@ class SimCard:
 
     def _get_balance(self, cmd: GetBalance, tx: object, challenge: object) -> bytes:
         if not self._purse_ready():
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         purse = self._purse(cmd.purse)
         if purse is None:
-            return status(SW_WRONG_P1P2)
+            return status(CardStatus.WRONG_P1P2)
         return (purse.balance & _WORD).to_bytes(4, "big") + OK
 
     def _initialize(self, cmd: InitializeForPurchase, tx: object, challenge: object) -> bytes:
         image = self.image
         if self._selected != _ADF or image.blocked:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         on_purse = cmd.purse == Purse.EP
         purse = image.purse if on_purse else image.passbook
         kind = _TRANSACTION_TYPES[type(cmd)][0 if on_purse else 1]
         if purse is None or kind is None:
-            return status(SW_WRONG_P1P2)
+            return status(CardStatus.WRONG_P1P2)
         slot = image.keys.get(cmd.key_index)
         load = kind in _LOADS
         if slot is None or slot.tac is None or (slot.load if load else slot.purchase) is None:
-            return status(SW_KEY_INDEX)
+            return status(CardStatus.KEY_INDEX_UNSUPPORTED)
         amount, terminal, balance = cmd.amount, cmd.terminal_number, purse.balance
         if load:
             atc = purse.online_atc
             if atc >= MAX_ATC:
-                return status(SW_ATC_EXHAUSTED)
+                return status(CardStatus.COUNTER_EXHAUSTED)
             if balance + amount > MAX_BALANCE:
-                return status(SW_WRONG_DATA)
+                return status(CardStatus.WRONG_DATA)
             random = self.randbytes(4)
             session: SessionKey | None = load_session_key(slot.load, random, atc)  # type: ignore[arg-type]
             mac1 = load_mac1(session, balance & _WORD, amount, kind, terminal)  # type: ignore[arg-type]
@@ -351,9 +329,9 @@ class SimCard:
         else:
             atc = purse.offline_atc
             if atc >= MAX_ATC:
-                return status(SW_ATC_EXHAUSTED)
+                return status(CardStatus.COUNTER_EXHAUSTED)
             if amount > balance + purse.overdraft_limit:
-                return status(SW_INSUFFICIENT)
+                return status(CardStatus.INSUFFICIENT_BALANCE)
             random = self.randbytes(4)
             session = None
             answer = PURCHASE_INIT_RESPONSE.pack(balance & _WORD, atc, purse.overdraft_limit, slot.version,
@@ -366,37 +344,37 @@ class SimCard:
     def _update_capp_data_cache(self, cmd: UpdateCappDataCache, tx: _Transaction | None,
                                 challenge: object) -> bytes:
         if tx is None or tx.kind != TransactionType.COMPOSITE_PURCHASE:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         sfi, record_id, data = cmd.sfi, cmd.record, cmd.data
         if sfi == SFI_PROCESS:
             if cmd.mode is not RecordMode.IDENTIFIER:
-                return status(SW_WRONG_P1P2)
+                return status(CardStatus.WRONG_P1P2)
             if record_id not in self.image.process_records:
-                return status(SW_RECORD_NOT_FOUND)
+                return status(CardStatus.RECORD_NOT_FOUND)
             if len(data) != PROCESS_RECORD_SIZE:
-                return status(SW_WRONG_LENGTH)
+                return status(CardStatus.WRONG_LENGTH)
             if data[0] != PROCESS_RECORD_TAG or data[1] != record_id:
-                return status(SW_WRONG_DATA)
+                return status(CardStatus.WRONG_DATA)
         elif sfi == SFI_TRANSIT_LOG:
             if cmd.mode is not RecordMode.IDENTIFIER or record_id != 0:
-                return status(SW_WRONG_P1P2)
+                return status(CardStatus.WRONG_P1P2)
             if len(data) != TRANSIT_RECORD_SIZE:
-                return status(SW_WRONG_LENGTH)
+                return status(CardStatus.WRONG_LENGTH)
         else:
-            return status(SW_INCOMPATIBLE_FILE if sfi in _BINARY_SFIS or sfi in _RECORD_SFIS else SW_FILE_NOT_FOUND)
+            return status(CardStatus.INCOMPATIBLE_FILE if sfi in _BINARY_SFIS or sfi in _RECORD_SFIS else CardStatus.FILE_NOT_FOUND)
         tx.staged.append((sfi, record_id, data))
         self._tx = tx
         return OK
 
     def _debit(self, cmd: DebitForPurchase, tx: _Transaction | None, challenge: object) -> bytes:
         if tx is None or tx.kind not in _PURCHASES:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         slot, amount, kind, terminal = tx.slot, tx.amount, tx.kind, tx.terminal
         tsn, mac1 = cmd.tsn, cmd.mac1
         when = encode_datetime(cmd.when)  # the MACs cover the BCD date-time
         session = purchase_session_key(slot.purchase, tx.random, tx.atc, tsn)  # type: ignore[arg-type]
         if not macs_equal(purchase_mac1(session, amount, kind, terminal, when), mac1):
-            return status(SW_MAC)
+            return status(CardStatus.MAC_INVALID)
         mac2 = purchase_mac2(session, amount)
         tac = purchase_tac(slot.tac_key(), amount, kind, terminal, tsn, when)
         purse = tx.purse
@@ -410,11 +388,11 @@ class SimCard:
 
     def _credit(self, cmd: CreditForLoad, tx: _Transaction | None, challenge: object) -> bytes:
         if tx is None or tx.kind not in _LOADS:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         amount, kind, terminal = tx.amount, tx.kind, tx.terminal
         when = encode_datetime(cmd.when)
         if not macs_equal(load_mac2(tx.session, amount, kind, terminal, when), cmd.mac2):  # type: ignore[arg-type]
-            return status(SW_MAC)
+            return status(CardStatus.MAC_INVALID)
         purse = tx.purse
         balance = purse.balance + amount
         tac = load_tac(tx.slot.tac_key(), balance & _WORD, tx.atc, amount, kind, terminal, when)
@@ -439,10 +417,10 @@ class SimCard:
 
     def _prove(self, cmd: GetTransactionProve, tx: object, challenge: object) -> bytes:
         if not self._purse_ready():
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         proof = self.image.proofs.get(cmd.transaction_type)
         if proof is None or proof.atc != cmd.atc:
-            return status(SW_NO_PROOF)
+            return status(CardStatus.NO_PROOF)
         return proof.mac2 + proof.tac + OK
 
     # --- line protection --------------------------------------------------------------------------------------------
@@ -453,16 +431,16 @@ class SimCard:
 
     def _line_protected(self, cmd: MacCommand, challenge: bytes | None, blocked: bool) -> bytes:
         if self._selected != _ADF:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         key = self.image.maintenance_key
         if key is None:
-            return status(SW_DATA_NOT_FOUND)
+            return status(CardStatus.DATA_NOT_FOUND)
         if not isinstance(key, TdesKey):  # no source shows line protection on an SM4 card
-            return status(SW_NOT_SUPPORTED)
+            return status(CardStatus.NOT_SUPPORTED)
         if challenge is None:
-            return status(SW_NO_CHALLENGE)
+            return status(CardStatus.NO_CHALLENGE)
         if not macs_equal(line_protection_mac(key, challenge, cmd.protected_header), cmd.mac):
-            return status(SW_MAC)
+            return status(CardStatus.MAC_INVALID)
         self.image.blocked = blocked
         return OK
 
@@ -473,7 +451,7 @@ class SimCard:
         return self._line_protected(cmd, challenge, False)
 
     def _get_response(self, cmd: GetResponse, tx: object, challenge: object) -> bytes:
-        return status(SW_CONDITIONS)  # on ISO 14443-4 every answer comes whole: nothing ever waits
+        return status(CardStatus.CONDITIONS_NOT_SATISFIED)  # on ISO 14443-4 every answer comes whole: nothing ever waits
 
 
 _HANDLERS: dict[type, Callable[..., bytes]] = {

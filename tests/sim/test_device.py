@@ -15,7 +15,8 @@ from protocols import card_commands as cc
 from protocols import psam_commands as pc
 from protocols.errors import ProtocolError
 from sim.card import cpu_card
-from sim.device import SW_INTERNAL, parse_or_status
+from protocols.status import CardStatus
+from sim.device import parse_or_status
 from sim import psam as sim_psam
 
 from .card_support import SELECT_EP, TERMINAL, e2e_card, e2e_psam
@@ -31,7 +32,7 @@ def test_parse_or_status_maps_refusals_to_status_words() -> None:
 
     assert parse_or_status(parse, b"a1") == ("parsed", b"a1")
     assert parse_or_status(parse, b"bad") == 0x6700
-    assert parse_or_status(parse, b"odd") == SW_INTERNAL
+    assert parse_or_status(parse, b"odd") == CardStatus.INTERNAL_ERROR
 
 
 @contextmanager
