@@ -89,24 +89,20 @@ class PsamStatus(StatusWord):
 TABLES: dict[str, type[StatusWord]] = {"card": CardStatus, "sam": PsamStatus}
 """The table of each peer, by the role name the decoder and the device openers use."""
 
+SW1_BYTES_WAITING = 0x61
+"""SW1 of ``61xx``: xx bytes of answer wait for GET RESPONSE (00 meaning 256)."""
+SW1_WRONG_LE = 0x6C
+"""SW1 of ``6Cxx``: wrong Le, send the command again with Le = xx (00 meaning 256)."""
+
+
 def bytes_waiting(count: int) -> int:
     """``61xx``: ``count`` bytes of answer wait for GET RESPONSE (256 is sent as 00)."""
-    return 0x6100 | (count & 0xFF)
+    return SW1_BYTES_WAITING << 8 | (count & 0xFF)
 
 
 def resend_with_le(size: int) -> int:
     """``6Cxx``: wrong Le, the answer is ``size`` bytes (256 is sent as 00)."""
-    return 0x6C00 | (size & 0xFF)
-
-
-def response_available(sw: int) -> int | None:
-    """``xx`` of ``61xx`` (bytes waiting for GET RESPONSE, 0 meaning 256), ``None`` for any other word."""
-    return sw & 0xFF if sw >> 8 == 0x61 else None
-
-
-def wrong_le(sw: int) -> int | None:
-    """``xx`` of ``6Cxx`` (resend with Le = xx), ``None`` for any other word."""
-    return sw & 0xFF if sw >> 8 == 0x6C else None
+    return SW1_WRONG_LE << 8 | (size & 0xFF)
 
 
 def describe(sw: int, role: str = "card") -> str:
@@ -119,9 +115,9 @@ def describe(sw: int, role: str = "card") -> str:
         except ValueError:
             pass
     sw1, sw2 = sw >> 8, sw & 0xFF
-    if sw1 == 0x61:
+    if sw1 == SW1_BYTES_WAITING:
         return f"{sw2 or 256} response bytes available (GET RESPONSE)"
-    if sw1 == 0x6C:
+    if sw1 == SW1_WRONG_LE:
         return f"wrong Le: exactly {sw2 or 256} bytes available"
     if sw1 == 0x63 and sw2 & 0xF0 == 0xC0:
         return f"verification failed, {sw2 & 0x0F} tries left"
@@ -149,7 +145,7 @@ def is_known(sw: int, role: str = "card") -> bool:
     63Cx); :func:`describe` then gives its meaning, otherwise only its ISO 7816-4 class."""
     sw1 = sw >> 8
     return (sw in TABLES.get(role, CardStatus)._value2member_map_ or sw in CardStatus._value2member_map_
-            or sw1 in (0x61, 0x6C) or (sw1 == 0x63 and sw & 0xF0 == 0xC0))
+            or sw1 in (SW1_BYTES_WAITING, SW1_WRONG_LE) or (sw1 == 0x63 and sw & 0xF0 == 0xC0))
 
 
 def format_sw(sw: int, role: str = "card") -> str:

@@ -14,7 +14,7 @@ from typing import Callable
 from protocols.apdu import CommandAPDU, ResponseAPDU
 from protocols.card_commands import GetResponse
 from protocols.errors import ProtocolError
-from protocols.status import CardStatus, response_available, wrong_le
+from protocols.status import SW1_BYTES_WAITING, SW1_WRONG_LE, CardStatus
 
 from .errors import LinkError, StatusError
 from .link import Activation, Link
@@ -88,25 +88,19 @@ class Channel:
         if self.t0:
             apdu = self._t0_command(apdu)
         response = self._raw(apdu, timeout)
-        sw = (response[-2] << 8) | response[-1]
-        le = wrong_le(sw)
-        if le is not None:
+        if response[-2] == SW1_WRONG_LE:
             command = CommandAPDU.parse(apdu)
-            command.le = le or 256
+            command.le = response[-1] or 256
             response = self._raw(command.to_bytes(), timeout)
-            sw = (response[-2] << 8) | response[-1]
-        waiting = response_available(sw)
-        if waiting is None:
-            return ResponseAPDU(response[:-2], sw)
+        if response[-2] != SW1_BYTES_WAITING:
+            return ResponseAPDU(response[:-2], (response[-2] << 8) | response[-1])
         data = bytearray()
         for _ in range(_MAX_GET_RESPONSE):
             data += response[:-2]
-            response = self._raw(GetResponse(waiting or 256).to_bytes(), timeout)
-            sw = (response[-2] << 8) | response[-1]
-            waiting = response_available(sw)
-            if waiting is None:
+            response = self._raw(GetResponse(response[-1] or 256).to_bytes(), timeout)
+            if response[-2] != SW1_BYTES_WAITING:
                 data += response[:-2]
-                return ResponseAPDU(bytes(data), sw)
+                return ResponseAPDU(bytes(data), (response[-2] << 8) | response[-1])
         raise ProtocolError(f"{self.peer} kept answering 61xx after {_MAX_GET_RESPONSE} GET RESPONSE commands")
 
     def call(self, apdu: bytes, command: str, *, accept: tuple[int, ...] = (CardStatus.OK,),

@@ -25,7 +25,7 @@ from protocols.errors import ProtocolError, YktError
 from protocols.fci import PPSE_NAME, T_UNION_EP_AID, Fci
 from protocols.hexutil import to_hex
 from protocols.schemes import PURSE_AIDS, Scheme, scheme_of
-from protocols.status import CardStatus, response_available, wrong_le
+from protocols.status import SW1_BYTES_WAITING, SW1_WRONG_LE, CardStatus
 
 from .channel import Channel
 from .link import Activation
@@ -154,11 +154,10 @@ class _Interpreter:
             response = data + response
             item = Captured(where, command, response)
         self.waiting = None
-        sw = (response[-2] << 8) | response[-1]
-        if response_available(sw) is not None:
+        if response[-2] == SW1_BYTES_WAITING:
             self.waiting = (item.where, command, response[:-2])
             return
-        if wrong_le(sw) is not None:
+        if response[-2] == SW1_WRONG_LE:
             return  # wrong Le: the reader sends the command again with the right one
         try:
             parsed = cc.parse_card_command(command)
@@ -167,7 +166,7 @@ class _Interpreter:
             return
         handler = _HANDLERS.get(type(parsed))
         if handler is not None:
-            handler(self, item.where, parsed, response[:-2], sw)
+            handler(self, item.where, parsed, response[:-2], (response[-2] << 8) | response[-1])
 
     def _failed(self, item: Captured) -> None:
         self.waiting = None
