@@ -21,7 +21,7 @@ from typing import ClassVar, Self
 
 import construct as c
 
-from .apdu import CommandAPDU
+from .apdu import CommandAPDU, split_command
 from .errors import ProtocolError
 from .fields import BcdDateTime
 from .layout import Layout
@@ -269,40 +269,48 @@ class Command:
 
     @classmethod
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        raise NotImplementedError
+        """The command in ``apdu``; :class:`ProtocolError` with the card's status word when it is not this one."""
+        if apdu.cla != cls.CLA:
+            raise cls._error(f"CLA {apdu.cla:02X}, expected {cls.CLA:02X}", CardStatus.UNKNOWN_CLA)
+        if apdu.ins != cls.INS:
+            raise cls._error(f"INS {apdu.ins:02X}, expected {cls.INS:02X}", CardStatus.UNKNOWN_INS)
+        cls._check_parameters(apdu.p1, apdu.p2, apdu.extended)
+        return cls._decode(apdu.p1, apdu.p2, apdu.data, apdu.le)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Self:
         return cls.from_apdu(CommandAPDU.parse(raw))
 
     @classmethod
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        """The command from the parts of a short APDU whose CLA, INS and fixed P1/P2 are this command's."""
+        raise NotImplementedError
+
+    @classmethod
     def _error(cls, message: str, sw: int | None = None) -> ProtocolError:
         return ProtocolError(f"{cls.__name__}: {message}", sw=sw)
 
     @classmethod
-    def _check_header(cls, apdu: CommandAPDU) -> None:
-        if apdu.cla != cls.CLA:
-            raise cls._error(f"CLA {apdu.cla:02X}, expected {cls.CLA:02X}", CardStatus.UNKNOWN_CLA)
-        if apdu.ins != cls.INS:
-            raise cls._error(f"INS {apdu.ins:02X}, expected {cls.INS:02X}", CardStatus.UNKNOWN_INS)
-        if (cls.P1 is not None and apdu.p1 != cls.P1) or (cls.P2 is not None and apdu.p2 != cls.P2):
-            raise cls._error(f"P1-P2 {apdu.p1:02X}{apdu.p2:02X} not supported", CardStatus.WRONG_P1P2)
-        if apdu.extended:
+    def _check_parameters(cls, p1: int, p2: int, extended: bool) -> None:
+        """The P1 and P2 the command fixes, and short length fields (no command here takes an extended APDU)."""
+        if (cls.P1 is not None and p1 != cls.P1) or (cls.P2 is not None and p2 != cls.P2):
+            raise cls._error(f"P1-P2 {p1:02X}{p2:02X} not supported", CardStatus.WRONG_P1P2)
+        if extended:
             raise cls._error("extended length APDUs are not supported", CardStatus.WRONG_LENGTH)
 
     @classmethod
-    def _check_no_data(cls, apdu: CommandAPDU) -> None:
-        if apdu.data:
-            raise cls._error(f"takes no data, got {len(apdu.data)} bytes", CardStatus.WRONG_LENGTH)
+    def _check_no_data(cls, data: bytes) -> None:
+        if data:
+            raise cls._error(f"takes no data, got {len(data)} bytes", CardStatus.WRONG_LENGTH)
 
     @classmethod
-    def _check_data_size(cls, apdu: CommandAPDU, size: int) -> None:
-        if len(apdu.data) != size:
-            raise cls._error(f"Lc must be {size}, got {len(apdu.data)}", CardStatus.WRONG_LENGTH)
+    def _check_data_size(cls, data: bytes, size: int) -> None:
+        if len(data) != size:
+            raise cls._error(f"Lc must be {size}, got {len(data)}", CardStatus.WRONG_LENGTH)
 
     @classmethod
-    def _check_no_le(cls, apdu: CommandAPDU) -> None:
-        if apdu.le is not None:
+    def _check_no_le(cls, le: int | None) -> None:
+        if le is not None:
             raise cls._error("takes no Le", CardStatus.WRONG_LENGTH)
 
     @classmethod
@@ -401,11 +409,10 @@ class SelectByName(Command):
         return bytes((0x00, 0xA4, 0x04, self.p2, len(aid))) + aid + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p2 not in _SELECT_P2:
-            raise cls._error(f"P2 {apdu.p2:02X} not supported", CardStatus.WRONG_P1P2)
-        return cls(cls._check_bytes(apdu.data, _AID_SIZES, "DF name"), apdu.p2, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p2 not in _SELECT_P2:
+            raise cls._error(f"P2 {p2:02X} not supported", CardStatus.WRONG_P1P2)
+        return cls(cls._check_bytes(data, _AID_SIZES, "DF name"), p2, le)
 
 
 @dataclass(slots=True)
@@ -429,12 +436,11 @@ class SelectByFid(Command):
         return bytes((0x00, 0xA4, 0x00, self.p2, 2, fid >> 8, fid & 0xFF)) + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p2 not in _SELECT_P2:
-            raise cls._error(f"P2 {apdu.p2:02X} not supported", CardStatus.WRONG_P1P2)
-        cls._check_data_size(apdu, 2)
-        return cls(int.from_bytes(apdu.data, "big"), apdu.p2, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p2 not in _SELECT_P2:
+            raise cls._error(f"P2 {p2:02X} not supported", CardStatus.WRONG_P1P2)
+        cls._check_data_size(data, 2)
+        return cls(int.from_bytes(data, "big"), p2, le)
 
 
 @dataclass(slots=True)
@@ -454,14 +460,13 @@ class ReadBinary(Command):
         return bytes((0x00, 0xB0, 0x80 | sfi, offset)) + self._le_byte(self.le, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p1 & 0xE0 != 0x80:
-            raise cls._error(f"P1 {apdu.p1:02X}: only SFI addressing (100xxxxx) is supported", CardStatus.WRONG_P1P2)
-        sfi = cls._check_sfi(apdu.p1 & 0x1F)
-        cls._check_no_data(apdu)
-        cls._le_byte(apdu.le, required=True)
-        return cls(sfi, apdu.p2, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p1 & 0xE0 != 0x80:
+            raise cls._error(f"P1 {p1:02X}: only SFI addressing (100xxxxx) is supported", CardStatus.WRONG_P1P2)
+        sfi = cls._check_sfi(p1 & 0x1F)
+        cls._check_no_data(data)
+        cls._le_byte(le, required=True)
+        return cls(sfi, p2, le)
 
 
 @dataclass(slots=True)
@@ -482,13 +487,12 @@ class ReadRecord(Command):
         return bytes((0x00, 0xB2, record, p2)) + self._le_byte(self.le, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        sfi = cls._check_sfi(apdu.p2 >> 3)
-        mode = cls._check_mode(apdu.p2 & 0x07)
-        cls._check_no_data(apdu)
-        cls._le_byte(apdu.le, required=True)
-        return cls(sfi, apdu.p1, mode, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        sfi = cls._check_sfi(p2 >> 3)
+        mode = cls._check_mode(p2 & 0x07)
+        cls._check_no_data(data)
+        cls._le_byte(le, required=True)
+        return cls(sfi, p1, mode, le)
 
 
 @dataclass(slots=True)
@@ -508,12 +512,11 @@ class GetBalance(Command):
         return bytes((0x80, 0x5C, 0x00, purse)) + self._fixed_le_byte(self.le, 4, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        purse = cls._check_purse(apdu.p2)
-        cls._check_no_data(apdu)
-        cls._check_fixed_le(apdu.le, 4, required=True)
-        return cls(purse, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        purse = cls._check_purse(p2)
+        cls._check_no_data(data)
+        cls._check_fixed_le(le, 4, required=True)
+        return cls(purse, le)
 
 
 @dataclass(slots=True)
@@ -535,12 +538,11 @@ class _Initialize(Command):
                 + self._fixed_le_byte(self.le, self.RESPONSE.size))  # type: ignore[attr-defined,union-attr]
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        purse = cls._check_purse(apdu.p2)
-        data = cls._parse_data(INITIALIZE_DATA, apdu.data)
-        cls._check_fixed_le(apdu.le, cls.RESPONSE.size)  # type: ignore[union-attr]
-        return cls(data.key_index, data.amount, data.terminal_number, purse, apdu.le)  # type: ignore[call-arg]
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        purse = cls._check_purse(p2)
+        data = cls._parse_data(INITIALIZE_DATA, data)
+        cls._check_fixed_le(le, cls.RESPONSE.size)  # type: ignore[union-attr]
+        return cls(data.key_index, data.amount, data.terminal_number, purse, le)  # type: ignore[call-arg]
 
 
 @dataclass(slots=True)
@@ -596,13 +598,12 @@ class UpdateCappDataCache(Command):
         return bytes((0x80, 0xDC, record, p2, len(data))) + data
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        sfi = cls._check_sfi(apdu.p2 >> 3)
-        mode = cls._check_mode(apdu.p2 & 0x07)
-        cls._check_bytes(apdu.data, _RECORD_SIZES, "record")
-        cls._check_no_le(apdu)
-        return cls(sfi, apdu.p1, apdu.data, mode)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        sfi = cls._check_sfi(p2 >> 3)
+        mode = cls._check_mode(p2 & 0x07)
+        cls._check_bytes(data, _RECORD_SIZES, "record")
+        cls._check_no_le(le)
+        return cls(sfi, p1, data, mode)
 
 
 @dataclass(slots=True)
@@ -626,12 +627,11 @@ class DebitForPurchase(Command):
                 + self._fixed_le_byte(self.le, 8))
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = cls._parse_data(DEBIT_DATA, apdu.data)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        data = cls._parse_data(DEBIT_DATA, data)
         cls._check_when(data.when)
-        cls._check_fixed_le(apdu.le, 8)
-        return cls(data.tsn, data.when, data.mac1, apdu.le)
+        cls._check_fixed_le(le, 8)
+        return cls(data.tsn, data.when, data.mac1, le)
 
 
 @dataclass(slots=True)
@@ -658,11 +658,10 @@ class GetTransactionProve(Command):
         return bytes((0x80, 0x5A, 0x00, p2, 2, atc >> 8, atc & 0xFF)) + self._fixed_le_byte(self.le, 8)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_data_size(apdu, 2)
-        cls._check_fixed_le(apdu.le, 8)
-        return cls(apdu.p2, int.from_bytes(apdu.data, "big"), apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_data_size(data, 2)
+        cls._check_fixed_le(le, 8)
+        return cls(p2, int.from_bytes(data, "big"), le)
 
 
 @dataclass(slots=True)
@@ -685,12 +684,11 @@ class CreditForLoad(Command):
                 + self._fixed_le_byte(self.le, 4))
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = cls._parse_data(CREDIT_DATA, apdu.data)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        data = cls._parse_data(CREDIT_DATA, data)
         cls._check_when(data.when)
-        cls._check_fixed_le(apdu.le, 4)
-        return cls(data.when, data.mac2, apdu.le)
+        cls._check_fixed_le(le, 4)
+        return cls(data.when, data.mac2, le)
 
 
 @dataclass(slots=True)
@@ -710,12 +708,11 @@ class GetChallenge(Command):
         return bytes((0x00, 0x84, 0x00, 0x00, self.le))
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_no_data(apdu)
-        if apdu.le not in (4, 8):
-            raise cls._error(f"Le must be 4 or 8, got {apdu.le}", CardStatus.WRONG_LENGTH)
-        return cls(apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_no_data(data)
+        if le not in (4, 8):
+            raise cls._error(f"Le must be 4 or 8, got {le}", CardStatus.WRONG_LENGTH)
+        return cls(le)
 
 
 @dataclass(slots=True)
@@ -736,11 +733,10 @@ class MacCommand(Command):
         return self.protected_header + self._check_bytes(self.mac, _MAC_SIZE, "MAC")
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_data_size(apdu, 4)
-        cls._check_no_le(apdu)
-        return cls(apdu.data)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_data_size(data, 4)
+        cls._check_no_le(le)
+        return cls(data)
 
 
 @dataclass(slots=True)
@@ -774,11 +770,10 @@ class GetResponse(Command):
         return b"\x00\xc0\x00\x00" + self._le_byte(self.le, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_no_data(apdu)
-        cls._le_byte(apdu.le, required=True)
-        return cls(apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_no_data(data)
+        cls._le_byte(le, required=True)
+        return cls(le)
 
 
 # --- dispatch -------------------------------------------------------------------------------------------------------
@@ -799,20 +794,28 @@ class CommandSet:
         self._instructions = frozenset(ins for _, ins in routes)
 
     def parse(self, raw: bytes) -> Command:
-        return self.parse_apdu(CommandAPDU.parse(raw))
+        """The command object of a raw C-APDU: its parts split once (:func:`~protocols.apdu.split_command`), routed
+        by CLA, INS (and P1), and decoded by its class."""
+        data, le, extended = split_command(raw)
+        command = self._route(raw[0], raw[1], raw[2])
+        command._check_parameters(raw[2], raw[3], extended)
+        return command._decode(raw[2], raw[3], data, le)
 
     def parse_apdu(self, apdu: CommandAPDU) -> Command:
-        target = self._routes.get((apdu.cla, apdu.ins))
+        return self._route(apdu.cla, apdu.ins, apdu.p1).from_apdu(apdu)
+
+    def _route(self, cla: int, ins: int, p1: int) -> type[Command]:
+        target = self._routes.get((cla, ins))
         if target is None:
-            if apdu.cla not in self._classes or apdu.ins in self._instructions:
-                raise ProtocolError(f"CLA {apdu.cla:02X} not supported for INS {apdu.ins:02X}", sw=CardStatus.UNKNOWN_CLA)
-            raise ProtocolError(f"INS {apdu.ins:02X} not supported", sw=CardStatus.UNKNOWN_INS)
+            if cla not in self._classes or ins in self._instructions:
+                raise ProtocolError(f"CLA {cla:02X} not supported for INS {ins:02X}", sw=CardStatus.UNKNOWN_CLA)
+            raise ProtocolError(f"INS {ins:02X} not supported", sw=CardStatus.UNKNOWN_INS)
         if type(target) is dict:
-            command = target.get(apdu.p1)
+            command = target.get(p1)
             if command is None:
-                raise ProtocolError(f"{apdu.cla:02X}{apdu.ins:02X}: P1 {apdu.p1:02X} not supported", sw=CardStatus.WRONG_P1P2)
-            return command.from_apdu(apdu)
-        return target.from_apdu(apdu)
+                raise ProtocolError(f"{cla:02X}{ins:02X}: P1 {p1:02X} not supported", sw=CardStatus.WRONG_P1P2)
+            return command
+        return target
 
 
 CardCommand = (SelectByName | SelectByFid | ReadBinary | ReadRecord | GetBalance | InitializeForPurchase

@@ -166,21 +166,20 @@ class InitSamForPurchase(Command):
         return bytes((0x80, 0x70, 0x00, 0x00, len(data))) + data + self._fixed_le_byte(self.le, 8)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        size = len(apdu.data)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        size = len(data)
         if size == SAM_PURCHASE_DATA_1.size:
-            d = cls._parse_data(SAM_PURCHASE_DATA_1, apdu.data)
+            d = cls._parse_data(SAM_PURCHASE_DATA_1, data)
             issuer_id = None
         elif size == SAM_PURCHASE_DATA_2.size:
-            d = cls._parse_data(SAM_PURCHASE_DATA_2, apdu.data)
+            d = cls._parse_data(SAM_PURCHASE_DATA_2, data)
             issuer_id = d.issuer_id
         else:
             raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", PsamStatus.WRONG_LENGTH)
         cls._check_when(d.when)
-        cls._check_fixed_le(apdu.le, 8)
+        cls._check_fixed_le(le, 8)
         return cls(d.random, d.offline_atc, d.amount, d.transaction_type, d.when, d.key_version, d.algorithm_id,
-                   d.card_serial, issuer_id, apdu.le)
+                   d.card_serial, issuer_id, le)
 
 
 @dataclass(slots=True)
@@ -229,13 +228,11 @@ class DesInit(Command):
         return bytes((0x80, 0x1A, p1, p2, len(data))) + data
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = apdu.data
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
         if len(data) not in (8, 16, 24):
             raise cls._error(f"Lc must be 08, 10 or 18, got {len(data):02X}", PsamStatus.WRONG_LENGTH)
-        cls._check_no_le(apdu)
-        return cls(apdu.p1, apdu.p2, tuple(data[i:i + 8] for i in range(0, len(data), 8)))
+        cls._check_no_le(le)
+        return cls(p1, p2, tuple(data[i:i + 8] for i in range(0, len(data), 8)))
 
 
 @dataclass(slots=True)
@@ -255,9 +252,8 @@ class DesEncrypt(Command):
         return bytes((0x80, 0xFA, 0x00, 0x00, len(data))) + data + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        return cls(_check_blocks(cls, apdu.data, 1, _MAX_BLOCKS), apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        return cls(_check_blocks(cls, data, 1, _MAX_BLOCKS), le)
 
 
 @dataclass(slots=True)
@@ -282,10 +278,9 @@ class DesMac(Command):
         return bytes((0x80, 0xFA, 0x05, 0x00, 8 + len(data))) + iv + data + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = _check_blocks(cls, apdu.data, 2, _MAX_BLOCKS)
-        return cls(data[:8], data[8:], apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        data = _check_blocks(cls, data, 2, _MAX_BLOCKS)
+        return cls(data[:8], data[8:], le)
 
 
 class M1KeyType(IntEnum):
@@ -329,16 +324,14 @@ class M1SectorKeys(Command):
         return bytes((0x80, 0xFC, p1, p2, len(data))) + data + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p1 not in tuple(M1KeyType):
-            raise cls._error(f"key type {apdu.p1:02X}: 01 key A or 02 key B", PsamStatus.WRONG_P1P2)
-        data = apdu.data
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p1 not in tuple(M1KeyType):
+            raise cls._error(f"key type {p1:02X}: 01 key A or 02 key B", PsamStatus.WRONG_P1P2)
         if not 5 <= len(data) <= 4 + M1_MAX_SECTORS:
             raise cls._error(f"Lc must be 05..{4 + M1_MAX_SECTORS:02X}, got {len(data):02X}", PsamStatus.WRONG_LENGTH)
         if any(sector >= M1_MAX_SECTORS for sector in data[4:]):
             raise cls._error(f"a sector number is 00..{M1_MAX_SECTORS - 1:02X}", PsamStatus.WRONG_DATA)
-        return cls(apdu.p1, apdu.p2, data[:4], tuple(data[4:]), apdu.le)
+        return cls(p1, p2, data[:4], tuple(data[4:]), le)
 
 
 _BLOCK = range(8, 9)
