@@ -8,7 +8,7 @@ real reader.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from protocols.errors import ProtocolError
 from protocols.status import CardStatus
@@ -29,6 +29,14 @@ class Device(Protocol):
     def execute(self, apdu: bytes) -> bytes:
         """Process one command APDU and return the response APDU. Never raises for bad input: a card answers a status
         word. Each command's effect on persistent state is atomic, as a card's EEPROM commit is."""
+
+
+@runtime_checkable
+class NegotiatesRate(Protocol):
+    """A contact card that takes an ISO 7816-3 PPS exchange after its ATR (a PSAM)."""
+
+    def pps(self, request: bytes) -> bytes:
+        """The card's PPS response to ``request`` (an echo when it accepts the rate asked for)."""
 
 
 def parse_or_status(parse: Callable[[bytes], C], apdu: bytes) -> C | int:

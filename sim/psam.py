@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 
+from protocols.atr import DEFAULT_TA1, PPSS, Atr, pps_parameters
 from protocols.bcd import encode_datetime
 from protocols.card_commands import (
     GetResponse,
@@ -89,9 +90,12 @@ from .issuing import load_demo_keyset
 log = logging.getLogger(__name__)
 
 MF_FID = 0x3F00
-DEFAULT_ATR = bytes.fromhex("3B6C0000") + b"YKT-PSAM-SIM"
-"""``3B 6C 00 00`` + 12 historical bytes: direct convention, TB1 = 00 (no programming voltage), TC1 = 00 (no extra
-guard time), no TD1, so T=0 only, at the default Fi/Di (9600 bit/s at 3.57 MHz)."""
+DEFAULT_ATR = bytes.fromhex("3B5C1800") + b"YKT-PSAM-SIM"
+"""``3B 5C 18 00`` + 12 historical bytes: direct convention, TA1 = 18 (Fi 372, Di 12: 115200 bit/s at 3.5712 MHz,
+twelve times the 9600 bit/s every card starts at after reset), TC1 = 00 (no extra guard time), no TD1, so T=0 only;
+no TA2, so the rate of TA1 is taken with a PPS exchange (:meth:`SimPsam.pps`)."""
+_DEFAULT_RATE_PPS = bytes((PPSS, 0x00, PPSS))
+"""The PPS answer that keeps the default rate under T=0 (PPS1 left out)."""
 DES_USAGES = {PsamKeyUsage.TAC: KeyUsage.TAC, PsamKeyUsage.MAINTENANCE: KeyUsage.MAINTENANCE,
               PsamKeyUsage.M1_TAC: KeyUsage.M1_TAC, PsamKeyUsage.M1_AUTH: KeyUsage.M1_AUTH}
 """DES INIT P1 (key usage) to the key-set usage it diversifies."""
@@ -130,6 +134,8 @@ class SimPsam:
         self.df = df
         self.internal_errors = 0
         self._activation = Activation("T=0", atr=atr)
+        self._ta1 = Atr.parse(atr).ta1
+        self._after_reset = False  # a PPS is taken only right after the ATR
         self._df_fci = Tlv.constructed(0x6F, Tlv.primitive(0x83, df.to_bytes(2, "big"))).to_bytes()
         self._upper_keys: dict[tuple[KeyUsage, int, tuple[bytes, ...]], CardKey] = {}
         self._selected = _MF
@@ -145,10 +151,24 @@ class SimPsam:
         self._session = None
         self._des_key = None
         self._waiting = None
+        self._after_reset = True
         return self._activation
+
+    def pps(self, request: bytes) -> bytes:
+        """ISO 7816-3 PPS, right after the ATR: a request for T=0 at the rate of the ATR's TA1 (or the default one) is
+        confirmed by echoing it; any other request, or one that comes later, is answered with the default rate."""
+        after_reset, self._after_reset = self._after_reset, False
+        try:
+            protocol, ta1 = pps_parameters(request)
+        except ProtocolError:
+            return _DEFAULT_RATE_PPS
+        if after_reset and protocol == 0 and ta1 in (self._ta1, DEFAULT_TA1):
+            return request
+        return _DEFAULT_RATE_PPS
 
     def execute(self, apdu: bytes) -> bytes:
         """Answer one command APDU; any input gets a status word."""
+        self._after_reset = False
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)

@@ -5,7 +5,8 @@ fixture, on a simulated reader whose timing model (:mod:`sim.timing`) prices eve
 contactless link, contact-line time to the PSAM, and the time the card and the PSAM spend computing. The tap's total
 is the activation's air time plus every exchange's line and device time, one after the other (the validator never
 overlaps them), and is held against the 400 ms that DB31/T 239-2020 §6.3.2 allows for one purchase. The PSAM's
-start-up exchanges happen when the validator starts, before any card, and are not part of a tap.
+start-up (its ATR, the PPS exchange that raises its line speed to what the ATR offers, the reads of its terminal
+number and key index) happens when the validator starts, before any card, and is not part of a tap.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class TapReport:
     baud: int
     activation_us: float
     steps: list[TapStep]
+    pps: bool = False  # the PSAM's rate was negotiated up by PPS at start-up (before the tap, not counted in it)
 
     def _sum(self, role: str, attr: str) -> float:
         return sum(getattr(step, attr) for step in self.steps if step.role == role)
@@ -131,10 +133,11 @@ class _Activations(Tracer):
             self.last[link] = activation
 
 
-def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int = 9600, config: ValidatorConfig | None = None,
-            fares: Path = DEMO_FARES, tracer: Tracer | None = None) -> TapReport:
-    """Start a validator with the demo PSAM (T=0 at ``baud``) and tap ``card`` once at ``kbps``; ``tracer`` sees the
-    PSAM's start-up and the tap, on links :data:`CARD_LINK` and :data:`SAM_LINK`."""
+def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int | None = None,
+            config: ValidatorConfig | None = None, fares: Path = DEMO_FARES, tracer: Tracer | None = None) -> TapReport:
+    """Start a validator with the demo PSAM (T=0 at the rate its ATR offers, negotiated by PPS at start-up, or at a
+    fixed ``baud``) and tap ``card`` once at ``kbps``; ``tracer`` sees the PSAM's start-up and the tap, on links
+    :data:`CARD_LINK` and :data:`SAM_LINK`."""
     timing, contact = ContactlessTiming(kbps=kbps), ContactTiming(baud=baud)
     reader = SimReader(card, timing=timing, name=CARD_LINK)
     sam = SimSamSlot(sim_psam("psam"), timing=contact, name=SAM_LINK)
@@ -146,7 +149,8 @@ def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int = 9600, c
     activation = seen.last.get(CARD_LINK)
     assert outcome is not None and activation is not None and reader.activation_model is not None, \
         "a card in the field is always tapped"
-    model, contact_model = timing.model(activation), contact.model()
+    model, contact_model = timing.model(activation), sam.model
+    assert contact_model is not None, "the SAM slot has a timing model"
     at = reader.activation_model.total_us
     steps = []
     for number, exchange in enumerate(outcome.exchanges, 1):
@@ -160,5 +164,5 @@ def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int = 9600, c
         steps.append(TapStep(number, role, command_label(exchange.command, role), exchange.command, exchange.response,
                              line, min(out, line), device, at))
         at += line + device
-    return TapReport(outcome, kbps, model.kbps_to_picc, model.kbps_to_pcd, baud, reader.activation_model.total_us,
-                     steps)
+    return TapReport(outcome, kbps, model.kbps_to_picc, model.kbps_to_pcd, contact_model.baud,
+                     reader.activation_model.total_us, steps, sam.activation_model is not None)

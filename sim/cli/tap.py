@@ -27,7 +27,7 @@ def report_dict(report: TapReport, fixture: Path) -> dict[str, Any]:
     outcome = report.outcome
     return {
         "fixture": str(fixture), "kbps": report.kbps, "kbps_to_card": report.kbps_to_card,
-        "kbps_to_reader": report.kbps_to_reader, "baud": report.baud,
+        "kbps_to_reader": report.kbps_to_reader, "baud": report.baud, "pps": report.pps,
         "outcome": {"status": outcome.status.value,
                     "decline": outcome.decline.name.lower() if outcome.decline else None,
                     "message": outcome.message, "fare": outcome.fare, "balance_before": outcome.balance_before,
@@ -50,7 +50,7 @@ def print_report(report: TapReport, fixture: Path) -> None:
 
     click.echo(f"One tap of {fixture} on the simulated reader: {report.kbps} kbit/s asked, the card at "
                f"{report.kbps_to_card} kbit/s in and {report.kbps_to_reader} kbit/s out; "
-               f"PSAM T=0 at {report.baud} baud")
+               f"PSAM T=0 at {report.baud} baud{' (PPS at start-up)' if report.pps else ''}")
     outcome = report.outcome
     tac = f"  TAC {outcome.tac.hex().upper()}" if outcome.tac is not None else ""
     click.echo(f"outcome: {outcome.status.value}: {outcome.message}{tac}")
@@ -79,8 +79,9 @@ def print_report(report: TapReport, fixture: Path) -> None:
               type=click.Path(dir_okay=False, exists=True, path_type=Path), help="The card fixture to tap.")
 @click.option("--bitrate", type=click.Choice(["106", "212", "424", "848"]), default="106", show_default=True,
               help="Bit rate the reader asks for, kbit/s (the card's ATS may allow less).")
-@click.option("--baud", type=click.IntRange(min=1), default=9600, show_default=True,
-              help="The PSAM's T=0 line speed.")
+@click.option("--baud", type=click.IntRange(min=1),
+              help="A fixed T=0 line speed for the PSAM. Default: the rate its ATR offers (TA1), negotiated by PPS "
+                   "when the validator starts, up to 115200 baud.")
 @click.option("--at", "when", type=click.DateTime(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
               help="The validator's clock at the tap (local time). Default: now.")
 @click.option("--timeline", "timeline", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png|FILE.svg",
@@ -89,7 +90,7 @@ def print_report(report: TapReport, fixture: Path) -> None:
               help=TRACE_HELP)
 @click.option("--save", is_flag=True, help="Write the card's new state (balance, counter, records) back to FIXTURE.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, times in µs.")
-def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeline: Path | None,
+def tap(fixture: Path, bitrate: str, baud: int | None, when: dt.datetime | None, timeline: Path | None,
         trace_path: Path | None, save: bool, as_json: bool) -> None:
     """Tap a fixture card once on the simulated reader and show where the time goes.
 

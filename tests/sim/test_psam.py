@@ -44,7 +44,7 @@ def keyset(levels: int = 2, algorithm: str = "3DES"):  # type: ignore[no-untyped
 def test_power_on_answers_a_t0_atr() -> None:
     psam = SimPsam(KEYSET, TERMINAL)
     activation = psam.power_on()
-    assert activation.protocol == "T=0" and activation.atr == DEFAULT_ATR == h("3B6C0000 594B542D5053414D2D53494D")
+    assert activation.protocol == "T=0" and activation.atr == DEFAULT_ATR == h("3B5C1800 594B542D5053414D2D53494D")
     assert activation.uid == b"" and activation.ats is None
 
 
