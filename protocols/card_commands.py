@@ -540,9 +540,9 @@ class _Initialize(Command):
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
         purse = cls._check_purse(p2)
-        data = cls._parse_data(INITIALIZE_DATA, data)
+        fields = cls._parse_data(INITIALIZE_DATA, data)
         cls._check_fixed_le(le, cls.RESPONSE.size)  # type: ignore[union-attr]
-        return cls(data.key_index, data.amount, data.terminal_number, purse, le)  # type: ignore[call-arg]
+        return cls(fields.key_index, fields.amount, fields.terminal_number, purse, le)  # type: ignore[call-arg]
 
 
 @dataclass(slots=True)
@@ -628,10 +628,10 @@ class DebitForPurchase(Command):
 
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
-        data = cls._parse_data(DEBIT_DATA, data)
-        cls._check_when(data.when)
+        fields = cls._parse_data(DEBIT_DATA, data)
+        cls._check_when(fields.when)
         cls._check_fixed_le(le, 8)
-        return cls(data.tsn, data.when, data.mac1, le)
+        return cls(fields.tsn, fields.when, fields.mac1, le)
 
 
 @dataclass(slots=True)
@@ -685,10 +685,10 @@ class CreditForLoad(Command):
 
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
-        data = cls._parse_data(CREDIT_DATA, data)
-        cls._check_when(data.when)
+        fields = cls._parse_data(CREDIT_DATA, data)
+        cls._check_when(fields.when)
         cls._check_fixed_le(le, 4)
-        return cls(data.when, data.mac2, le)
+        return cls(fields.when, fields.mac2, le)
 
 
 @dataclass(slots=True)
@@ -810,7 +810,7 @@ class CommandSet:
             if cla not in self._classes or ins in self._instructions:
                 raise ProtocolError(f"CLA {cla:02X} not supported for INS {ins:02X}", sw=CardStatus.UNKNOWN_CLA)
             raise ProtocolError(f"INS {ins:02X} not supported", sw=CardStatus.UNKNOWN_INS)
-        if type(target) is dict:
+        if isinstance(target, dict):
             command = target.get(p1)
             if command is None:
                 raise ProtocolError(f"{cla:02X}{ins:02X}: P1 {p1:02X} not supported", sw=CardStatus.WRONG_P1P2)

@@ -29,7 +29,8 @@ class StatusWord(IntEnum):
 
 
 class CardStatus(StatusWord):
-    """What a purse card answers. The purse words (9xxx, 6283/6284 on SELECT) follow how T-Union validators read them."""
+    """What a purse card answers. The purse words (9xxx, 6283/6284 on SELECT) are read as T-Union validators read
+    them."""
 
     OK = 0x9000, "success"
     DATA_CORRUPTED = 0x6281, "part of returned data may be corrupted"
@@ -88,6 +89,7 @@ class PsamStatus(StatusWord):
 
 TABLES: dict[str, type[StatusWord]] = {"card": CardStatus, "sam": PsamStatus}
 """The table of each peer, by the role name the decoder and the device openers use."""
+_MEANINGS = {role: {int(word): word.meaning for word in table} for role, table in TABLES.items()}
 
 SW1_BYTES_WAITING = 0x61
 """SW1 of ``61xx``: xx bytes of answer wait for GET RESPONSE (00 meaning 256)."""
@@ -109,11 +111,9 @@ def describe(sw: int, role: str = "card") -> str:
     """A short English meaning for any status word, from the table of ``role`` (``card``: :class:`CardStatus`,
     ``sam``: :class:`PsamStatus`, falling back to the card's for a word the PSAM's does not hold); parametrised words
     (61xx, 6Cxx, 63Cx) say their parameter."""
-    for table in (TABLES.get(role, CardStatus), CardStatus):
-        try:
-            return table(sw).meaning
-        except ValueError:
-            pass
+    meaning = _MEANINGS.get(role, _MEANINGS["card"]).get(sw) or _MEANINGS["card"].get(sw)
+    if meaning is not None:
+        return meaning
     sw1, sw2 = sw >> 8, sw & 0xFF
     if sw1 == SW1_BYTES_WAITING:
         return f"{sw2 or 256} response bytes available (GET RESPONSE)"
@@ -144,7 +144,7 @@ def is_known(sw: int, role: str = "card") -> bool:
     """Whether the table of ``role`` (or the card's) names this exact word, or it is a parametrised one (61xx, 6Cxx,
     63Cx); :func:`describe` then gives its meaning, otherwise only its ISO 7816-4 class."""
     sw1 = sw >> 8
-    return (sw in TABLES.get(role, CardStatus)._value2member_map_ or sw in CardStatus._value2member_map_
+    return (sw in _MEANINGS.get(role, _MEANINGS["card"]) or sw in _MEANINGS["card"]
             or sw1 in (SW1_BYTES_WAITING, SW1_WRONG_LE) or (sw1 == 0x63 and sw & 0xF0 == 0xC0))
 
 

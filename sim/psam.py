@@ -38,41 +38,17 @@ import logging
 from protocols.atr import DEFAULT_TA1, PPSS, Atr, pps_parameters
 from protocols.bcd import encode_datetime
 from protocols.card_commands import (
-    GetResponse,
-    ReadBinary,
-    SelectByFid,
-    SelectByName,
+    GetResponse, ReadBinary, SelectByFid, SelectByName,
 )
 from protocols.crypto import (
-    BlockKey,
-    CardKey,
-    SessionKey,
-    Sm4Key,
-    algorithm_for,
-    diversify,
-    mac_block,
-    macs_equal,
-    purchase_mac1,
-    purchase_mac2,
-    purchase_session_key,
-    tac_key,
+    BlockKey, CardKey, SessionKey, Sm4Key, algorithm_for, diversify, mac_block, macs_equal, purchase_mac1,
+    purchase_mac2, purchase_session_key, tac_key,
 )
 from protocols.errors import ProtocolError
 from protocols.mifare import KeyType as MifareKeyType
 from protocols.psam_commands import (
-    SAM_PURCHASE_RESPONSE,
-    SFI_KEY_INDEX,
-    SFI_TERMINAL_NUMBER,
-    T_UNION_PSAM_DF,
-    TERMINAL_NUMBER_SIZE,
-    CreditSamForPurchase,
-    DesEncrypt,
-    DesInit,
-    DesMac,
-    InitSamForPurchase,
-    M1KeyType,
-    M1SectorKeys,
-    parse_psam_command,
+    SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE,
+    CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, M1KeyType, M1SectorKeys, parse_psam_command,
 )
 from protocols.psam_commands import (
     KeyUsage as PsamKeyUsage,

@@ -465,7 +465,9 @@ class ContactTiming:
         and within ``max_baud``; ``None`` when there is nothing to negotiate (a fixed ``baud``, no ATR, the default
         rate offered, specific mode, or a rate above the slot's)."""
         offered = None if self.baud is not None else _atr(activation)
-        if offered is None or offered.specific_mode or offered.ta1 == DEFAULT_TA1 or self._baud(offered.ta1) > self.max_baud + 0.5:
+        if offered is None or offered.specific_mode or offered.ta1 == DEFAULT_TA1:
+            return None
+        if self._baud(offered.ta1) > self.max_baud + 0.5:
             return None
         return offered.ta1
 

@@ -41,60 +41,19 @@ from collections.abc import Callable
 
 from protocols.bcd import encode_datetime
 from protocols.card_commands import (
-    LOAD_INIT_RESPONSE,
-    PURCHASE_INIT_RESPONSE,
-    ApplicationBlock,
-    ApplicationUnblock,
-    CreditForLoad,
-    DebitForPurchase,
-    GetBalance,
-    GetChallenge,
-    GetResponse,
-    GetTransactionProve,
-    InitializeForCappPurchase,
-    InitializeForLoad,
-    InitializeForPurchase,
-    MacCommand,
-    Purse,
-    ReadBinary,
-    ReadRecord,
-    RecordMode,
-    SelectByFid,
-    SelectByName,
-    UpdateCappDataCache,
-    parse_card_command,
+    LOAD_INIT_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock, ApplicationUnblock, CreditForLoad, DebitForPurchase,
+    GetBalance, GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase, InitializeForLoad,
+    InitializeForPurchase, MacCommand, Purse, ReadBinary, ReadRecord, RecordMode, SelectByFid, SelectByName,
+    UpdateCappDataCache, parse_card_command,
 )
 from protocols.card_files import (
-    PROCESS_RECORD_SIZE,
-    PROCESS_RECORD_TAG,
-    PUBLIC_APP_INFO,
-    SFI_CARDHOLDER,
-    SFI_MANAGEMENT,
-    SFI_PROCESS,
-    SFI_PUBLIC_APP_INFO,
-    SFI_TRANSACTION_LOG,
-    SFI_TRANSIT_LOG,
-    TRANSACTION_LOG_RECORD,
-    TRANSACTION_LOG_RECORDS,
-    TRANSIT_RECORD_SIZE,
-    TRANSIT_RECORDS,
-    PublicAppInfo,
-    TransactionType,
+    PROCESS_RECORD_SIZE, PROCESS_RECORD_TAG, PUBLIC_APP_INFO, SFI_CARDHOLDER, SFI_MANAGEMENT, SFI_PROCESS,
+    SFI_PUBLIC_APP_INFO, SFI_TRANSACTION_LOG, SFI_TRANSIT_LOG, TRANSACTION_LOG_RECORD, TRANSACTION_LOG_RECORDS,
+    TRANSIT_RECORD_SIZE, TRANSIT_RECORDS, PublicAppInfo, TransactionType,
 )
 from protocols.crypto import (
-    ALG_ID_SM4,
-    SessionKey,
-    TdesKey,
-    line_protection_mac,
-    load_mac1,
-    load_mac2,
-    load_session_key,
-    load_tac,
-    macs_equal,
-    purchase_mac1,
-    purchase_mac2,
-    purchase_session_key,
-    purchase_tac,
+    ALG_ID_SM4, SessionKey, TdesKey, line_protection_mac, load_mac1, load_mac2, load_session_key, load_tac, macs_equal,
+    purchase_mac1, purchase_mac2, purchase_session_key, purchase_tac,
 )
 from protocols.status import CardStatus
 from protocols.fci import PPSE_NAME, T_UNION_EP_AID, DirectoryEntry, Fci
@@ -361,7 +320,8 @@ class SimCard:
             if len(data) != TRANSIT_RECORD_SIZE:
                 return status(CardStatus.WRONG_LENGTH)
         else:
-            return status(CardStatus.INCOMPATIBLE_FILE if sfi in _BINARY_SFIS or sfi in _RECORD_SFIS else CardStatus.FILE_NOT_FOUND)
+            known = sfi in _BINARY_SFIS or sfi in _RECORD_SFIS
+            return status(CardStatus.INCOMPATIBLE_FILE if known else CardStatus.FILE_NOT_FOUND)
         tx.staged.append((sfi, record_id, data))
         self._tx = tx
         return OK
@@ -451,7 +411,7 @@ class SimCard:
         return self._line_protected(cmd, challenge, False)
 
     def _get_response(self, cmd: GetResponse, tx: object, challenge: object) -> bytes:
-        return status(CardStatus.CONDITIONS_NOT_SATISFIED)  # on ISO 14443-4 every answer comes whole: nothing ever waits
+        return status(CardStatus.CONDITIONS_NOT_SATISFIED)  # on ISO 14443-4 every answer comes whole: none waits
 
 
 _HANDLERS: dict[type, Callable[..., bytes]] = {

@@ -48,11 +48,13 @@ _LOAD_TYPE = {cc.Purse.EP: TransactionType.EP_LOAD.value, cc.Purse.ED: Transacti
 MAX_AMOUNT = 0x7FFFFFFF
 
 # Why a card or the terminal refused, by status word of SELECT and INITIALIZE FOR LOAD.
-_SELECT_REFUSALS = {CardStatus.APPLICATION_BLOCKED: "card_blocked", CardStatus.APPLICATION_LOCKED: "card_invalid",
-                    CardStatus.APPLICATION_INVALID: "card_invalid", CardStatus.FILE_NOT_FOUND: "not_transit_card",
-                    CardStatus.NOT_SUPPORTED: "not_transit_card"}
-_INIT_REFUSALS = {CardStatus.WRONG_DATA: "over_max_balance", CardStatus.KEY_INDEX_UNSUPPORTED: "no_load_key",
-                  CardStatus.COUNTER_EXHAUSTED: "counter_exhausted", CardStatus.CONDITIONS_NOT_SATISFIED: "card_blocked"}
+_SELECT_REFUSALS: dict[int, str] = {
+    CardStatus.APPLICATION_BLOCKED: "card_blocked", CardStatus.APPLICATION_LOCKED: "card_invalid",
+    CardStatus.APPLICATION_INVALID: "card_invalid", CardStatus.FILE_NOT_FOUND: "not_transit_card",
+    CardStatus.NOT_SUPPORTED: "not_transit_card"}
+_INIT_REFUSALS: dict[int, str] = {
+    CardStatus.WRONG_DATA: "over_max_balance", CardStatus.KEY_INDEX_UNSUPPORTED: "no_load_key",
+    CardStatus.COUNTER_EXHAUSTED: "counter_exhausted", CardStatus.CONDITIONS_NOT_SATISFIED: "card_blocked"}
 
 
 class LoadStatus(str, enum.Enum):

@@ -27,8 +27,9 @@ class _CountingContext:
 
 def count_operations(monkeypatch: pytest.MonkeyPatch) -> Counter:
     """From now on, every cipher context made (by algorithm and mode), every ``update`` through a context made from
-    now on, and every constant-time compare of a MAC or TAC, anywhere (the floors, the simulated card and PSAM, the load host), counted
-    by kind in the returned counter. Install it before the code under test makes its long-lived contexts."""
+    now on, and every constant-time compare of a MAC or TAC, anywhere (the floors, the simulated card and PSAM, the
+    load host), counted by kind in the returned counter. Install it before the code under test makes its long-lived
+    contexts."""
     counts: Counter = Counter()
 
     def counting(name: str) -> None:
