@@ -113,12 +113,17 @@ def sak_iso14443_4(sak: int) -> bool:
     return bool(sak & SAK_ISO14443_4) and not sak & SAK_UID_INCOMPLETE
 
 
+CLASSIC_SAKS = {1024: 0x08, 4096: 0x18, 320: 0x09}
+"""The SAK of a MIFARE Classic by memory size in bytes (1K, 4K, Mini), as NXP's cards answer."""
+_CLASSIC_SIZES = {sak: size for size, sak in CLASSIC_SAKS.items()}
+
+
 def classic_size_from_sak(sak: int) -> int | None:
     """Memory size in bytes of the MIFARE Classic the SAK announces (0x08 1K, 0x18 4K, 0x09 Mini), else ``None``.
 
     Bit 0x20 may be set beside it (a smart card emulating a Classic answers 0x28 or 0x38).
     """
-    return {0x08: 1024, 0x18: 4096, 0x09: 320}.get(sak & 0x19) if not sak & SAK_UID_INCOMPLETE else None
+    return _CLASSIC_SIZES.get(sak & 0x19) if not sak & SAK_UID_INCOMPLETE else None
 
 
 def check_uid(uid: bytes) -> bytes:

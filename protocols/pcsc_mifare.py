@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import construct as c
 
 from .errors import ProtocolError
-from .iso14443 import classic_size_from_sak
+from .iso14443 import CLASSIC_SAKS, classic_size_from_sak
 from .layout import Layout
 from .mifare import (
     ACK,
@@ -364,3 +364,13 @@ def is_storage_atr(atr: bytes) -> bool:
     """Whether ``atr`` is the PC/SC part 3 ATR of a storage card on ISO 14443 A part 3 (a MIFARE Classic, say)."""
     return len(atr) == 20 and atr[:8] == b"\x3b\x8f\x80\x01\x80\x4f\x0c" + _RID[:1] and atr[8:12] == _RID[1:] \
         and atr[12] == _ISO14443A_PART3 and reduce(xor, atr[1:], 0) == 0
+
+
+def storage_sak(atr: bytes) -> int | None:
+    """The SAK of the MIFARE Classic a storage-card ATR names (1K, 4K, Mini), ``None`` for another card name or an
+    ATR that is not a storage card's."""
+    if not is_storage_atr(atr):
+        return None
+    name = int.from_bytes(atr[13:15], "big")
+    size = next((size for size, code in _CARD_NAMES.items() if code == name), None)
+    return None if size is None else CLASSIC_SAKS[size]

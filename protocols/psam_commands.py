@@ -200,7 +200,6 @@ class KeyUsage(IntEnum):
 
     TAC = 0x44  # recompute a TAC (TAC-P)
     MAINTENANCE = 0x45  # line-protection MAC for APPLICATION BLOCK (BJ, SH)
-    M1_TAC = 0x24  # an M1 city card's transaction MAC (a Tianjin validator: 80 1A 24 01); UNCONFIRMED elsewhere
     M1_AUTH = 0x25  # an M1 card's issuer authentication code: this project's choice, no source shows one
 
 
@@ -334,6 +333,83 @@ class M1SectorKeys(Command):
         return cls(p1, p2, data[:4], tuple(data[4:]), le)
 
 
+@dataclass(slots=True)
+class M1PurchaseMacInput:
+    """What the terminal gives M1 PURCHASE MAC: the debit as :data:`protocols.m1.crypto.PURCHASE_MAC_DATA` covers it,
+    less the terminal number and serial, which are the PSAM's own."""
+
+    card_number: bytes
+    uid: bytes
+    counter: int
+    balance_before: int
+    amount: int
+    transaction_type: int
+    when: dt.datetime
+
+
+M1_PURCHASE_MAC_INPUT = Layout(
+    M1PurchaseMacInput,
+    "card_number" / c.Bytes(8),
+    "uid" / c.Bytes(4),  # the 4 bytes AUTH carries
+    "counter" / c.Int16ub,  # the card's counter after the debit
+    "balance_before" / c.Int32ub,
+    "amount" / c.Int32ub,
+    "transaction_type" / c.Int8ub,
+    "when" / BcdDateTime,
+    examples=(
+        # the debit of docs/m1-purse-layout.md: 2.00 from 100.00, counter 0 to 1
+        ("3640000100000042 40C2AB5C 0001 00002710 000000C8 06 20250314083000",
+         M1PurchaseMacInput(bytes.fromhex("3640000100000042"), bytes.fromhex("40C2AB5C"), 1, 10000, 200, 0x06,
+                            dt.datetime(2025, 3, 14, 8, 30))),
+    ),
+)
+
+
+@dataclass(slots=True)
+class M1PurchaseMac(Command):
+    """M1 PURCHASE MAC: ``80 7C 00 <key version> 1E data [08]``; the PSAM answers TSN ‖ MAC, as it answers INIT SAM FOR
+    PURCHASE (:data:`SAM_PURCHASE_RESPONSE`, the MAC in its ``mac1``), and counts its TSN.
+
+    The transaction MAC of an M1 city card's debit (``docs/m1-purse-layout.md``), the journal's equivalent of a CPU
+    card's TAC: the PSAM diversifies its ``m1_tac`` master of ``key_version`` by the card number, MACs the debit
+    (:data:`M1_PURCHASE_MAC_INPUT`) with its own terminal number and its next transaction serial, and counts that
+    serial up as INIT SAM FOR PURCHASE does, so every debit of a terminal, CPU or M1, has a serial of its own. No public
+    source shows how a PSAM numbers M1 debits: the command (INS 7C) and its layout are this project's (UNCONFIRMED).
+    """
+
+    CLA = 0x80
+    INS = 0x7C
+    P1 = 0x00
+    RESPONSE = SAM_PURCHASE_RESPONSE
+
+    key_version: int
+    card_number: bytes
+    uid: bytes
+    counter: int
+    balance_before: int
+    amount: int
+    transaction_type: int
+    when: dt.datetime
+    le: int | None = None
+
+    def to_bytes(self) -> bytes:
+        self._check_when(self.when)
+        p2 = self._check_byte(self.key_version, "key version", PsamStatus.WRONG_P1P2)
+        data = M1_PURCHASE_MAC_INPUT.pack(self.card_number, self.uid, self.counter, self.balance_before, self.amount,
+                                          self.transaction_type, self.when)
+        return bytes((0x80, 0x7C, 0x00, p2, len(data))) + data + self._fixed_le_byte(self.le, 8)
+
+    @classmethod
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if len(data) != M1_PURCHASE_MAC_INPUT.size:
+            raise cls._error(f"Lc must be {M1_PURCHASE_MAC_INPUT.size:02X}, got {len(data):02X}",
+                             PsamStatus.WRONG_LENGTH)
+        d = cls._parse_data(M1_PURCHASE_MAC_INPUT, data)
+        cls._check_when(d.when)
+        cls._check_fixed_le(le, 8)
+        return cls(p2, d.card_number, d.uid, d.counter, d.balance_before, d.amount, d.transaction_type, d.when, le)
+
+
 _BLOCK = range(8, 9)
 _MAX_BLOCKS = 31  # 248 bytes, the most whole blocks a short APDU carries
 
@@ -346,10 +422,10 @@ def _check_blocks(command: Command | type[Command], data: bytes, least: int, mos
     return data
 
 PsamCommand = (SelectByFid | SelectByName | ReadBinary | GetResponse | InitSamForPurchase | CreditSamForPurchase
-               | DesInit | DesEncrypt | DesMac | M1SectorKeys)
+               | DesInit | DesEncrypt | DesMac | M1SectorKeys | M1PurchaseMac)
 
 PSAM_COMMANDS = CommandSet(SelectByFid, SelectByName, ReadBinary, GetResponse, InitSamForPurchase,
-                           CreditSamForPurchase, DesInit, DesEncrypt, DesMac, M1SectorKeys)
+                           CreditSamForPurchase, DesInit, DesEncrypt, DesMac, M1SectorKeys, M1PurchaseMac)
 
 
 def parse_psam_command(raw: bytes) -> PsamCommand:

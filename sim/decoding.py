@@ -24,6 +24,7 @@ from protocols.card_commands import parse_card_command
 from protocols.errors import ProtocolError
 from protocols.fci import PPSE_NAME, Fci
 from protocols.layout import Layout
+from protocols.pcsc_mifare import parse_storage_command
 from protocols.psam_commands import (
     SFI_KEY_INDEX,
     SFI_TERMINAL_NUMBER,
@@ -252,12 +253,13 @@ def process_record_fields(data: bytes) -> dict[str, Any]:
 
 
 def decode_command(raw: bytes) -> dict[str, Any]:
-    """A command APDU: its ISO header, and the card or PSAM command it is with that command's fields."""
+    """A command APDU: its ISO header, and the card or PSAM command it is with that command's fields (an M1 card's
+    storage-card pseudo-APDU, class FF, too: ``protocols.pcsc_mifare``)."""
     apdu = CommandAPDU.parse(raw)
     header = {"cla": f"{apdu.cla:02X}", "ins": f"{apdu.ins:02X}", "p1": f"{apdu.p1:02X}", "p2": f"{apdu.p2:02X}",
               "case": apdu.case, "extended": apdu.extended}
     try:
-        command: Any = parse_card_command(raw)
+        command: Any = parse_storage_command(raw) if apdu.cla == 0xFF else parse_card_command(raw)
     except ProtocolError as card_error:
         try:
             command = parse_psam_command(raw)

@@ -232,6 +232,30 @@ def maintenance_key(keyset: Keyset, issuer_id: bytes, serial: bytes, index: int 
     return keyset.card_key(KeyUsage.MAINTENANCE, index, issuer_id=issuer_id, card_serial=serial)
 
 
+def draw_card(rng: random.Random, on: dt.date) -> tuple[int, dt.date, dt.date, int]:
+    """A generated card's type, validity around ``on`` and balance (5 to 500 yuan), drawn from ``rng``."""
+    card_type = rng.choices(_CARD_TYPES, _CARD_TYPE_WEIGHTS)[0]
+    start = on - dt.timedelta(days=rng.randrange(30, 3650))
+    return card_type, start, _years_later(start, 20), rng.randrange(500, 50001)
+
+
+def draw_odd_trait(rng: random.Random, odd_share: float, on: dt.date, start: dt.date, expiry: dt.date,
+                   balance: int) -> tuple[str | None, dt.date, dt.date, int]:
+    """With ``odd_share`` chance, one trait of :data:`ODD_TRAITS` (``None`` otherwise), and the dates and balance it
+    leaves; ``blocked`` and ``non_interoperable`` are for the caller to make, as the card's technology has them."""
+    if not odd_share or rng.random() >= odd_share:
+        return None, start, expiry, balance
+    trait = rng.choice(ODD_TRAITS)
+    if trait == "expired":
+        expiry = on - dt.timedelta(days=rng.randrange(1, 366))
+        start = min(start, expiry)
+    elif trait == "not_yet_valid":
+        start = on + dt.timedelta(days=rng.randrange(1, 61))
+    elif trait == "low_balance":
+        balance = rng.randrange(0, 100)
+    return trait, start, expiry, balance
+
+
 def generate_population(keyset: Keyset, n: int, seed: int, *, odd_share: float = 0.0, on: dt.date | None = None,
                         issuers: Sequence[bytes] = DEFAULT_ISSUERS) -> list[SimCard]:
     """``n`` cards issued from ``keyset``, the same for the same arguments (``on`` defaults to today).
@@ -254,25 +278,10 @@ def generate_population(keyset: Keyset, n: int, seed: int, *, odd_share: float =
     for i in range(n):
         issuer = rng.choices(issuers, issuer_weights)[0]
         serial = "0310" + "".join(c if c.isdigit() else "0" for c in issuer[2:4].hex()) + f"{first_number + i:012d}"
-        card_type = rng.choices(_CARD_TYPES, _CARD_TYPE_WEIGHTS)[0]
-        start = on - dt.timedelta(days=rng.randrange(30, 3650))
-        expiry = _years_later(start, 20)
-        balance = rng.randrange(500, 50001)
+        card_type, start, expiry, balance = draw_card(rng, on)
         uid = _seven_byte_uid(rng) if rng.random() < 0.2 else None
-        interop_class, blocked = 1, False
-        if odd_share and rng.random() < odd_share:
-            trait = rng.choice(ODD_TRAITS)
-            if trait == "expired":
-                expiry = on - dt.timedelta(days=rng.randrange(1, 366))
-                start = min(start, expiry)
-            elif trait == "not_yet_valid":
-                start = on + dt.timedelta(days=rng.randrange(1, 61))
-            elif trait == "blocked":
-                blocked = True
-            elif trait == "low_balance":
-                balance = rng.randrange(0, 100)
-            else:
-                interop_class = 0
+        trait, start, expiry, balance = draw_odd_trait(rng, odd_share, on, start, expiry, balance)
+        interop_class, blocked = (0 if trait == "non_interoperable" else 1), trait == "blocked"
         card = issue_card(keyset, issuer_id=issuer, serial=serial, randbytes=card_random, card_type=card_type,
                           start=start, expiry=expiry, balance=balance, uid=uid, interop_class=interop_class)
         card.image.blocked = blocked

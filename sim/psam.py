@@ -11,7 +11,11 @@ Files: the MF holds the terminal number (SFI 0x16, 6 bytes); DF 8011 holds the p
 * CREDIT SAM FOR PURCHASE (8072) checks MAC2 against the session of the 8070 just before it: 9000 good, 9302 bad,
   6985 when there is none. The session serves one 8072 and no other command may come between (GET RESPONSE
   fetching the 8070 answer aside): any other command, or a power-on, closes it.
-* DES INIT (801A, P1 key usage 44 TAC, 45 maintenance, 24 M1 transaction MAC or 25 M1 auth code, P2 key version):
+* M1 PURCHASE MAC (807C, DF 8011 selected, else 6985): the transaction MAC of an M1 card's debit under the ``m1_tac``
+  master of the key version in P2 diversified by the card number, over the debit with the PSAM's own terminal number
+  and TSN (:data:`protocols.m1.crypto.PURCHASE_MAC_DATA`); answers TSN ‖ MAC and counts the TSN up, the same serial
+  INIT SAM FOR PURCHASE counts. A key set without that master answers 6A88.
+* DES INIT (801A, P1 key usage 44 TAC, 45 maintenance or 25 M1 auth code, P2 key version):
   diversifies that master key by the given factors (lowest level first) and keeps the result for DES CRYPT; for the
   TAC usage it folds the key into the TAC key as a card does.
 * M1 SECTOR KEYS (80FC, DF 8011 selected, else 6985): the 6-byte keys of the sectors asked for, of an M1 card with
@@ -45,13 +49,12 @@ from protocols.crypto import (
     purchase_mac2, purchase_session_key, tac_key,
 )
 from protocols.errors import ProtocolError
+from protocols.m1.crypto import PURCHASE_MAC_DATA, purchase_mac
 from protocols.mifare import KeyType as MifareKeyType
 from protocols.psam_commands import (
     SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE,
-    CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, M1KeyType, M1SectorKeys, parse_psam_command,
-)
-from protocols.psam_commands import (
-    KeyUsage as PsamKeyUsage,
+    CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, KeyUsage as PsamKeyUsage, M1KeyType,
+    M1PurchaseMac, M1SectorKeys, parse_psam_command,
 )
 from protocols.status import PsamStatus, bytes_waiting, resend_with_le
 from protocols.tlv import Tlv
@@ -73,7 +76,7 @@ no TA2, so the rate of TA1 is taken with a PPS exchange (:meth:`SimPsam.pps`).""
 _DEFAULT_RATE_PPS = bytes((PPSS, 0x00, PPSS))
 """The PPS answer that keeps the default rate under T=0 (PPS1 left out)."""
 DES_USAGES = {PsamKeyUsage.TAC: KeyUsage.TAC, PsamKeyUsage.MAINTENANCE: KeyUsage.MAINTENANCE,
-              PsamKeyUsage.M1_TAC: KeyUsage.M1_TAC, PsamKeyUsage.M1_AUTH: KeyUsage.M1_AUTH}
+              PsamKeyUsage.M1_AUTH: KeyUsage.M1_AUTH}
 """DES INIT P1 (key usage) to the key-set usage it diversifies."""
 M1_KEY_TYPES = {M1KeyType.A: MifareKeyType.A, M1KeyType.B: MifareKeyType.B}
 
@@ -266,6 +269,18 @@ class SimPsam:
             return status(PsamStatus.KEY_NOT_FOUND)
         return keys + OK
 
+    def _m1_purchase_mac(self, cmd: M1PurchaseMac, session: object) -> bytes:
+        if self._selected != _DF:
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
+        key = self._card_key(KeyUsage.M1_TAC, cmd.key_version, (cmd.card_number,))
+        if key is None:
+            return status(PsamStatus.KEY_NOT_FOUND)
+        tsn = self.tsn
+        data = PURCHASE_MAC_DATA.pack(cmd.card_number, cmd.uid, cmd.counter, cmd.balance_before, cmd.amount,
+                                      cmd.transaction_type, self.terminal_number, tsn, cmd.when)
+        self.tsn = (tsn + 1) & _TSN_MASK
+        return SAM_PURCHASE_RESPONSE.pack(tsn, purchase_mac(key, data)) + OK  # type: ignore[arg-type]
+
     def _des_encrypt(self, cmd: DesEncrypt, session: object) -> bytes:
         key = self._des_key
         if key is None:
@@ -294,6 +309,7 @@ _HANDLERS = {
     DesEncrypt: SimPsam._des_encrypt,
     DesMac: SimPsam._des_mac,
     M1SectorKeys: SimPsam._m1_sector_keys,
+    M1PurchaseMac: SimPsam._m1_purchase_mac,
 }
 
 

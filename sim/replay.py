@@ -8,7 +8,10 @@ the recorded terminal number and key index (from the first INITIALIZE), and then
 (``??``): that PSAM computes its own (a PSAM link whose activation was not recorded is taken to speak T=0). Nothing
 else is a wildcard, and nothing needs to be: the card's randoms and the PSAM's TSN and MACs come back as recorded,
 and the clock is the recorded one. Each card activation in the trace is one
-poll of the validator, each PSAM activation one start; the clock is set before each tap to the date-time the tap's
+poll of the validator, the scripted card answering it as recorded (so a session of CPU and M1 cards replays as it
+ran; the card link's commands are handed over as they were sent, an M1 card's pseudo-APDUs too, and their keys were
+recorded zeroed, which is what the replayed terminal sends, its scripted PSAM answering zeroed keys), each PSAM
+activation one start; the clock is set before each tap to the date-time the tap's
 INIT SAM FOR PURCHASE or DEBIT carries (what the validator put there), else to the validator's clock recorded with the
 activation, else to the previous tap's time. A failed exchange (no answer) replays as the card leaving the field.
 
@@ -53,7 +56,7 @@ from terminal.validator import Validator
 from .card import CardImage, SimCard
 from .demo import DEMO_FARES
 from .psam import SimPsam, demo_psam
-from .reader import SimReader, SimSamSlot
+from .reader import SimSamSlot, SimSlot
 from .scripted import DEFAULT_ACTIVATION, ApduPattern, ScriptDivergence, ScriptedCard, Step
 from .tap import command_label
 
@@ -248,7 +251,8 @@ def replay_terminal(trace: Trace, config: ValidatorConfig, fares: FareRules) -> 
         psam = _stand_in_psam(card_exchanges)
     times = tap_times(trace, card_link.name)
     clock = ManualClock(times[0] if times else _local(trace.header.created))
-    reader = SimReader(card, timing=None, name=card_link.name)
+    # the recording holds what the terminal sent (an M1 card's pseudo-APDUs too): the slot hands them over untranslated
+    reader = SimSlot(card, name=card_link.name)
     sam = SimSamSlot(psam, timing=None, name=sam_name)
     validator = Validator(reader, sam, fares, MemoryJournal(clock=clock), clock=clock, config=config)
     report = ReplayReport(0, len(card_exchanges) + len(trace.exchanges(sam_name)),
@@ -266,6 +270,8 @@ def replay_terminal(trace: Trace, config: ValidatorConfig, fares: FareRules) -> 
                     started = True
                     validator.start()
                 clock.advance((times[report.taps] - clock.now()).total_seconds())
+                if event.activation is not None:  # each tap's card as it answered (a mixed session: CPU and M1)
+                    card.activation = event.activation
                 if not reader.present:
                     reader.put_back()
                 report.taps += 1

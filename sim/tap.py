@@ -7,6 +7,9 @@ is the activation's air time plus every exchange's line and device time, one aft
 overlaps them), and is held against the 400 ms that DB31/T 239-2020 §6.3.2 allows for one purchase. The PSAM's
 start-up (its ATR, the PPS exchange that raises its line speed to what the ATR offers, the reads of its terminal
 number and key index) happens when the validator starts, before any card, and is not part of a tap.
+
+An M1 card (MIFARE Classic) is tapped the same way: each pseudo-APDU is priced by the MIFARE commands the reader sends
+for it, at 106 kbit/s (the MIFARE timing model), and drawn with its card time after its air time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocols import card_commands as cc
+from protocols import pcsc_mifare as pm
 from protocols.card_commands import parse_card_command
 from protocols.errors import ProtocolError
 from protocols.psam_commands import parse_psam_command
@@ -29,6 +33,7 @@ from terminal.trace import Tracer, Tracers
 from terminal.validator import Validator
 
 from .card import SimCard
+from .card.m1_card import M1Card
 from .demo import DEMO_FARES
 from .devices import sim_psam
 from .reader import SimReader, SimSamSlot
@@ -39,13 +44,33 @@ LIMIT_US = 400_000.0
 CARD_LINK = "reader"
 SAM_LINK = "psam"
 
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+_STORAGE_LABELS = {pm.GeneralAuthenticate: "AUTHENTICATE", pm.LegacyAuthenticate: "AUTHENTICATE",
+                   pm.ReadBlock: "READ BLOCK", pm.UpdateBlock: "UPDATE BLOCK", pm.ReadValueBlock: "READ VALUE"}
+_VALUE_OPS = {pm.ValueOp.STORE: "STORE VALUE", pm.ValueOp.INCREMENT: "INCREMENT", pm.ValueOp.DECREMENT: "DECREMENT"}
+
+
+def _storage_label(command: bytes) -> str:
+    """A storage-card pseudo-APDU's name, with the block it works on: ``READ BLOCK 24``, ``DECREMENT 9``."""
+    parsed = pm.parse_storage_command(command)
+    if isinstance(parsed, pm.ValueBlockOperation):
+        return f"{_VALUE_OPS.get(parsed.operation, 'VALUE OPERATION')} {parsed.block}"  # type: ignore[call-overload]
+    if isinstance(parsed, pm.RestoreValueBlock):
+        return f"COPY VALUE {parsed.source} TO {parsed.target}"
+    if isinstance(parsed, (pm.LoadKey, pm.GetData)):
+        return "LOAD KEY" if isinstance(parsed, pm.LoadKey) else "GET DATA (UID)"
+    return f"{_STORAGE_LABELS[type(parsed)]} {parsed.block}"
 
 
 def command_label(command: bytes, role: str = "card") -> str:
     """A command's name as the spec writes it, with the file it reads or writes: ``READ BINARY 0x17``,
-    ``INIT SAM FOR PURCHASE``. ``role`` (``"card"``/``"sam"``) says which command set to read it with."""
+    ``INIT SAM FOR PURCHASE``, an M1 card's ``READ BLOCK 24``. ``role`` (``"card"``/``"sam"``) says which command set
+    to read it with."""
     try:
+        if role == "card" and command[:1] == b"\xff":
+            return _storage_label(command)
         parsed = parse_psam_command(command) if role == "sam" else parse_card_command(command)
     except ProtocolError:
         return f"{command[:2].hex().upper()} (unknown command)" if len(command) >= 2 else "(not a command)"
@@ -133,11 +158,11 @@ class _Activations(Tracer):
             self.last[link] = activation
 
 
-def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int | None = None,
+def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int | None = None,
             config: ValidatorConfig | None = None, fares: Path = DEMO_FARES, tracer: Tracer | None = None) -> TapReport:
     """Start a validator with the demo PSAM (T=0 at the rate its ATR offers, negotiated by PPS at start-up, or at a
-    fixed ``baud``) and tap ``card`` once at ``kbps``; ``tracer`` sees the PSAM's start-up and the tap, on links
-    :data:`CARD_LINK` and :data:`SAM_LINK`."""
+    fixed ``baud``) and tap ``card`` once at ``kbps`` (an M1 card at 106 kbit/s, MIFARE Classic's only rate);
+    ``tracer`` sees the PSAM's start-up and the tap, on links :data:`CARD_LINK` and :data:`SAM_LINK`."""
     timing, contact = ContactlessTiming(kbps=kbps), ContactTiming(baud=baud)
     reader = SimReader(card, timing=timing, name=CARD_LINK)
     sam = SimSamSlot(sim_psam("psam"), timing=contact, name=SAM_LINK)
@@ -151,6 +176,7 @@ def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int | None = 
         "a card in the field is always tapped"
     model, contact_model = timing.model(activation), sam.model
     assert contact_model is not None, "the SAM slot has a timing model"
+    mifare = activation.protocol == "MIFARE"
     at = reader.activation_model.total_us
     steps = []
     for number, exchange in enumerate(outcome.exchanges, 1):
@@ -158,11 +184,12 @@ def run_tap(card: SimCard, clock: Clock, *, kbps: int = 106, baud: int | None = 
         line = exchange.model.line_us if exchange.model is not None else 0.0
         device = exchange.model.device_us if exchange.model is not None else 0.0
         if role == "card":
-            out = model.command_us(len(exchange.command))[0]
+            out = line if mifare else model.command_us(len(exchange.command))[0]
         else:  # what a torn exchange costs on the line, less the waiting: the header and data that went out
             out = contact_model.torn(exchange.command, None).line_us - contact.wwt_us
         steps.append(TapStep(number, role, command_label(exchange.command, role), exchange.command, exchange.response,
                              line, min(out, line), device, at))
         at += line + device
-    return TapReport(outcome, kbps, model.kbps_to_picc, model.kbps_to_pcd, contact_model.baud,
-                     reader.activation_model.total_us, steps, sam.activation_model is not None)
+    rates = (106, 106) if mifare else (model.kbps_to_picc, model.kbps_to_pcd)
+    return TapReport(outcome, kbps, *rates, contact_model.baud, reader.activation_model.total_us, steps,
+                     sam.activation_model is not None)

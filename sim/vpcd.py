@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterable
 from protocols.errors import ProtocolError, YktError
 from protocols.hexutil import to_hex
 from protocols.iso14443 import Ats
-from protocols.pcsc_mifare import is_storage_atr, storage_atr, without_key
+from protocols.pcsc_mifare import is_storage_atr, storage_atr
+from protocols.redact import Redactor
 from terminal.drivers.pcsc import GET_UID, contactless_atr
 from terminal.errors import CardRemoved
 
@@ -101,6 +102,7 @@ class VpcdSlot:
         self.name = name
         self.quickack = quickack and _QUICKACK is not None
         self.on_exchange = on_exchange
+        self._redactor = Redactor()
         self.atr, self.uid = device_atr(device)
         self._handler: Device = MifareSession(device) if is_storage_atr(self.atr) else device
         self.history: collections.deque[tuple[bytes, bytes]] = collections.deque(maxlen=HISTORY)
@@ -191,7 +193,9 @@ class VpcdSlot:
         self.apdus += 1
         self.history.append((message, response))
         if self.on_exchange is not None:
-            self.on_exchange(self.name, without_key(message), response)  # a status line never shows a LOAD KEY's key
+            shown, answer = self._redactor.exchange(message, response)  # a status line shows no key
+            assert answer is not None
+            self.on_exchange(self.name, shown, answer)
         return response
 
 

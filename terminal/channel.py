@@ -1,5 +1,8 @@
 """APDU exchange over any link: the T=0 procedure, tracing, timeouts and status checking, done once for every driver.
 
+The tracer sees every exchange with its keys zeroed (:class:`protocols.redact.Redactor`): a LOAD KEY's sector key,
+the PSAM's answer of sector keys. Traces, logs and tap outcomes are all made from what the tracer sees.
+
 - ``61xx``: the answer waits in the card; fetch it with GET RESPONSE (Le = xx), repeatedly if it says 61xx again.
 - ``6Cxx``: wrong Le; send the same command again with Le = xx (once).
 - On T=0 a case 4 command goes out as case 3 (no Le): the card answers ``61xx`` and the data comes by GET RESPONSE.
@@ -14,6 +17,7 @@ from typing import Callable
 from protocols.apdu import CommandAPDU, ResponseAPDU
 from protocols.card_commands import GetResponse
 from protocols.errors import ProtocolError
+from protocols.redact import Redactor
 from protocols.status import SW1_BYTES_WAITING, SW1_WRONG_LE, CardStatus
 
 from .errors import LinkError, StatusError
@@ -34,6 +38,7 @@ class Channel:
         self.t0 = t0
         self.tracer = tracer
         self.timer = timer
+        self._redactor = Redactor()
 
     def activate(self, timeout: float | None = None) -> Activation | None:
         """Activate the slot; the T=0 procedure is switched on when the activation says T=0."""
@@ -51,11 +56,13 @@ class Channel:
             response = link.transceive(apdu, timeout)
         except LinkError as exc:
             if tracer is not None:
-                tracer.exchange(Exchange(link.name, apdu, None, start, timer() - start, link.last_model,
+                shown, _ = self._redactor.exchange(apdu, None)
+                tracer.exchange(Exchange(link.name, shown, None, start, timer() - start, link.last_model,
                                          f"{type(exc).__name__}: {exc}"))
             raise
         if tracer is not None:
-            tracer.exchange(Exchange(link.name, apdu, response, start, timer() - start, link.last_model))
+            shown, answer = self._redactor.exchange(apdu, response)
+            tracer.exchange(Exchange(link.name, shown, answer, start, timer() - start, link.last_model))
         if len(response) < 2:
             raise ProtocolError(f"{self.peer} answered {len(response)} bytes, no status word")
         return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cutover import CutoverPolicy, parse_cutover
 from .journal import DAMAGE_POLICIES
 from .tomlconf import MAX_MINUTES, Table, Where, check_format, parse_toml, read_text
 
@@ -43,6 +44,8 @@ class ValidatorConfig:
     per tap unless the fares read it anyway; for vehicles with several validators). ``damaged_rows``: what a damaged
     journal row does at start-up and on a tap, ``stop`` (the validator does not start: a typed error names the row and
     the field) or ``quarantine`` (the row is set aside, journaled as an event, and the validator goes on).
+    ``cutover``: which card technologies and types are still accepted while a city moves to new cards
+    (:mod:`terminal.cutover`; by default every card).
     """
 
     place: Place = field(default_factory=Place)
@@ -58,11 +61,12 @@ class ValidatorConfig:
     maintenance_key_version: int = 0x01
     psam_two_level: bool = True
     damaged_rows: str = "stop"
+    cutover: CutoverPolicy = field(default_factory=CutoverPolicy)
 
 
 _TOP = frozenset({"format", "place", "purchase", "application_types", "min_application_version", "accepted_issuers",
                   "recovery_window_s", "repeat_tap_s", "repeat_tap_scope", "card_timeout_s", "sam_timeout_s",
-                  "maintenance_key_version", "psam_two_level", "damaged_rows"})
+                  "maintenance_key_version", "psam_two_level", "damaged_rows", "cutover"})
 _PLACE = frozenset({"city_code", "institution_id", "operator_code", "line", "station", "vehicle", "industry_code"})
 
 
@@ -138,7 +142,7 @@ def parse_config(text: str, source: str = "<validator>") -> ValidatorConfig:
         _seconds(root, "card_timeout_s", defaults.card_timeout_s, 0.01, 60),
         _seconds(root, "sam_timeout_s", defaults.sam_timeout_s, 0.01, 60),
         root.integer("maintenance_key_version", 0, 0xFF, defaults.maintenance_key_version),
-        _flag(root, "psam_two_level", defaults.psam_two_level), damaged)
+        _flag(root, "psam_two_level", defaults.psam_two_level), damaged, parse_cutover(root.table("cutover")))
 
 
 def _flag(table: Table, key: str, default: bool) -> bool:

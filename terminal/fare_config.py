@@ -8,11 +8,11 @@ wrong fare. The format is documented, with an example of every feature, in ``doc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from protocols.card_files import CardType
 
@@ -204,7 +204,8 @@ def line_name(code: bytes, line_numbers: LineNumbers) -> str:
     return str(int.from_bytes(code, "big"))
 
 
-def _card_type_code(where: Where, name: Any, key: str | int) -> int:
+def card_type_code(where: Where, name: Any, key: str | int) -> int:
+    """A card type as a settings file names it (a name of :data:`CARD_TYPE_CODES`, or a code 0..255) to its code."""
     if isinstance(name, str):
         if name in CARD_TYPE_CODES:
             return CARD_TYPE_CODES[name]
@@ -246,25 +247,37 @@ def _card_type_rule(table: Table) -> CardTypeRule:
     return rule
 
 
-def _card_types(root: Table) -> tuple[dict[int, CardTypeRule], CardTypeRule | None]:
-    table = root.table("card_types")
-    rules: dict[int, CardTypeRule] = {}
+T = TypeVar("T")
+
+
+def card_type_table(table: Table | None, entry: Callable[[Table, str], T]) -> tuple[dict[int, T], T | None]:
+    """A table keyed by card type (names or codes, each once, and ``other`` for the rest): ``entry`` reads the value
+    of each key; returns the values by code, and the value of ``other`` (``None`` when absent)."""
+    rules: dict[int, T] = {}
     given_as: dict[int, str] = {}
-    other: CardTypeRule | None = None
+    other: T | None = None
     if table is None:
         return rules, other
     for key in table.data:
-        entry = table.table(key)
-        assert entry is not None
         if key == OTHER_CARD_TYPES:
-            other = _card_type_rule(entry)
+            other = entry(table, key)
             continue
-        code = _card_type_code(table, key, key)
+        code = card_type_code(table, key, key)
         if code in given_as:
             raise table.error(f"card type {code} is also given as {table.at(given_as[code])}", key)
         given_as[code] = key
-        rules[code] = _card_type_rule(entry)
+        rules[code] = entry(table, key)
     return rules, other
+
+
+def _card_type_entry(table: Table, key: str) -> CardTypeRule:
+    entry = table.table(key)
+    assert entry is not None
+    return _card_type_rule(entry)
+
+
+def _card_types(root: Table) -> tuple[dict[int, CardTypeRule], CardTypeRule | None]:
+    return card_type_table(root.table("card_types"), _card_type_entry)
 
 
 def _transfer(root: Table) -> TransferRule | None:
@@ -283,7 +296,7 @@ def _transfer(root: Table) -> TransferRule | None:
         if not isinstance(names, list) or not names:
             raise table.error(f"must be a non-empty array of card types, got {show(names)}", "card_types")
         where = table.inner("card_types")
-        card_types = frozenset(_card_type_code(where, name, i) for i, name in enumerate(names))
+        card_types = frozenset(card_type_code(where, name, i) for i, name in enumerate(names))
     return TransferRule(window, off, percent, card_types)
 
 

@@ -33,6 +33,8 @@ class Decline(str, enum.Enum):
     INSUFFICIENT_FUNDS = "insufficient balance"
     REPEAT_TAP = "already paid"
     DUPLICATE_CARD = "card refused: copied or replayed card, please see the service desk"
+    CARD_NOT_AUTHENTIC = "card refused: it failed authentication, please see the service desk"
+    EXCHANGE_CARD = "please exchange your card"  # a card the cut-over policy no longer accepts
     CARD_REMOVED = "card removed before payment"
     CARD_ERROR = "card answered an error"
     MAC1_REJECTED = "card rejected the PSAM's MAC1"
@@ -47,6 +49,7 @@ class TapOutcome:
     ``recovered`` marks a debit that was torn earlier and proven now by the card (GET TRANSACTION PROVE, or its own 0x18
     record of the debit: then ``tac`` is ``None``): this tap is that ride's, nothing more is charged. ``exchanges`` are
     the tap's card and PSAM exchanges with their wall-clock (and, on a simulated reader, modeled) durations.
+    ``technology`` is the card's purse technology (``cpu``, ``m1``), empty when no purse flow took the card.
     """
 
     status: TapStatus
@@ -63,6 +66,7 @@ class TapOutcome:
     recovered: bool = False
     journal_row: int | None = None
     exchanges: list[Exchange] = field(default_factory=list)
+    technology: str = ""
 
     @property
     def accepted(self) -> bool:

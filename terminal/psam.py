@@ -1,5 +1,5 @@
 """The PSAM as a validator uses it: started once, then MAC1, MAC2 and line-protection MACs on demand, and for legacy
-M1 cards their sector keys, the issuer's auth code and the transaction MAC (``docs/m1-purse-layout.md``).
+M1 cards their sector keys, the issuer's auth code and the transaction MAC with its TSN (``docs/m1-purse-layout.md``).
 
 A PSAM that stops answering, or answers garbage, takes the validator out of service (:class:`OutOfService`) rather
 than letting it charge blindly; a PSAM that refuses one card's computation with a status word is a
@@ -127,8 +127,17 @@ class Psam:
         DES CRYPT's MAC from a zero IV. The validator compares it with block 4's."""
         return self._des_mac(pc.KeyUsage.M1_AUTH, key_version, (card_number,), bytes(8), data)
 
-    def m1_purchase_mac(self, card_number: bytes, key_version: int, data: bytes) -> bytes:
-        """The transaction MAC of an M1 debit over ``data`` (:data:`protocols.m1.crypto.PURCHASE_MAC_DATA`): DES INIT
-        with usage 24 (M1 TAC) and the card number, then DES CRYPT's MAC from a zero IV. The journal keeps it as the
-        debit's TAC; a back office recomputes it from the ``m1_tac`` master."""
-        return self._des_mac(pc.KeyUsage.M1_TAC, key_version, (card_number,), bytes(8), data)
+    def m1_purchase_mac(self, *, key_version: int, card_number: bytes, uid: bytes, counter: int, balance_before: int,
+                        amount: int, transaction_type: int, when: dt.datetime) -> tuple[int, bytes]:
+        """M1 PURCHASE MAC: the TSN the PSAM gives this M1 debit, and its transaction MAC over the debit (``uid`` the 4
+        bytes AUTH carries, ``counter`` the card's counter after the debit). The journal keeps the MAC as the debit's
+        TAC; a back office recomputes it from the ``m1_tac`` master. Closes the purchase session."""
+        self.session_tsn = None
+        command = pc.M1PurchaseMac(key_version, card_number, uid, counter, balance_before, amount, transaction_type,
+                                   when)
+        data = self._call(command.to_bytes(), "M1 PURCHASE MAC")
+        try:
+            answer = pc.SAM_PURCHASE_RESPONSE.parse(data)  # TSN ‖ MAC, as INIT SAM FOR PURCHASE answers
+        except ProtocolError as exc:
+            raise OutOfService(f"PSAM answered garbage (M1 PURCHASE MAC): {exc}") from exc
+        return answer.tsn, answer.mac1

@@ -6,6 +6,20 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+M1_SERIAL_PREFIX = b"\0\0"
+"""What goes before an M1 card's 8-byte card number to make the 10-byte serial the journal, the blacklist and the
+repeat-tap rule know it by (this project's choice: no M1 card has a 10-byte serial)."""
+
+
+def m1_serial(card_number: bytes) -> bytes:
+    """The 10-byte serial of the M1 card numbered ``card_number`` (city, industry, issuer serial: 8 bytes)."""
+    return M1_SERIAL_PREFIX + card_number
+
+
+def m1_card_number(serial: bytes) -> bytes:
+    """The card number back from an M1 card's 10-byte serial."""
+    return serial[len(M1_SERIAL_PREFIX):]
+
 
 class DebitState(str, enum.Enum):
     """Where a debit stands in the journal.
@@ -21,6 +35,13 @@ class DebitState(str, enum.Enum):
     COMPLETE = "complete"
     VOID = "void"
     UNCONFIRMED = "unconfirmed"
+
+
+class Technology(str, enum.Enum):
+    """A card's purse technology, as the journal and the cut-over policy name it."""
+
+    CPU = "cpu"  # a T-Union CPU card (ISO 14443-4, the PBOC electronic purse)
+    M1 = "m1"  # a legacy MIFARE Classic city card (docs/m1-purse-layout.md)
 
 
 class Evidence(str, enum.Enum):
@@ -49,6 +70,11 @@ class DebitRecord:
     ``offline_atc`` is the counter INITIALIZE FOR PURCHASE returned (the card's counter before this debit); the card's
     proof of the debit is asked for with ``offline_atc + 1``. ``tac`` and ``mac2`` are ``None`` until the card answers
     (and stay ``None`` for a debit settled from the card's log); ``evidence`` says what settled the row.
+
+    An M1 card's row (``technology`` m1): ``card_serial`` is ``00 00`` and the 8-byte card number, ``issuer_id`` the
+    card's city and industry codes padded with ``FF``, ``offline_atc`` its counter before the debit, ``card_uid`` its
+    UID, and ``mac1`` the PSAM's transaction MAC, computed before the debit and kept as the row's ``tac`` once the
+    debit is known to be taken (there is no MAC2).
     """
 
     card_serial: bytes  # 10 bytes, file 0x15 [10..19]
@@ -70,3 +96,5 @@ class DebitRecord:
     mac2_verified: bool | None = None
     fare_note: str = ""  # which fare rule charged this (e.g. "flat", "transfer", "tap-off settle")
     evidence: Evidence = Evidence.NONE
+    technology: Technology = Technology.CPU
+    card_uid: bytes | None = None  # an M1 card's UID (4 or 7 bytes); None for a CPU card

@@ -18,7 +18,14 @@ in this order (type, then meaning):
 * ``key_version``: 2 hex digits, the purchase key version the card answered (it selects the TAC master key);
 * ``algorithm``: 2 hex digits, the algorithm id the card answered (00 = 3DES);
 * ``evidence``: what settled the row: debit, prove, log, counter or unprovable; empty while the row is open;
-* ``card_record``: 46 hex digits, the card's own 0x18 record that settled the row (evidence ``log``), else empty.
+* ``card_record``: the card's own record that settled the row (evidence ``log``): 46 hex digits, a CPU card's 0x18
+  record; 32, an M1 card's trip record; else empty;
+* ``technology``: ``cpu`` or ``m1``, the card's purse technology;
+* ``card_uid``: an M1 card's UID (8 or 14 hex digits), empty for a CPU card.
+
+An M1 card's row: ``card_serial`` is ``0000`` and the card number (city, industry, issuer serial), ``issuer`` the
+card's city and industry then ``FFFFFFFF``, ``atc`` its counter before the debit, ``type`` 06, ``tac`` the PSAM's
+transaction MAC (``docs/m1-purse-layout.md``), ``key_version`` the card's key version, ``algorithm`` 00.
 
 Hex is upper case. CSV: UTF-8, a header line with the field names, ``,`` separators, LF line ends, no quoting (no
 field can hold a comma or a quote). JSON Lines: one compact JSON object per line with the same names in the same order;
@@ -28,8 +35,10 @@ is ``null``.
 Verification recomputes each complete row's TAC from the master TAC key, as a back office does: the card's DTK is
 the master diversified by issuer then card serial (one level: serial only), the TAC key is DTK_L xor DTK_R (3DES), and
 the TAC is the MAC over amount, type, terminal, TSN, date and time (spec §3.4). The master key is picked by the row's
-key version. A complete row settled from the card's 0x18 record has no TAC: it is listed apart (``from_log``), with
-the record, and neither verifies nor fails.
+key version. A complete CPU row settled from the card's 0x18 record has no TAC: it is listed apart (``from_log``),
+with the record, and neither verifies nor fails. An M1 row's MAC is recomputed from the ``m1_tac`` master of its key
+version diversified by the card number, over the card number, UID, counter after the debit, balance before, amount,
+type, terminal, TSN and date-time (:data:`protocols.m1.crypto.PURCHASE_MAC_DATA`), whatever settled the row.
 
 Both read the journal whole or not at all: an export is written to ``out`` only once every row has been read (a
 damaged journal under the ``stop`` policy writes nothing), and a journal opened here from a path reads under
@@ -48,15 +57,24 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from protocols.bcd import encode_datetime
-from protocols.crypto import SessionKey, algorithm_for, macs_equal, purchase_tac, tac_key
+from protocols.crypto import (
+    SessionKey,
+    algorithm_for,
+    macs_equal,
+    purchase_tac,
+    tac_key,
+)
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
+from protocols.m1.crypto import PURCHASE_MAC_DATA, purchase_mac
+from protocols.mifare import auth_uid
 from terminal.journal import DamagedRow, Journal, JournalEntry, SqliteJournal
 from terminal.keyset import Keyset, KeyUsage
-from terminal.records import DebitState, Evidence
+from terminal.records import DebitState, Evidence, Technology, m1_card_number
 
 EXPORT_FIELDS = ("row", "tac", "card_serial", "issuer", "atc", "tsn", "amount", "type", "terminal", "datetime",
-                 "state", "mac2_verified", "key_version", "algorithm", "evidence", "card_record")
+                 "state", "mac2_verified", "key_version", "algorithm", "evidence", "card_record", "technology",
+                 "card_uid")
 _SPOOL = 16 << 20  # an export is held in memory up to this size, in a temporary file beyond
 FORMATS = ("csv", "jsonl")
 PURCHASE_TYPES = frozenset((0x05, 0x06, 0x09))
@@ -87,6 +105,8 @@ def settlement_record(entry: JournalEntry) -> dict[str, Any]:
         "algorithm": f"{rec.algorithm:02X}",
         "evidence": rec.evidence.value or None,
         "card_record": None if (record := entry.card_record) is None else to_hex(record),
+        "technology": rec.technology.value,
+        "card_uid": None if rec.card_uid is None else to_hex(rec.card_uid),
     }
 
 
@@ -224,6 +244,16 @@ def expected_tac(key: SessionKey, entry: JournalEntry) -> bytes:
     return purchase_tac(key, rec.amount, rec.trans_type, rec.terminal_id, rec.tsn, encode_datetime(rec.when))
 
 
+def expected_m1_mac(keyset: Keyset, entry: JournalEntry) -> bytes:
+    """The transaction MAC the PSAM should have computed for this M1 row, from the key set's ``m1_tac`` master."""
+    rec = entry.record
+    assert rec.card_uid is not None  # an M1 row always has one (the journal checks it)
+    card_number = m1_card_number(rec.card_serial)
+    data = PURCHASE_MAC_DATA.pack(card_number, auth_uid(rec.card_uid), (rec.offline_atc + 1) & 0xFFFF,
+                                  rec.balance_before, rec.amount, rec.trans_type, rec.terminal_id, rec.tsn, rec.when)
+    return purchase_mac(keyset.m1_card_key(KeyUsage.M1_TAC, rec.key_version, card_number), data)
+
+
 def verify(db: Journal | str | os.PathLike[str], keyset: Keyset, *, damaged: str = "stop") -> VerifyReport:
     """Recompute the TAC of every complete row of ``db`` (a journal or a SQLite journal's path) with ``keyset``."""
     report = VerifyReport(test_only_keys=keyset.test_only)
@@ -238,11 +268,12 @@ def verify(db: Journal | str | os.PathLike[str], keyset: Keyset, *, damaged: str
             if rec.state is not DebitState.COMPLETE:
                 report.open.append(entry)
                 continue
-            if rec.evidence is Evidence.LOG:
+            m1 = rec.technology is Technology.M1
+            if rec.evidence is Evidence.LOG and not m1:
                 report.from_log.append(entry)
                 continue
             try:
-                expected = expected_tac(keys.for_record(entry), entry)
+                expected = expected_m1_mac(keyset, entry) if m1 else expected_tac(keys.for_record(entry), entry)
             except (_Skip, YktError) as exc:
                 report.unverifiable.append(Unverifiable(entry.row_id, rec.card_serial, rec.offline_atc, str(exc)))
                 continue

@@ -6,8 +6,9 @@ that crashes loses at most the line it was writing. :func:`read_trace` checks ev
 field at fault; a last line cut short by a crash is dropped (``Trace.truncated`` says so), any other bad line is an
 error.
 
-A trace carries APDUs only: the terminal never sends a key to a card or a PSAM (a PSAM holds its keys and answers
-MACs), so no key can appear in one. The header may carry the validator's settings and fare file (TOML text), so that
+A trace carries no key. A PSAM holds its keys and answers MACs; the only exchanges that carry keys in the clear, an M1
+card's LOAD KEY (the sector key, to the reader) and the PSAM's answer of those sector keys, reach the trace with the
+keys zeroed (the channel passes every exchange through :class:`protocols.redact.Redactor` before any tracer sees it). The header may carry the validator's settings and fare file (TOML text), so that
 ``ykt replay`` can run a validator that sends the same commands.
 """
 
@@ -29,6 +30,7 @@ from protocols.hexutil import to_hex
 from .clock import Clock
 from .config import FORMAT as CONFIG_FORMAT
 from .config import ValidatorConfig
+from .fare_config import OTHER_CARD_TYPES
 from .jsondoc import (FieldError, RepeatedName, activation_from_json, activation_to_json, fields,
                       hex_value, loads, optional_hex)
 from .link import Activation, ModeledTime
@@ -138,12 +140,20 @@ def config_toml(config: ValidatorConfig) -> str:
     ``parse_config(config_toml(c)) == c``. A trace carries its validator's settings in this form."""
     lines = [f"format = {CONFIG_FORMAT}"]
     for item in dataclasses.fields(config):
-        if item.name != "place":
+        if item.name not in ("place", "cutover"):
             lines.append(f"{item.name} = {_toml_value(getattr(config, item.name))}")
     lines.append("")
     lines.append("[place]")
     for item in dataclasses.fields(config.place):
         lines.append(f"{item.name} = {_toml_value(getattr(config.place, item.name))}")
+    cutover = config.cutover
+    for technology in sorted(set(cutover.card_types) | set(cutover.other)):
+        lines.append("")
+        lines.append(f"[cutover.{technology}]")
+        rules = [(str(code), rule) for code, rule in sorted(cutover.card_types.get(technology, {}).items())]
+        other = cutover.other.get(technology)
+        for key, rule in rules + ([(OTHER_CARD_TYPES, other)] if other is not None else []):
+            lines.append(f"{key} = {rule.until.isoformat() if rule.until else _toml_value(rule.describe())}")
     return "\n".join(lines) + "\n"
 
 

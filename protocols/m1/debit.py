@@ -52,6 +52,7 @@ from ..pcsc_mifare import (
 )
 from .layout import (
     BLACK_FLAG,
+    LAST_RIDE_BLOCK,
     MAX_BALANCE,
     PUBLIC_BACKUP_BLOCK,
     PUBLIC_BLOCK,
@@ -63,6 +64,7 @@ from .layout import (
     PublicInfo,
     RecordType,
     TripRecord,
+    check_block,
     next_slot,
     parse_public_info,
     previous_slot,
@@ -120,20 +122,25 @@ class Copy:
 Step = Write | Decrement | Copy
 
 
+def open_sector(sector: int, keys: Mapping[int, bytes], *, key_type: KeyType = KeyType.A,
+                slot: int = 0) -> tuple[bytes, bytes]:
+    """LOAD KEY (``keys`` by sector) into ``slot`` and GENERAL AUTHENTICATE the sector's first block with it."""
+    key = keys.get(sector)
+    if key is None:
+        raise ProtocolError(f"no key for sector {sector}")
+    return LoadKey(0, slot, key).to_bytes(), GeneralAuthenticate(4 * sector, int(key_type), slot).to_bytes()
+
+
 def step_apdus(steps: tuple[Step, ...] | list[Step], keys: Mapping[int, bytes], *, key_type: KeyType = KeyType.A,
                slot: int = 0, authenticated: int | None = None) -> list[bytes]:
-    """The pseudo-APDUs that run ``steps``: LOAD KEY and GENERAL AUTHENTICATE (first block of the sector) before the
-    first step of each sector, unless that sector is ``authenticated`` already; ``keys`` by sector."""
+    """The pseudo-APDUs that run ``steps``: :func:`open_sector` before the first step of each sector, unless that
+    sector is ``authenticated`` already; ``keys`` by sector."""
     out: list[bytes] = []
     current = authenticated
     for step in steps:
         if step.sector != current:
             current = step.sector
-            key = keys.get(current)
-            if key is None:
-                raise ProtocolError(f"no key for sector {current}")
-            out.append(LoadKey(0, slot, key).to_bytes())
-            out.append(GeneralAuthenticate(4 * current, int(key_type), slot).to_bytes())
+            out.extend(open_sector(current, keys, key_type=key_type, slot=slot))
         out.append(step.to_apdu())
     return out
 
@@ -153,9 +160,11 @@ class Debit:
 
 
 def plan_debit(info: PublicInfo, balance: int, amount: int, when: dt.datetime,
-               kind: int = RecordType.PURCHASE) -> Debit:
+               kind: int = RecordType.PURCHASE, last_ride: bytes | None = None) -> Debit:
     """The seven steps of a debit of ``amount`` from a card whose public info (in force, no debit under way) is
-    ``info`` and whose purse holds ``balance``."""
+    ``info`` and whose purse holds ``balance``; with ``last_ride`` (block 26, :data:`~.layout.LAST_RIDE` of the
+    counter after this debit), an eighth, after the record: it is in the public info's sector, so it costs no
+    authentication, and it holds only once the debit's counter is the card's."""
     if ProcessFlag.in_progress(info.process_flag):
         raise ProtocolError("M1 debit: a debit is under way on the card; recover it first")
     if info.counter >= MAX_COUNTER:
@@ -167,8 +176,10 @@ def plan_debit(info: PublicInfo, balance: int, amount: int, when: dt.datetime,
     flags = info.black_flag, info.reserved, info.reserved2
     debiting = public_info(slot, counter, ProcessFlag.DEBITING, *flags)
     done = public_info(slot, counter, ProcessFlag.DONE, *flags)
+    ride = () if last_ride is None else (Write(LAST_RIDE_BLOCK, check_block(last_ride, "last ride")),)
     steps = (
         Write(RECORD_BLOCKS[slot], TRIP_RECORD.build(record)),
+        *ride,
         Write(PUBLIC_BLOCK, debiting),
         Write(PUBLIC_BACKUP_BLOCK, debiting),
         Decrement(PURSE_BLOCK, amount),

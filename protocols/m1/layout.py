@@ -10,7 +10,7 @@ sector    blocks                 what
 1         4 / 5 / 6              issuance: identity, type, key version, auth code / validity dates / issuer RFU
 2         8 / 9 / 10             last load / the purse (value block) / its backup (value block)
 3, 4, 5   12-14, 16-18, 20-22    a ring of nine trip records
-6         24 / 25 / 26           public info (pointer, counter, process and black flags) / its backup / RFU
+6         24 / 25 / 26           public info (pointer, counter, process and black flags) / its backup / last ride
 7 ...     (all)                  not used by the purse
 ========  =====================  ===========================================================================
 
@@ -45,6 +45,7 @@ RECORD_BLOCKS = (12, 13, 14, 16, 17, 18, 20, 21, 22)
 """The trip-record ring, slot 0 first."""
 PUBLIC_BLOCK = 24
 PUBLIC_BACKUP_BLOCK = 25
+LAST_RIDE_BLOCK = 26
 PURSE_SECTORS = 7
 """Sectors 0..6 hold the purse; the rest of the card is not used by it."""
 
@@ -255,6 +256,38 @@ class PublicInfo:
     black_flag: int
     reserved2: int
     check: int
+
+
+@dataclass(slots=True)
+class LastRide:
+    """Block 26: where and when the card's newest ride was paid, what transfer discounts and the line-wide repeat-tap
+    rule read (a CPU card keeps them in its 0x1E record). It holds for the ride of ``counter`` only: a debit that was
+    rolled back leaves a block whose counter is not the card's, which no tap reads."""
+
+    counter: int  # the card's counter after that ride
+    record_type: int  # protocols.card_files.TransitRecordType: 06 single fare, 03 board, 04 alight
+    line: bytes  # 2 bytes, as the validator's fares store lines
+    operator: bytes  # 2 bytes
+    city: bytes  # 2 bytes BCD, where the ride was paid
+    when: dt.datetime | None
+
+
+LAST_RIDE = Layout(
+    LastRide,
+    "counter" / c.Int16ub,
+    "record_type" / c.Int8ub,
+    "line" / c.Bytes(2),
+    "operator" / c.Bytes(2),
+    "city" / c.Bytes(2),
+    "when" / BcdDateTime,
+    examples=(
+        # the first ride of the layout document's card: a single fare on line 1 of operator 0001 in city 3640
+        ("0001 06 0001 0001 3640 20250314083000",
+         LastRide(1, 0x06, bytes.fromhex("0001"), bytes.fromhex("0001"), bytes.fromhex("3640"),
+                  dt.datetime(2025, 3, 14, 8, 30))),
+        ("0000 00 0000 0000 0000 00000000000000", LastRide(0, 0, bytes(2), bytes(2), bytes(2), None)),
+    ),
+)
 
 
 _FILLER = b"\xff" * 7

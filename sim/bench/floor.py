@@ -8,18 +8,20 @@ compares. It makes, operation for operation, what the card and its counterpart (
 real transaction; tests count the contexts and ``update`` calls of a real tap and of the floor and require them
 equal. :func:`measure_floor` times a floor; a transaction's cost is reported as a ratio to it.
 
-The floors are those of 3DES cards (the demo key set's algorithm).
+The floors are those of 3DES cards (the demo key set's algorithm). The M1 debit's floor still goes through
+``protocols.crypto``'s key objects (its sector-key rule and retail MAC are not written out against the library here).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import statistics
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
@@ -29,10 +31,17 @@ except ImportError:  # older releases only have it beside the modern algorithms
     from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[attr-defined,no-redef]
 
 from protocols.card_files import TransactionType
-from protocols.crypto import Algorithm, serial_factor
+from protocols.crypto import Algorithm, CardKey, diversify, mac_block, pad, serial_factor
+from protocols.crypto.ciphers import BlockKey
+from protocols.m1.crypto import PURCHASE_MAC_DATA, auth_code_data, purchase_mac
+from protocols.m1.keys import KeyRule
+from protocols.m1.layout import ISSUANCE, ISSUANCE_BLOCK, VALIDITY_BLOCK, RecordType
+from protocols.mifare import KeyType, auth_uid
+from terminal.flows.m1 import PURSE_SECTORS
 from terminal.keyset import Keyset, KeyUsage
 
 from ..card import SimCard
+from ..card.m1_card import M1Card
 from ..psam import SimPsam
 from .spec import BenchError
 
@@ -53,6 +62,7 @@ _LOAD_TAC = struct.Struct(">IHIB6s7s")  # 24 bytes
 _PAD_18, _PAD_22, _PAD_15, _PAD_24 = b"\x80" + bytes(5), b"\x80\x00", b"\x80", b"\x80" + bytes(7)
 _AMOUNT_PADDED = struct.Struct(">I4s")  # purchase MAC2: the amount, 80 00 00 00
 _AMOUNT_PAD = b"\x80\x00\x00\x00"
+Key = TypeVar("Key", bound=BlockKey)
 
 
 def measure_floor(run: Callable[[int], None], iterations: int, rounds: int = 5) -> float:
@@ -105,6 +115,11 @@ def _issuer_context(keyset: Keyset, usage: KeyUsage, version: int, issuer: bytes
         raise BenchError("the cryptography floor is that of 3DES cards; this key set is SM4")
     master = _card_key_context(keyset.master(usage, version).export())
     return master if keyset.levels == 1 else _card_key_context(_diversify(master, issuer))
+
+
+def _copy(key: Key) -> Key:
+    """A fresh key object equal to ``key``, without its contexts."""
+    return type(key)(key.export())
 
 
 def _equal(expected: bytes, received: bytes, what: str) -> None:
@@ -175,6 +190,62 @@ def purchase_floor(card: SimCard, psam: SimPsam) -> Callable[[int], None]:
     def run(iterations: int) -> None:
         for i in range(iterations):
             floor_purchase(keys, i.to_bytes(4, "big"), i & 0xFFFF, i, 200, _WHEN)
+    return run
+
+
+# --- the M1 debit -----------------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class M1FloorKeys:
+    """The keys of one M1 debit, held as the PSAM holds them: its M1 masters (key A of the sectors, the auth code's,
+    the transaction MAC's; long-lived, their contexts made), the key rule, the card's UID and number, and the data
+    the two MACs cover. The card has no cryptography of its own here: Crypto1 is the reader chip's."""
+
+    key_a: CardKey
+    auth: CardKey
+    tac: CardKey
+    rule: KeyRule
+    uid: bytes
+    card_number: bytes
+    auth_data: bytes
+
+
+def floor_m1_debit(keys: M1FloorKeys, tsn: int, counter: int, balance: int, amount: int, when: dt.datetime,
+                   terminal: bytes) -> bytes:
+    """The cryptography of one M1 debit and nothing else, as the PSAM does it; returns the transaction MAC.
+
+    M1 SECTOR KEYS: each purse sector's key A diversified from the master (one ECB call, a new key object each).
+    The auth code: the card's auth key from its master (a new key object), the MAC of the padded data (a CBC context).
+    M1 PURCHASE MAC: the card's MAC key (a new key object), the MAC of the debit (a CBC context)."""
+    for sector in PURSE_SECTORS:
+        keys.rule.key(keys.key_a, keys.uid, sector, KeyType.A)
+    mac_block(diversify(keys.auth, keys.card_number), pad(keys.auth_data), iv=bytes(8), pad=False)  # type: ignore[type-var]
+    data = PURCHASE_MAC_DATA.pack(keys.card_number, keys.uid, counter, balance, amount, RecordType.PURCHASE, terminal,
+                                  tsn, when)
+    return purchase_mac(diversify(keys.tac, keys.card_number), data)  # type: ignore[type-var]
+
+
+def m1_floor_keys(card: M1Card, psam: SimPsam) -> M1FloorKeys:
+    """Fresh master key objects equal to those ``psam`` uses for ``card``, their contexts made."""
+    issuance = ISSUANCE.parse(card.image.block(ISSUANCE_BLOCK))
+    keyset, version = psam.keyset, issuance.key_version
+    key_a, auth, tac = (_copy(keyset.master(usage, version))
+                        for usage in (KeyUsage.M1_KEY_A, KeyUsage.M1_AUTH, KeyUsage.M1_TAC))
+    for master in (key_a, auth, tac):
+        master.check_value()
+    uid = auth_uid(card.image.uid)
+    data = auth_code_data(uid, card.image.block(ISSUANCE_BLOCK), card.image.block(VALIDITY_BLOCK))
+    return M1FloorKeys(key_a, auth, tac, keyset.m1_rule, uid, issuance.card_number, data)
+
+
+def m1_debit_floor(card: M1Card, psam: SimPsam) -> Callable[[int], None]:
+    """``run(n)``: n M1 debits' cryptography over fresh keys equal to ``psam``'s for ``card``."""
+    keys = m1_floor_keys(card, psam)
+    when = dt.datetime(2026, 3, 2, 6, 0)
+
+    def run(iterations: int) -> None:
+        for i in range(iterations):
+            floor_m1_debit(keys, i, (i & 0xFFFE) + 1, 100_000, 200, when, psam.terminal_number)
     return run
 
 

@@ -7,11 +7,11 @@ import array
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sim.card import SimCard
+from sim.device import Device
 from sim.reader import SimReader
 from terminal.clock import ManualClock
 
@@ -27,11 +27,14 @@ PROGRESS_EVERY = 1024
 class Rig(Protocol):
     """A terminal of one flow with everything behind it, and its card population on a simulated reader."""
 
-    cards: list[SimCard]
     reader: SimReader
     clock: ManualClock
     step: dt.timedelta  # the simulated time between two taps
     next_card: int  # the card that taps next
+
+    @property
+    def cards(self) -> Sequence[Device]:
+        """The population, in the order its riders tap."""
 
     @property
     def serve(self) -> Callable[[], Any]:

@@ -1,10 +1,13 @@
-"""The purchase flow: a bus validator taking complete composite purchases.
+"""The purchase flow: a bus validator taking complete composite purchases, or complete M1 debits.
 
 The worker's validator runs as a bus would run it (the tap state machine, the demo flat fares, a simulated PSAM, a
 journal). Its population's clock moves on between taps so that no card comes back within the repeat-tap window, and
 every rider carries enough money for the run, so every tap is a full composite purchase: SELECT, READ BINARY 0x17,
 INITIALIZE FOR CAPP PURCHASE, the PSAM's MAC1, UPDATE CAPP DATA CACHE 0x1E, the journal's intent, DEBIT (the card
-checks MAC1), the PSAM's MAC2 check, the journal's completion.
+checks MAC1), the PSAM's MAC2 check, the journal's completion. With M1 cards (``card_kind`` m1, every rider a normal
+fare so that every tap is a debit) each tap is the M1 flow's: the PSAM's sector keys, the issuance and purse blocks,
+the PSAM's check of the auth code, its transaction MAC, the journal's intent, the eight block writes and value
+operations of the debit, the journal's completion.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from protocols.card_files import CardType
+from protocols.m1.layout import MAX_BALANCE as M1_MAX_BALANCE
+from protocols.m1.layout import PURSE_BACKUP_BLOCK, PURSE_BLOCK
+from protocols.mifare import ValueBlock
 from terminal.clock import ManualClock
 from terminal.config import Place, ValidatorConfig
 from terminal.fares import load_fares
@@ -23,16 +30,21 @@ from terminal.outcome import TapStatus
 from terminal.records import DebitState
 from terminal.validator import Validator
 
+from ..card import SimCard
+from ..card.m1_card import M1Card
+from ..card.m1_issuing import generate_m1_population
 from ..demo import DEMO_FARES
 from ..issuing import DEFAULT_ISSUERS, generate_population, load_demo_keyset
 from ..psam import demo_psam
 from ..reader import SimReader, SimSamSlot
-from .floor import purchase_floor
+from .floor import m1_debit_floor, purchase_floor
 from .spec import BENCH_START, BenchError, BenchSpec
 
 RIDER_BALANCE = 1_000_000_000
 """Fen in every purse before the run (ten million yuan): no tap is declined for funds, which would take a shorter
 path than a purchase."""
+M1_RIDER_BALANCE = M1_MAX_BALANCE
+"""An M1 purse's most (167 772.15 yuan, the width of a trip record): 60 000 taps of 2 yuan fit."""
 MAX_TAPS_PER_CARD = 60_000
 """A card's offline counter stops at FFFF: a run asks at most this many taps of one card."""
 
@@ -44,11 +56,23 @@ class PurchaseRig:
 
     def __init__(self, spec: BenchSpec, index: int = 0) -> None:
         keyset = load_demo_keyset()
-        self.cards = generate_population(keyset, spec.cards, spec.seed + index, on=BENCH_START.date())
-        for card in self.cards:
-            card.image.purse.balance = RIDER_BALANCE
         home = DEFAULT_ISSUERS[0]
         config = ValidatorConfig(place=Place(city_code=home[2:4], institution_id=home))
+        self.cards: list[SimCard | M1Card]
+        if spec.card_kind == "m1":
+            self.balance = M1_RIDER_BALANCE
+            riders = generate_m1_population(keyset, spec.cards, spec.seed + index, on=BENCH_START.date(),
+                                            city=config.place.city_code, card_type=CardType.NORMAL)
+            for rider in riders:
+                for block in (PURSE_BLOCK, PURSE_BACKUP_BLOCK):
+                    rider.image.set_block(block, ValueBlock(self.balance, PURSE_BLOCK).to_bytes())
+            self.cards = list(riders)
+        else:
+            self.balance = RIDER_BALANCE
+            population = generate_population(keyset, spec.cards, spec.seed + index, on=BENCH_START.date())
+            for card in population:
+                card.image.purse.balance = self.balance
+            self.cards = list(population)
         # a card comes back after the whole population has tapped: that must be past the repeat-tap window
         self.step = dt.timedelta(seconds=(config.repeat_tap_s + 2) / spec.cards)
         self.clock = ManualClock(BENCH_START)
@@ -91,10 +115,11 @@ class PurchaseRig:
             self.journal.flush()
 
     def floor(self) -> Callable[[int], None]:
-        return purchase_floor(self.cards[0], self.psam)
+        first = self.cards[0]
+        return m1_debit_floor(first, self.psam) if isinstance(first, M1Card) else purchase_floor(first, self.psam)
 
     def money(self) -> dict[str, int]:
-        taken = sum(RIDER_BALANCE - card.balance for card in self.cards)
+        taken = sum(self.balance - (card.balance or 0) for card in self.cards)
         if self.journal_path is not None:
             self.journal.close()
             with SqliteJournal(self.journal_path, readonly=True) as done:

@@ -39,6 +39,16 @@ FLOWS: dict[str, Flow] = {
                   ("fen_added_to_cards", "added to cards")), 2_000),
 }
 """The flows a run can take, by name (each has a rig in :data:`sim.bench.loop.RIGS`)."""
+CARD_KINDS = ("cpu", "m1")
+"""The cards a purchase run's population holds: T-Union CPU cards, or legacy M1 (MIFARE Classic) city cards."""
+M1_PURCHASE = Flow("Offline M1 debit throughput", "M1 debits", "debit", "acknowledged", "the validator's time",
+                   FLOWS["purchase"].money, FLOWS["purchase"].profile_taps)
+"""The purchase flow with M1 cards: the value-block debit of :mod:`terminal.flows.m1`."""
+
+
+def flow_of(name: str, cards: str = "cpu") -> Flow:
+    """The flow ``name`` as a run of ``cards`` takes it: an M1 card's purchase is its value-block debit."""
+    return M1_PURCHASE if name == "purchase" and cards == "m1" else FLOWS[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,7 @@ class BenchSpec:
     ``flow`` is one of :data:`FLOWS`. ``journal`` and ``group_commit`` are the purchase journal's kind and SQLite batch
     size (0: durable, one commit per call); the load flow's journal and ledger are SQLite, durable per change.
     ``directory`` is where SQLite files are written; ``profile_taps`` is the length of the sampled pass (0: none).
+    ``card_kind`` is what a purchase run's population holds (:data:`CARD_KINDS`).
     """
 
     taps: int | None = None
@@ -60,6 +71,7 @@ class BenchSpec:
     directory: str | None = None
     profile_taps: int = 20_000
     floor_iterations: int = 2000
+    card_kind: str = "cpu"
 
     def check(self) -> None:
         """Refuse what no flow can run; each flow's rig checks its own limits (:meth:`sim.bench.loop.Rig.check`)."""
@@ -75,3 +87,7 @@ class BenchSpec:
             raise BenchError("group commit is a batch size, 0 (durable) or more")
         if self.cards < 1:
             raise BenchError("the population needs at least one card")
+        if self.card_kind not in CARD_KINDS:
+            raise BenchError(f"card kind must be one of {', '.join(CARD_KINDS)}, got {self.card_kind!r}")
+        if self.card_kind != "cpu" and self.flow != "purchase":
+            raise BenchError(f"{self.card_kind} cards are measured in the purchase flow only")

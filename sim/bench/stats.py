@@ -8,7 +8,7 @@ from typing import Any
 
 from .loop import WorkerResult
 from .profiler import SAMPLE_INTERVAL_S, share_out
-from .spec import FLOWS, BenchSpec
+from .spec import BenchSpec, flow_of
 
 
 def percentile(sorted_values: list[int] | array.array, q: float) -> float:
@@ -44,6 +44,7 @@ def summarise(results: list[WorkerResult], *, baseline: WorkerResult | None, spe
     purchase = spec.flow == "purchase"
     report: dict[str, Any] = {
         "flow": spec.flow,
+        "cards": spec.card_kind,
         "tx_per_s": round(tx_per_s, 1),
         "us_per_tx_mean": round(cost_us, 2),
         "us_per_tx_p50": round(percentile(own, 0.50) / 1000, 2),
@@ -67,7 +68,7 @@ def summarise(results: list[WorkerResult], *, baseline: WorkerResult | None, spe
                              "sampler itself, left out), each charged to the innermost frame of a category; shares "
                              "applied to the wall time per transaction") if sampled else None,
     }
-    money = [key for key, _ in FLOWS[spec.flow].money]
+    money = [key for key, _ in flow_of(spec.flow, spec.card_kind).money]
     for key in money:
         report[key] = sum(r.money[key] for r in results)
     report["money_conserved"] = len({report[key] for key in money}) == 1

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.errors import ProtocolError
-from protocols.iso14443 import check_uid
+from protocols.iso14443 import CLASSIC_SAKS, check_uid
 from protocols.m1.layout import ISSUANCE_BLOCK, PURSE_BLOCK
 from protocols.mifare import (
     ACK,
@@ -70,7 +70,7 @@ def classic_atqa(uid: bytes, size: CardSize) -> bytes:
 
 
 def classic_sak(size: CardSize) -> int:
-    return {CardSize.K1: 0x08, CardSize.K4: 0x18, CardSize.MINI: 0x09}[size]
+    return CLASSIC_SAKS[size]
 
 
 @dataclass(slots=True)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import random
 
+from protocols import bcd
 from protocols.card_files import CardType
 from protocols.iso14443 import CASCADE_TAG, bcc
 from protocols.m1.crypto import auth_code, auth_code_data
 from protocols.m1.layout import (
+    BLACK_FLAG,
     DIRECTORY,
     DIRECTORY_BLOCK,
     GPB,
@@ -36,13 +39,14 @@ from protocols.m1.layout import (
     LoadInfo,
     ProcessFlag,
     Validity,
+    parse_public_info,
     public_info,
     sector_access,
 )
 from protocols.mifare import CardSize, KeyType, ValueBlock, trailer_block
 from terminal.keyset import Keyset, KeyUsage
 
-from ..issuing import IssueError
+from ..issuing import IssueError, draw_card, draw_odd_trait
 from .m1_card import M1Card, M1Image, classic_atqa, classic_sak
 
 DEFAULT_CITY = bytes.fromhex("3640")
@@ -130,3 +134,33 @@ def issue_m1_card(keyset: Keyset, *, issuer_serial: bytes, city: bytes = DEFAULT
     for sector in range(size.sectors):
         image.set_block(trailer_block(sector, size), trailer(keyset, uid, sector, key_version))
     return M1Card(image)
+
+
+def generate_m1_population(keyset: Keyset, n: int, seed: int, *, odd_share: float = 0.0,
+                           on: dt.date | None = None, city: bytes = DEFAULT_CITY,
+                           card_type: int | None = None) -> list[M1Card]:
+    """``n`` M1 cards of ``city`` issued from ``keyset``, the same for the same arguments (``on`` defaults to today):
+    the card types (or every card ``card_type``), validity and balances of :func:`sim.issuing.generate_population`,
+    distinct issuer serials, UIDs fixed by the card numbers. ``odd_share`` of the cards get one odd trait each: expired, not yet valid, blocked (the
+    black flag set), a low balance, or issued by another city (M1 cards are valid in their own city only)."""
+    _check(isinstance(n, int) and 0 <= n < 10**8, "n", "a count of cards, 0 to 99999999")
+    _check(0.0 <= odd_share <= 1.0, "odd_share", "a share between 0 and 1")
+    on = dt.date.today() if on is None else on
+    rng = random.Random(seed)
+    first = rng.randrange(10**8 - n)
+    other_city = bytes((city[0], (city[1] + 1) % 0x100))
+    cards = []
+    for i in range(n):
+        drawn, start, expiry, balance = draw_card(rng, on)
+        trait, start, expiry, balance = draw_odd_trait(rng, odd_share, on, start, expiry, balance)
+        card = issue_m1_card(keyset, issuer_serial=bcd.from_digits(f"{first + i:08d}", 4),
+                             city=other_city if trait == "non_interoperable" else city,
+                             card_type=drawn if card_type is None else card_type,
+                             balance=min(balance, MAX_BALANCE), start=start, expiry=expiry, issue_date=start)
+        if trait == "blocked":
+            info = parse_public_info(card.image.block(PUBLIC_BLOCK))
+            for block in (PUBLIC_BLOCK, PUBLIC_BACKUP_BLOCK):
+                card.image.set_block(block, public_info(info.record_pointer, info.counter, info.process_flag,
+                                                        BLACK_FLAG))
+        cards.append(card)
+    return cards

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sim.bench.spec import FLOWS
+from sim.bench.spec import CARD_KINDS, FLOWS
 
 from . import cli
 
@@ -28,6 +28,9 @@ from . import cli
 @click.option("--group-commit", type=click.IntRange(0), default=1000, show_default=True,
               help="SQLite journal batch size for purchases; 0 commits every call durably (two fsyncs per debit). "
                    "Loads commit every change.")
+@click.option("--cards", "card_kind", type=click.Choice(CARD_KINDS), default="cpu", show_default=True,
+              help="The riders' cards (purchases): T-Union CPU cards, or legacy M1 (MIFARE Classic) city cards "
+                   "debited block by block.")
 @click.option("--population", "cards", type=click.IntRange(1), default=1000, show_default=True,
               help="Cards in each worker's population.")
 @click.option("--seed", type=int, default=978, show_default=True, help="Seed of the card populations.")
@@ -39,7 +42,7 @@ from . import cli
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no progress bar).")
 @click.pass_context
 def bench(ctx: click.Context, flow: str, seconds: float | None, taps: int | None, workers: int, journal: str,
-          group_commit: int, cards: int, seed: int, directory: Path | None, profile_taps: int | None,
+          group_commit: int, card_kind: str, cards: int, seed: int, directory: Path | None, profile_taps: int | None,
           as_json: bool) -> None:
     """Measure complete transactions per second on simulated hardware, and their cryptography floor.
 
@@ -54,6 +57,8 @@ def bench(ctx: click.Context, flow: str, seconds: float | None, taps: int | None
     if seconds is not None and taps is not None:
         raise click.UsageError("give --seconds or --taps, not both")
     if flow != "purchase":
+        if card_kind != "cpu":
+            raise click.UsageError("--cards is for purchases: a top-up machine loads CPU cards")
         for name in ("journal", "group_commit"):
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name.replace('_', '-')} is for purchases: loads are journaled in SQLite, "
@@ -63,7 +68,7 @@ def bench(ctx: click.Context, flow: str, seconds: float | None, taps: int | None
     if directory is not None and not directory.is_dir():
         raise click.UsageError(f"{directory} is not a directory")
     spec = BenchSpec(taps=taps, seconds=seconds, flow=flow, journal=journal, group_commit=group_commit, cards=cards,
-                     seed=seed, directory=None if directory is None else str(directory),
+                     card_kind=card_kind, seed=seed, directory=None if directory is None else str(directory),
                      profile_taps=FLOWS[flow].profile_taps if profile_taps is None else profile_taps)
     bar = None
     if not as_json and sys.stderr.isatty():
@@ -84,7 +89,9 @@ def bench(ctx: click.Context, flow: str, seconds: float | None, taps: int | None
 
 
 def _print(r: dict) -> None:
-    flow = FLOWS[r["flow"]]
+    from sim.bench.spec import flow_of
+
+    flow = flow_of(r["flow"], r["cards"])
     journal = r["journal"] if r["group_commit"] is None else f"{r['journal']}, group commit {r['group_commit']}"
     if r["journal"] == "sqlite" and r["group_commit"] is None:
         journal = "sqlite, durable per call"

@@ -17,7 +17,7 @@ from .card import card
 _SIZES = {"1k": 1024, "4k": 4096}
 _BLOCK_NAMES = {
     0: "manufacturer", 1: "sector directory", 2: "reserved", 4: "issuance", 5: "validity", 6: "issuer reserved",
-    8: "last load", 9: "purse", 10: "purse backup", 24: "public info", 25: "public info backup", 26: "reserved",
+    8: "last load", 9: "purse", 10: "purse backup", 24: "public info", 25: "public info backup", 26: "last ride",
 }  # the map of protocols.m1.layout
 _SECTOR_PURPOSES = {0: "directory", 1: "issuance", 2: "purse", 3: "trip records", 4: "trip records",
                     5: "trip records", 6: "public info"}
@@ -117,6 +117,8 @@ def _block(image: Any, number: int, newest_slot: int | None) -> dict[str, Any]:
     from protocols.m1.layout import (
         BLACK_FLAG,
         ISSUANCE,
+        LAST_RIDE,
+        LAST_RIDE_BLOCK,
         LOAD_INFO,
         PUBLIC_BACKUP_BLOCK,
         PUBLIC_BLOCK,
@@ -154,6 +156,8 @@ def _block(image: Any, number: int, newest_slot: int | None) -> dict[str, Any]:
         out.update(_decoded(VALIDITY.parse, raw))
     elif number == 8:
         out.update(_decoded(LOAD_INFO.parse, raw))
+    elif number == LAST_RIDE_BLOCK:
+        out.update(_decoded(LAST_RIDE.parse, raw))
     elif number in (PURSE_BLOCK, PURSE_BACKUP_BLOCK):
         try:
             value = ValueBlock.parse(raw)

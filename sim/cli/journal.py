@@ -167,25 +167,56 @@ def verify(ctx: click.Context, db: Path, keys: Path, as_json: bool, damaged: str
         ctx.exit(1)
 
 
+def summarize(found: list[Any]) -> list[dict[str, Any]]:
+    """Events counted by kind, with the distinct cards they name; ``exchange_card`` events also by what the cut-over
+    policy said (technology, card type, phase), so an operator can watch the old cards go."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for event in found:
+        kind = kinds.setdefault(event.kind, {"kind": event.kind, "events": 0, "cards": set(), "by_rule": {}})
+        kind["events"] += 1
+        if event.card_serial is not None:
+            kind["cards"].add(event.card_serial)
+        if event.kind == "exchange_card":
+            rule = kind["by_rule"].setdefault(event.detail, {"events": 0, "cards": set()})
+            rule["events"] += 1
+            rule["cards"].add(event.card_serial)
+    return [{"kind": k["kind"], "events": k["events"], "cards": len(k["cards"]),
+             "by_rule": {detail: {"events": r["events"], "cards": len(r["cards"])} for detail, r in k["by_rule"].items()}}
+            for k in kinds.values()]
+
+
 @journal.command()
 @click.argument("db", type=_DB)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead of a line of text.")
+@click.option("--summary", is_flag=True,
+              help="Count the events by kind and the cards they name instead of listing them; refused old cards "
+                   "(exchange_card) also by the cut-over rule that refused them.")
 @damaged_option()
 @click.pass_context
-def events(ctx: click.Context, db: Path, as_json: bool, damaged: str) -> None:
+def events(ctx: click.Context, db: Path, as_json: bool, summary: bool, damaged: str) -> None:
     """List what the validator journaled for the operator: cards refused as copies or replays, counters that went
-    backwards, journal rows set aside as damaged, a PSAM repeating a transaction serial.
+    backwards, old cards refused by the cut-over policy (asked to be exchanged), journal rows set aside as damaged,
+    a PSAM repeating a transaction serial.
 
     \b
     Text: EVENT id  time  kind  card  row  detail
     JSON: {"event", "at", "kind", "card_serial", "row", "detail"}
+    --summary: a line (JSON: {"kind", "events", "cards", "by_rule"}) per kind
     """
     from protocols.hexutil import to_hex
 
     with _open(db, damaged) as source:
         found = list(source.events())
         set_aside = report_set_aside(source)
-    for event in found:
+    if summary:
+        for kind in summarize(found):
+            if as_json:
+                click.echo(json.dumps(kind, ensure_ascii=False))
+                continue
+            click.echo(f"{kind['kind']:<20}{kind['events']:>7} events, {kind['cards']} cards")
+            for detail, rule in kind["by_rule"].items():
+                click.echo(f"  {detail:<46}{rule['events']:>7} events, {rule['cards']} cards")
+    for event in [] if summary else found:
         card = None if event.card_serial is None else to_hex(event.card_serial)
         if as_json:
             click.echo(json.dumps({"event": event.event_id, "at": event.at.isoformat(), "kind": event.kind,

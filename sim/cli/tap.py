@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -28,7 +29,7 @@ def report_dict(report: TapReport, fixture: Path) -> dict[str, Any]:
     return {
         "fixture": str(fixture), "kbps": report.kbps, "kbps_to_card": report.kbps_to_card,
         "kbps_to_reader": report.kbps_to_reader, "baud": report.baud, "pps": report.pps,
-        "outcome": {"status": outcome.status.value,
+        "outcome": {"status": outcome.status.value, "technology": outcome.technology,
                     "decline": outcome.decline.name.lower() if outcome.decline else None,
                     "message": outcome.message, "fare": outcome.fare, "balance_before": outcome.balance_before,
                     "balance_after": outcome.balance_after,
@@ -57,7 +58,8 @@ def print_report(report: TapReport, fixture: Path) -> None:
     click.echo("")
     click.echo(f"  {'#':>2}  {'peer':<5} {'command':<34}{'air/line ms':>12}{'card ms':>10}{'PSAM ms':>10}"
                f"{'total ms':>10}{'at ms':>10}")
-    click.echo(f"  {'':>2}  {'card':<5} {'activation (REQA to ATS)':<34}{_ms(report.activation_us):>12}{'-':>10}"
+    activation = "activation (REQA to SAK)" if outcome.technology == "m1" else "activation (REQA to ATS)"
+    click.echo(f"  {'':>2}  {'card':<5} {activation:<34}{_ms(report.activation_us):>12}{'-':>10}"
                f"{'-':>10}{_ms(report.activation_us):>10}{_ms(0):>10}")
     for step in report.steps:
         card, psam = (_ms(step.device_us), "-") if step.role == "card" else ("-", _ms(step.device_us))
@@ -98,10 +100,13 @@ def tap(fixture: Path, bitrate: str, baud: int | None, when: dt.datetime | None,
     exchange is shown with its modeled air (or contact line) time and the time the card or the
     PSAM computes (sim/timing.py), one after the other, against the 400 ms that DB31/T 239-2020
     allows for one purchase. The PSAM's start-up exchanges come before the tap and are not counted.
-    The fixture is not changed unless --save is given.
+    An M1 (MIFARE Classic) fixture is tapped by a validator standing in the card's own city,
+    each pseudo-APDU priced by the MIFARE commands it becomes. The fixture is not changed unless
+    --save is given.
     """
+    from sim.card.m1_card import M1Card
     from sim.demo import DEMO_FARES
-    from sim.fixture import load_cpu_fixture, save_fixture
+    from sim.fixture import load_fixture, save_fixture
     from sim.tap import CARD_LINK, SAM_LINK, run_tap
     from terminal.clock import ManualClock, SystemClock
     from terminal.config import ValidatorConfig
@@ -111,9 +116,11 @@ def tap(fixture: Path, bitrate: str, baud: int | None, when: dt.datetime | None,
 
         if timeline.suffix.lower() not in FORMATS:
             raise click.BadParameter(f"{timeline}: the picture is a .png or an .svg file", param_hint="--timeline")
-    card = load_cpu_fixture(fixture)
+    card = load_fixture(fixture)
     clock = ManualClock(when or SystemClock().now())
     config = ValidatorConfig()
+    if isinstance(card, M1Card):  # an M1 card is valid in its own city only: the validator stands there
+        config = ValidatorConfig(place=dataclasses.replace(config.place, city_code=card.serial[:2]))
     writer = None
     if trace_path is not None:
         writer = open_trace(trace_path, "tap", [(CARD_LINK, "card"), (SAM_LINK, "sam")], config=config,

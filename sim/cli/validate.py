@@ -23,10 +23,17 @@ def _yuan(fen: int) -> str:
     return f"{fen / 100:.2f}"
 
 
-def _card_number(serial: bytes | None) -> str:
-    """The 19 digits printed on a card (the serial's 20 BCD digits without the leading 0)."""
+def _card_number(serial: bytes | None, technology: str = "") -> str:
+    """The digits printed on a card: a CPU card's 19 (the serial's 20 BCD digits without the leading 0), an M1 card's
+    16-digit card number (city, industry, issuer serial)."""
+    from terminal.records import Technology, m1_card_number
+
     if serial is None:
         return "-"
+    if technology == Technology.M1.value:
+        serial = m1_card_number(serial)
+        digits = serial.hex()
+        return digits if digits.isdigit() else digits.upper()
     digits = serial.hex()
     return digits[1:] if digits.isdigit() and digits[0] == "0" else digits.upper()
 
@@ -40,7 +47,8 @@ def _tap_ms(outcome: TapOutcome) -> float:
 
 
 def _line(outcome: TapOutcome, when: str) -> str:
-    parts = [when, f"{outcome.status.value:<14}", f"card {_card_number(outcome.card_serial)}", outcome.message]
+    parts = [when, f"{outcome.status.value:<14}", f"card {_card_number(outcome.card_serial, outcome.technology)}",
+             outcome.message]
     if outcome.tac is not None:
         parts.append(f"TAC {outcome.tac.hex().upper()}")
     if outcome.journal_row is not None:
@@ -58,6 +66,7 @@ def _json(outcome: TapOutcome, when: str) -> str:
         "message": outcome.message,
         "detail": outcome.detail,
         "card_serial": None if outcome.card_serial is None else outcome.card_serial.hex().upper(),
+        "technology": outcome.technology or None,
         "card_type": outcome.card_type,
         "fare": outcome.fare,
         "rule": outcome.rule,

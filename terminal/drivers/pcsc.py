@@ -5,7 +5,10 @@ are chosen by index in the PC/SC list or by a name pattern (:func:`choose_reader
 ``SCARD_STATE_PRESENT`` before connecting (a card that has just arrived may not be powered yet), connects exclusively
 offering T=0 and T=1 (the resource manager picks the card's protocol from its ATR and reports the one it chose), and
 reports a contactless card behind a PC/SC reader (PC/SC part 3 ATR ``3B 8n 80 01 ...``) as ``T=CL`` with the UID the
-reader gives for ``FF CA 00 00 00``. :meth:`PcscLink.deactivate` disconnects with ``SCARD_UNPOWER_CARD``: without it the
+reader gives for ``FF CA 00 00 00``, and a MIFARE Classic (the storage-card ATR ``3B 8F 80 01 80 4F 0C A0 00 00 03 06
+03 ...``) as ``MIFARE`` with its UID and the SAK its card name means: the reader's firmware then takes the PC/SC part 3
+pseudo-APDUs (``FF 82`` load key, ``FF 86`` authenticate, ``FF B0``/``FF D6`` read/write, ``FF D7`` value operations)
+that the validator's M1 flow sends. :meth:`PcscLink.deactivate` disconnects with ``SCARD_UNPOWER_CARD``: without it the
 card keeps its selected file and open session into the next connection.
 
 The T=0 procedure (61xx, 6Cxx) is not done here but in :class:`terminal.channel.Channel`, for every driver alike.
@@ -29,6 +32,7 @@ from operator import xor
 from typing import Any
 
 from protocols.errors import ProtocolError, YktError
+from protocols.pcsc_mifare import is_storage_atr, storage_sak
 
 from ..errors import CardRemoved, ConfigError, LinkTimeout, ReaderGone
 from ..link import Activation, Link
@@ -434,6 +438,11 @@ class PcscLink(Link):
                 return None
             raise error
         atr = bytes(atr)
+        if is_storage_atr(atr):  # before the contactless test: a storage card's ATR has the same frame
+            try:
+                return Activation("MIFARE", uid=self._uid(), sak=storage_sak(atr), atr=atr)
+            except CardRemoved:
+                return None
         if is_contactless_atr(atr):
             try:
                 return Activation("T=CL", uid=self._uid(), atr=atr)

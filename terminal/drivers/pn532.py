@@ -9,12 +9,18 @@ itself; the host sees whole APDUs in InDataExchange.
 - :meth:`Pn532Link.activate` lists one type A target with InListPassiveTarget, trying until the caller's timeout
   (each try waits at least ``list_timeout``, the time a chip with finite retries needs to answer "none").
 - :meth:`Pn532Link.transceive` sends an APDU with InDataExchange. An APDU longer than one frame's 262 bytes goes
-  in pieces flagged MI (more information); an answer flagged MI is fetched piece by piece with ``40 Tg``.
+  in pieces flagged MI (more information); an answer flagged MI is fetched piece by piece with ``40 Tg``. To a
+  MIFARE Classic the link speaks as a PC/SC reader does: it takes PC/SC part 3 pseudo-APDUs (``FF 82`` load key,
+  ``FF 86`` authenticate, ``FF B0``/``FF D6`` read/write, ``FF D7`` value operations) and sends the MIFARE commands
+  each becomes (:class:`protocols.pcsc_mifare.MifareBridge`, the translation every reader of this project shares),
+  so the validator's M1 flow runs the same on a PN532 as on a PC/SC reader; :meth:`Pn532Link.exchange` sends a
+  MIFARE command as it is.
   The wait for each answer is the caller's timeout, but never less than what a card may take by the rules:
   its frame waiting time (from the ATS) plus the answer's time on the serial line plus ``exchange_margin``.
 - Status bytes: time-out (``01``), "card disappeared" (``2B``) and "released" (``29``) mean the card is gone
   (:class:`~terminal.errors.CardRemoved`); a MIFARE authentication failure (``14``) is :class:`MifareAuthError`;
-  any other error is :class:`Pn532Error` with NXP's meaning in its message.
+  any other error is :class:`Pn532Error` with NXP's meaning in its message. A pseudo-APDU whose MIFARE command the
+  chip refused (failed authentication, a card's NAK) is answered ``63 00``, as a PC/SC reader answers it.
 - :meth:`Pn532Link.deactivate` releases the target (InRelease ``52 00``); the card is then halted and is not listed
   again until the field is cycled or the card re-enters it, as with a real card left on a reader.
 
@@ -41,6 +47,7 @@ import serial
 from protocols import card_commands, mifare
 from protocols.errors import ProtocolError
 from protocols.iso14443 import Ats, fwt, sak_iso14443_4
+from protocols.pcsc_mifare import MifareBridge
 from protocols.pn532 import (
     ERROR_MASK,
     MAX_EXCHANGE_DATA,
@@ -135,6 +142,7 @@ class Pn532Link(Link):
         """The activated card, ``None`` when there is none."""
         self._tg: int | None = None
         self._fwt = DEFAULT_FWT
+        self._bridge = MifareBridge()  # a MIFARE Classic's pseudo-APDUs; its key slots live as long as the link
         self._closed = False
         self._broken = False  # the chip or the port failed and the recovery did not work: activate tries again
         self._reopen = port is None
@@ -248,6 +256,7 @@ class Pn532Link(Link):
             if listed is not None and listed.targets:
                 target = listed.targets[0]
                 self.activation = activation_of(target)
+                self._bridge.select(target.uid)
                 self._tg = target.tg
                 self._fwt = _frame_waiting_time(target.ats)
                 return self.activation
@@ -255,7 +264,19 @@ class Pn532Link(Link):
                 return None
 
     def transceive(self, apdu: bytes, timeout: float) -> bytes:
+        activation = self.activation
+        if activation is not None and activation.protocol == "MIFARE":
+            return self._bridge.execute(apdu, lambda command: self._mifare(command, timeout))
         return self.exchange(apdu, timeout)
+
+    def _mifare(self, command: bytes, timeout: float) -> bytes:
+        """One MIFARE command as the bridge takes its answer: a READ's 16 bytes, the ACK of a command the chip says
+        went through (it answers those with no data), nothing for one it refused."""
+        try:
+            answer = self.exchange(command, timeout)
+        except Pn532Error:  # a failed authentication (the card is halted), a card's NAK
+            return mifare.NO_ANSWER
+        return answer or mifare.ACK
 
     def exchange(self, data: bytes, timeout: float) -> bytes:
         """One InDataExchange with the activated card, however long ``data`` and the answer: an APDU for an

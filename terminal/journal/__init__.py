@@ -6,8 +6,15 @@
 """
 
 from .base import DAMAGE_POLICIES, Journal
-from .errors import (BadTransition, DamagedRow, DuplicateDebit, InvalidDebit, JournalError, JournalStorageError,
-                     UnknownRow)
+from .errors import (
+                     BadTransition,
+                     DamagedRow,
+                     DuplicateDebit,
+                     InvalidDebit,
+                     JournalError,
+                     JournalStorageError,
+                     UnknownRow,
+)
 from .memory import MemoryJournal
 from .rows import COLUMNS, EventKind, JournalEntry, JournalEvent
 from .sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteJournal

@@ -22,16 +22,49 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Self
 
 from terminal.clock import Clock, SystemClock
-from terminal.records import DebitRecord, DebitState, Evidence
+from terminal.records import DebitRecord, DebitState, Evidence, Technology
 
-from .errors import (BadTransition, DamagedRow, DuplicateDebit, InvalidDebit, JournalError, JournalStorageError,
-                     UnknownRow)
-from .rows import (BALANCE_LIMIT, COLUMNS, LOG_RECORD_SIZE, OPEN_STATES, EventKind, JournalEntry, JournalEvent,
-                   decode_entry, decode_event, storable)
+from .errors import (
+    BadTransition,
+    DamagedRow,
+    DuplicateDebit,
+    InvalidDebit,
+    JournalError,
+    JournalStorageError,
+    UnknownRow,
+)
+from .rows import (
+    BALANCE_LIMIT,
+    COLUMNS,
+    LOG_RECORD_SIZES,
+    OPEN_STATES,
+    UID_SIZES,
+    EventKind,
+    JournalEntry,
+    JournalEvent,
+    decode_entry,
+    decode_event,
+    storable,
+)
 
-__all__ = ["BadTransition", "COLUMNS", "DAMAGE_POLICIES", "DamagedRow", "DuplicateDebit", "EventKind", "InvalidDebit",
-           "Journal", "JournalEntry", "JournalError", "JournalEvent", "JournalStorageError", "OPEN_STATES", "SOURCES",
-           "UnknownRow", "refuse_change"]
+__all__ = [
+    "COLUMNS",
+    "DAMAGE_POLICIES",
+    "OPEN_STATES",
+    "SOURCES",
+    "BadTransition",
+    "DamagedRow",
+    "DuplicateDebit",
+    "EventKind",
+    "InvalidDebit",
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "JournalEvent",
+    "JournalStorageError",
+    "UnknownRow",
+    "refuse_change",
+]
 
 
 SOURCES: dict[DebitState, tuple[str, ...]] = {
@@ -76,6 +109,11 @@ def _bad_field(rec: DebitRecord) -> str:
         return f"an intent is pending with no TAC, MAC2, MAC2 check or evidence yet (state is {rec.state!r})"
     if type(rec.fare_note) is not str or not storable(rec.fare_note):
         return f"fare_note must be text that UTF-8 can encode, got {type(rec.fare_note).__name__}"
+    if not isinstance(rec.technology, Technology):
+        return f"technology must be a Technology, got {rec.technology!r}"
+    m1 = rec.technology is Technology.M1
+    if m1 != (type(rec.card_uid) is bytes and len(rec.card_uid) in UID_SIZES) or (not m1 and rec.card_uid is not None):
+        return f"card_uid must be {'4 or 7 bytes' if m1 else 'None'} for a {rec.technology.value} card"
     return ""
 
 
@@ -98,7 +136,10 @@ def _check_intent(rec: DebitRecord) -> None:
               and type(rec.when) is dt.datetime
               and type(rec.fare_note) is str and (rec.fare_note.isascii() or storable(rec.fare_note))
               and rec.state is DebitState.PENDING and rec.tac is None and rec.mac2 is None
-              and rec.mac2_verified is None and rec.evidence is Evidence.NONE)
+              and rec.mac2_verified is None and rec.evidence is Evidence.NONE
+              and ((rec.technology is Technology.CPU and rec.card_uid is None)
+                   or (rec.technology is Technology.M1 and type(rec.card_uid) is bytes
+                       and len(rec.card_uid) in UID_SIZES)))
     except TypeError:  # a comparison with a value of the wrong type
         ok = False
     if not ok:
@@ -176,7 +217,8 @@ class Journal(abc.ABC):
         row = [None, rec.card_serial.hex().upper(), rec.issuer_id.hex().upper(), rec.card_type, rec.offline_atc,
                rec.amount, rec.balance_before, rec.trans_type, rec.terminal_id.hex().upper(), rec.tsn,
                self._when_iso(rec.when), rec.key_version, rec.algorithm, rec.mac1.hex().upper(), rec.fare_note,
-               "pending", None, None, None, "", "", None]
+               "pending", None, None, None, "", "", None, rec.technology.value,
+               None if rec.card_uid is None else rec.card_uid.hex().upper()]
         return self._insert(row)
 
     def complete(self, row_id: int, tac: bytes, mac2: bytes, mac2_verified: bool | None, *,
@@ -195,14 +237,27 @@ class Journal(abc.ABC):
                      ["complete", _check_mac(tac, "TAC"), _check_mac(mac2, "MAC2"),
                       None if mac2_verified is None else int(mac2_verified), "", stored])
 
-    def settle_from_log(self, row_id: int, record: bytes, *, made: bool) -> None:
-        """The card's own 0x18 record of the row's counter settles it: ``made`` when the record is this debit (same
-        amount, type, terminal and date-time; complete, but the card can no longer give its TAC), else the counter
-        went to another debit (void). The record (23 bytes, as the card gave it) is kept as the row's reason, in hex."""
-        if type(record) is not bytes or len(record) != LOG_RECORD_SIZE:
-            raise InvalidDebit(f"a 0x18 record is {LOG_RECORD_SIZE} bytes, got {record!r:.60}")
+    def settle_from_log(self, row_id: int, record: bytes, *, made: bool, mac: bytes | None = None) -> None:
+        """The card's own record of the row's counter settles it: ``made`` when the record is this debit (complete),
+        else the counter went to another debit (void). The record, as the card gave it (a CPU card's 0x18 record of 23
+        bytes: the card can no longer give the debit's TAC; an M1 card's trip record of 16 bytes: ``mac``, the PSAM's
+        transaction MAC journaled with the intent, becomes the row's TAC), is kept as the row's reason, in hex."""
+        sizes = tuple(LOG_RECORD_SIZES.values())
+        if type(record) is not bytes or len(record) not in sizes:
+            raise InvalidDebit(f"a card's own record is {' or '.join(map(str, sizes))} bytes, got {record!r:.60}")
+        m1 = len(record) == LOG_RECORD_SIZES[Technology.M1]
+        tac = _check_mac(mac, "an M1 debit's MAC") if made and m1 else None
+        if mac is not None and tac is None:
+            raise InvalidDebit("only an M1 debit proven made by its trip record takes a MAC here")
         state = "complete" if made else "void"
-        self._change(row_id, DebitState(state), [state, None, None, None, record.hex().upper(), Evidence.LOG.value])
+        self._change(row_id, DebitState(state), [state, tac, None, None, record.hex().upper(), Evidence.LOG.value])
+
+    def complete_m1(self, row_id: int, mac: bytes) -> None:
+        """An M1 card acknowledged the decrement of its purse: the debit is taken (evidence ``debit``). ``mac`` is the
+        PSAM's transaction MAC journaled with the intent (the row's ``mac1``), kept as the row's TAC; there is no
+        MAC2."""
+        self._change(row_id, DebitState.COMPLETE, ["complete", _check_mac(mac, "an M1 debit's MAC"), None, None, "",
+                                                   "debit"])
 
     def void(self, row_id: int, reason: str, *, evidence: Evidence = Evidence.DEBIT) -> None:
         """The card proved it never made this debit: it refused DEBIT (``evidence`` ``debit``) or its counter never

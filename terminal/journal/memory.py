@@ -20,7 +20,7 @@ class RowStore:
     pending and unconfirmed rows so that finding a card's pending debit does not scan every row.
     """
 
-    __slots__ = ("rows", "_card_atc", "_terminal_tsn", "_open", "_freeze", "_highest")
+    __slots__ = ("_card_atc", "_freeze", "_highest", "_open", "_terminal_tsn", "rows")
 
     def __init__(self, *, freeze: bool = True) -> None:
         """``freeze``: keep final rows as tuples (a store that lives long); a group-commit batch, written and dropped

@@ -13,34 +13,46 @@ import enum
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from terminal.records import DebitRecord, DebitState, Evidence
+from terminal.records import DebitRecord, DebitState, Evidence, Technology
 
 from .errors import DamagedRow
 
 COLUMNS = ("id", "card_serial", "issuer_id", "card_type", "offline_atc", "amount", "balance_before", "trans_type",
            "terminal_id", "tsn", "txn_time", "key_version", "algorithm", "mac1", "fare_note",
-           "state", "tac", "mac2", "mac2_verified", "reason", "evidence", "changed_at")
+           "state", "tac", "mac2", "mac2_verified", "reason", "evidence", "changed_at", "technology", "card_uid")
 """A row, in storage order. Positions used below: the key fields, then what a state change rewrites."""
 ID, CARD, ATC, TERMINAL, TSN, STATE, EVIDENCE = 0, 1, 4, 8, 9, 15, 20
 CHANGE = slice(15, 21)  # what a state change rewrites: state, tac, mac2, mac2_verified, reason, evidence
-CHANGED_AT = 21
+CHANGED_AT, TECHNOLOGY, CARD_UID = 21, 22, 23
 
 EVENT_COLUMNS = ("id", "at", "kind", "card_serial", "row_ref", "detail")
 
 OPEN_STATES = ("pending", "unconfirmed")
-LOG_RECORD_SIZE = 23  # a 0x18 record, kept as a row's reason when it settled the row
+LOG_RECORD_SIZES = {Technology.CPU: 23, Technology.M1: 16}
+"""The card's own record that settled a row (a CPU card's 0x18 record, an M1 card's trip record), kept in hex as the
+row's reason."""
+UID_SIZES = (4, 7)
 BALANCE_LIMIT = 0xFFFFFFFF  # a 4-byte balance; negative values (overdraft shown signed) down to -this
 
 _STATES = {s.value: s for s in DebitState}
 _EVIDENCE = {e.value: e for e in Evidence}
+_TECHNOLOGIES = {t.value: t for t in Technology}
 _SIZES = {CARD: 10, 2: 8, TERMINAL: 6, 13: 4}  # hex fields: card serial, issuer, terminal, MAC1
 _INTS = {3: 0xFF, ATC: 0xFFFF, 5: 0xFFFFFFFF, 7: 0xFF, TSN: 0xFFFFFFFF, 11: 0xFF, 12: 0xFF}
 _WITH_TAC = frozenset((Evidence.DEBIT, Evidence.PROVE, Evidence.NONE))  # NONE: a complete row of schema version 1
 _EVIDENCE_BY_STATE = {
-    DebitState.PENDING: frozenset((Evidence.NONE,)),
-    DebitState.COMPLETE: frozenset((Evidence.DEBIT, Evidence.PROVE, Evidence.LOG, Evidence.NONE)),
-    DebitState.VOID: frozenset((Evidence.DEBIT, Evidence.LOG, Evidence.COUNTER, Evidence.NONE)),
-    DebitState.UNCONFIRMED: frozenset((Evidence.NONE, Evidence.UNPROVABLE)),
+    Technology.CPU: {
+        DebitState.PENDING: frozenset((Evidence.NONE,)),
+        DebitState.COMPLETE: frozenset((Evidence.DEBIT, Evidence.PROVE, Evidence.LOG, Evidence.NONE)),
+        DebitState.VOID: frozenset((Evidence.DEBIT, Evidence.LOG, Evidence.COUNTER, Evidence.NONE)),
+        DebitState.UNCONFIRMED: frozenset((Evidence.NONE, Evidence.UNPROVABLE)),
+    },
+    Technology.M1: {  # no schema-1 rows, and no GET TRANSACTION PROVE
+        DebitState.PENDING: frozenset((Evidence.NONE,)),
+        DebitState.COMPLETE: frozenset((Evidence.DEBIT, Evidence.LOG)),
+        DebitState.VOID: frozenset((Evidence.DEBIT, Evidence.LOG, Evidence.COUNTER)),
+        DebitState.UNCONFIRMED: frozenset((Evidence.NONE, Evidence.UNPROVABLE)),
+    },
 }
 
 
@@ -49,6 +61,7 @@ class EventKind(str, enum.Enum):
 
     DUPLICATE_CARD = "duplicate_card"  # a card showed a counter already journaled: a copy, or a restored card image
     COUNTER_BACKWARDS = "counter_backwards"  # a card's counter is below a debit journaled for it: a restored image
+    EXCHANGE_CARD = "exchange_card"  # a card the cut-over policy refuses tapped: the rider was asked to exchange it
     DAMAGED_ROW = "damaged_row"  # a journal row set aside (quarantined) because it could not be read
     PSAM_SERIAL_REPEAT = "psam_serial_repeat"  # the PSAM gave a transaction serial the journal already holds
 
@@ -70,7 +83,8 @@ class JournalEntry:
 
     @property
     def card_record(self) -> bytes | None:
-        """The card's 0x18 record that settled this row (evidence ``log``), else ``None``."""
+        """The card's own record that settled this row (evidence ``log``: a CPU card's 0x18 record, an M1 card's trip
+        record), else ``None``."""
         return bytes.fromhex(self.reason) if self.record.evidence is Evidence.LOG else None
 
     @property
@@ -109,7 +123,7 @@ def storable(text: str) -> bool:
 class _Fields:
     """Field checks of one stored row; each failure is a :class:`DamagedRow` naming the field."""
 
-    __slots__ = ("row", "row_id", "names", "table")
+    __slots__ = ("names", "row", "row_id", "table")
 
     def __init__(self, row: list[Any] | tuple[Any, ...], names: tuple[str, ...], table: str) -> None:
         self.row = row
@@ -187,21 +201,34 @@ def decode_entry(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
     """The stored row (in :data:`COLUMNS` order) back into a :class:`JournalEntry`; :class:`DamagedRow` when any
     field is not what the journal writes."""
     f = _Fields(row, COLUMNS, "debit")
+    technology = _TECHNOLOGIES.get(row[TECHNOLOGY])  # type: ignore[call-overload]
+    if technology is None:
+        f.fail(TECHNOLOGY, f"unknown technology {_kind(row[TECHNOLOGY])}")
+    m1 = technology is Technology.M1
+    stored_uid = row[CARD_UID]
+    long_uid = type(stored_uid) is str and len(stored_uid) == 2 * UID_SIZES[1]
+    card_uid = f.optional_hex(CARD_UID, UID_SIZES[long_uid])
+    if m1 != (card_uid is not None):
+        f.fail(CARD_UID, f"a row of technology {technology.value} {'has a' if m1 else 'has no'} card UID, found {_kind(stored_uid)}")
     state = _STATES.get(row[STATE])  # type: ignore[call-overload]
     if state is None:
         f.fail(STATE, f"unknown state {_kind(row[STATE])}")
     evidence = _EVIDENCE.get(row[EVIDENCE])  # type: ignore[call-overload]
-    if evidence is None or evidence not in _EVIDENCE_BY_STATE[state]:
-        f.fail(EVIDENCE, f"{_kind(row[EVIDENCE])} is not evidence a {state.value} row can have")
+    if evidence is None or evidence not in _EVIDENCE_BY_STATE[technology][state]:
+        f.fail(EVIDENCE, f"{_kind(row[EVIDENCE])} is not evidence a {state.value} row of technology {technology.value} "
+               "can have")
     verified = row[18]
     if verified not in (None, 0, 1) or type(verified) not in (type(None), int):
         f.fail(18, f"0, 1 or NULL expected, found {_kind(verified)}")
     tac, mac2 = f.optional_hex(16, 4), f.optional_hex(17, 4)
-    has_tac = state is DebitState.COMPLETE and evidence in _WITH_TAC
-    if (tac is None) == has_tac or (mac2 is None) == has_tac:
-        f.fail(16 if (tac is None) == has_tac else 17, f"a {state.value} row {'has' if has_tac else 'has no'} TAC and "
-               f"MAC2 (evidence {evidence.value or 'none'})")
-    if verified is not None and not has_tac:
+    has_tac = state is DebitState.COMPLETE and (m1 or evidence in _WITH_TAC)
+    has_mac2 = has_tac and not m1  # an M1 row's TAC is the PSAM's transaction MAC: there is no MAC2
+    if (tac is None) == has_tac or (mac2 is None) == has_mac2:
+        shown = (f"{'has a' if has_tac else 'has no'} TAC and no MAC2" if m1
+                 else f"{'has' if has_tac else 'has no'} TAC and MAC2")
+        f.fail(16 if (tac is None) == has_tac else 17,
+               f"a {state.value} {'M1 ' if m1 else ''}row {shown} (evidence {evidence.value or 'none'})")
+    if verified is not None and not has_mac2:
         f.fail(18, f"a {state.value} row without MAC2 has no MAC2 check")
     record = DebitRecord(
         card_serial=f.hex(CARD, 10), issuer_id=f.hex(2, 8), card_type=f.integer(3, 0, 0xFF),
@@ -210,12 +237,13 @@ def decode_entry(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
         terminal_id=f.hex(TERMINAL, 6), tsn=f.integer(TSN, 0, 0xFFFFFFFF), when=f.when(10),
         key_version=f.integer(11, 0, 0xFF), algorithm=f.integer(12, 0, 0xFF), mac1=f.hex(13, 4),
         fare_note=f.text(14), state=state, tac=tac, mac2=mac2,
-        mac2_verified=None if verified is None else bool(verified), evidence=evidence)
+        mac2_verified=None if verified is None else bool(verified), evidence=evidence, technology=technology,
+        card_uid=card_uid)
     changed = f.optional_when(CHANGED_AT)
     if (changed is None) != (state is DebitState.PENDING):
         f.fail(CHANGED_AT, f"a {state.value} row {'has no' if changed is None else 'has a'} time of change")
     if evidence is Evidence.LOG:
-        f.hex(19, LOG_RECORD_SIZE)
+        f.hex(19, LOG_RECORD_SIZES[technology])
     return JournalEntry(f.row_id, record, changed, f.text(19))
 
 

@@ -21,8 +21,9 @@ journal holds SQLite's write lock; readers (export, verification) are not blocke
 Identity. A journal file carries ``application_id`` ``0x594B544A`` ("YKTJ") and ``user_version`` (the schema version,
 :data:`SCHEMA_VERSION`). A file that is not SQLite, is another application's database, has another schema version,
 or is corrupt raises :class:`~terminal.journal.errors.JournalStorageError` naming the file; the file is left
-untouched. Version 2 added each row's ``evidence`` and the ``event`` table: a version-1 journal is upgraded in place
-(one transaction) when it is opened for writing, and read as it is when opened read-only.
+untouched. Version 2 added each row's ``evidence`` and the ``event`` table, version 3 each row's card ``technology``
+(``cpu`` or ``m1``) and ``card_uid`` (an M1 card's UID): an older journal is upgraded in place (one transaction) when
+it is opened for writing, and read as it is (its rows as CPU rows) when opened read-only.
 
 Rows: see :data:`terminal.journal.rows.COLUMNS`. Byte strings are stored as upper-case hex text, date-times as ISO
 8601 text: ``txn_time`` is the card's local date-time as sent to it (also when the intent was written),
@@ -53,8 +54,8 @@ from .memory import RowStore
 from .rows import COLUMNS, EVENT_COLUMNS, OPEN_STATES, STATE
 
 APPLICATION_ID = 0x594B544A  # "YKTJ"
-SCHEMA_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 _ERRORS = (sqlite3.Error, UnicodeDecodeError)
 """What sqlite3 raises: its own errors, and UnicodeDecodeError when a message it builds quotes damaged schema text."""
 
@@ -62,7 +63,7 @@ _EVENTS = """
 CREATE TABLE event (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
-    kind TEXT NOT NULL,  -- duplicate_card, counter_backwards, damaged_row, psam_serial_repeat
+    kind TEXT NOT NULL,  -- duplicate_card, counter_backwards, exchange_card, damaged_row, psam_serial_repeat
     card_serial TEXT,
     row_ref INTEGER,
     detail TEXT NOT NULL
@@ -70,6 +71,8 @@ CREATE TABLE event (
 """
 _SCHEMA = """
 CREATE TABLE debit (
+    -- evidence: debit, prove, log, counter, unprovable, or empty while not settled
+    -- technology: cpu or m1, card_uid: an M1 card's UID (NULL for a CPU card)
     id INTEGER PRIMARY KEY,
     card_serial TEXT NOT NULL,
     issuer_id TEXT NOT NULL,
@@ -91,14 +94,21 @@ CREATE TABLE debit (
     mac2_verified INTEGER,
     reason TEXT NOT NULL,
     changed_at TEXT,
-    evidence TEXT NOT NULL DEFAULT ''  -- debit, prove, log, counter, unprovable, or empty while not settled
+    evidence TEXT NOT NULL DEFAULT '',
+    technology TEXT NOT NULL DEFAULT 'cpu',
+    card_uid TEXT
 );
 -- no debit is journaled twice: a card's counter value once (a void row frees it for the retry), a PSAM serial once
 CREATE UNIQUE INDEX debit_card_atc ON debit (card_serial, offline_atc) WHERE state != 'void';
 CREATE UNIQUE INDEX debit_terminal_tsn ON debit (terminal_id, tsn);
 CREATE INDEX debit_open ON debit (card_serial) WHERE state IN ('pending', 'unconfirmed');
 """ + _EVENTS
-_UPGRADE_1 = ("ALTER TABLE debit ADD COLUMN evidence TEXT NOT NULL DEFAULT ''", _EVENTS)
+_UPGRADES = {
+    1: ("ALTER TABLE debit ADD COLUMN evidence TEXT NOT NULL DEFAULT ''", _EVENTS),
+    2: ("ALTER TABLE debit ADD COLUMN technology TEXT NOT NULL DEFAULT 'cpu'",
+        "ALTER TABLE debit ADD COLUMN card_uid TEXT"),
+}
+"""What brings a journal of each version to the next."""
 # Group commit writes thousands of rows per transaction. Each lands at a random place in the (card serial, ATC) index,
 # so a batch dirties about one index page per row once the index outgrows the page cache, and every commit then
 # copies those pages to the WAL and, at each checkpoint, back into the database. A larger cache and rarer checkpoints
@@ -109,9 +119,12 @@ _OPEN_TERM = "state IN ('pending', 'unconfirmed')"  # the debit_open index's con
 _INSERT = f"INSERT INTO debit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _UPDATE = ("UPDATE debit SET state = ?, tac = ?, mac2 = ?, mac2_verified = ?, reason = ?, evidence = ?, changed_at = ? "
            "WHERE id = ? AND state IN (?, ?)")
-_SELECTS = {2: f"SELECT {', '.join(COLUMNS)} FROM debit",
-            1: "SELECT " + ", ".join("'' AS evidence" if c == "evidence" else c for c in COLUMNS) + " FROM debit"}
-"""A row's select by schema version: version 1 has no evidence column (read as empty)."""
+_ADDED = {"evidence": (2, "''"), "technology": (3, "'cpu'"), "card_uid": (3, "NULL")}
+"""Columns added after version 1: the version that added each, and what an older journal's rows read as."""
+_SELECTS = {version: "SELECT " + ", ".join(f"{_ADDED[c][1]} AS {c}" if c in _ADDED and _ADDED[c][0] > version else c
+                                           for c in COLUMNS) + " FROM debit"
+            for version in _READABLE_VERSIONS}
+"""A row's select by schema version: an older journal's rows read a column it lacks as its default."""
 _INSERT_EVENT = f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 _SELECT_EVENTS = f"SELECT {', '.join(EVENT_COLUMNS)} FROM event ORDER BY id"
 
@@ -198,12 +211,14 @@ class SqliteJournal(Journal):
             raise
 
     def _upgrade(self, conn: sqlite3.Connection) -> None:
-        """Bring a version-1 journal to this version in one transaction (each row's evidence, the event table)."""
+        """Bring an older journal to this version in one transaction (:data:`_UPGRADES`, one version after another)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 1:  # nobody upgraded it meanwhile
-                for statement in _UPGRADE_1:
-                    conn.execute(statement)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # as it is now that we hold the write lock
+            if version != SCHEMA_VERSION:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _UPGRADES[step]:
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:

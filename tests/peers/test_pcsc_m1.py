@@ -1,18 +1,32 @@
 """A simulated M1 card behind real pcscd, through vpcd: pcscd shows the PC/SC storage-card ATR of a MIFARE Classic
-1K, and a third-party client (pcsc-tools' scriptor) reads and debits it with PC/SC part 3 pseudo-APDUs, as it would
-through an ACR122U."""
+1K, a third-party client (pcsc-tools' scriptor) reads and debits it with PC/SC part 3 pseudo-APDUs, as it would
+through an ACR122U, and ``ykt validate --reader pcsc:0`` takes a ride from it."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from protocols.mifare import KeyType
 from sim.card.m1_issuing import issue_m1_card
+from sim.fixture import load_fixture, save_fixture
 from sim.issuing import load_demo_keyset
+from terminal.journal import SqliteJournal
+from terminal.records import DebitState
+from terminal.settlement import verify
 
-from .conftest import CARD_READER, require_tool
+from .conftest import (
+    CARD_READER,
+    READY_TIMEOUT_S,
+    SAM_READER,
+    require_tool,
+    wait_reader,
+)
+from .test_pcsc_validate import YKT, Lines
 
 pytestmark = pytest.mark.peers
 
@@ -41,3 +55,38 @@ def test_scriptor_reads_and_debits_an_m1_card(serve) -> None:
     assert card.balance == 9800
     sent = [command.hex().upper()[:4] for command, _ in served.card_slot.history]
     assert sent == ["FFCA", "FF82", "FF86", "FFB0", "FF82", "FF86", "FFD7", "FFB1"]
+
+
+def test_ykt_validate_debits_an_m1_card_through_pcscd(pcscd, tmp_path: Path) -> None:
+    """``ykt validate --reader pcsc:0 --sam pcsc:1`` with an M1 card served by ``ykt sim vpcd``: pcscd shows the
+    storage-card ATR, the validator runs its M1 flow with pseudo-APDUs through pcscd, and the T=0 PSAM answers the
+    sector keys, the auth code and the transaction MAC; the MAC verifies as the back office checks it."""
+    fixture, db = tmp_path / "m1.json", tmp_path / "validator.db"
+    card = issue_m1_card(KEYSET, issuer_serial=bytes.fromhex("00000042"), city=bytes.fromhex("2900"), balance=5000)
+    save_fixture(card, fixture)
+    server = subprocess.Popen([*YKT, "sim", "vpcd", "--card", str(fixture), "--sam", "psam", "--sam-tsn", "100",
+                               "--port", str(pcscd.port), "--save"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    status = Lines(server.stderr)  # type: ignore[arg-type]
+    try:
+        wait_reader(CARD_READER, present=True)
+        wait_reader(SAM_READER, present=True)
+        result = subprocess.run([*YKT, "validate", "--reader", "pcsc:0", "--sam", "pcsc:1", "--taps", "1",
+                                 "--journal", str(db), "--json"], capture_output=True, text=True, timeout=120,
+                                stdin=subprocess.DEVNULL, check=False)
+        assert result.returncode == 0, result.stderr
+        tap = json.loads(result.stdout)
+        assert (tap["status"], tap["technology"], tap["fare"], tap["balance_before"], tap["balance_after"],
+                tap["card_serial"], tap["apdus"]) == \
+            ("accepted", "m1", 200, 5000, 4800, "00002900000100000042", 31 + 4 + 3)  # T=0: 3 GET RESPONSE
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=READY_TIMEOUT_S) == 0, status.rest()
+        wait_reader(CARD_READER, present=False)
+    assert load_fixture(fixture).balance == 4800
+    with SqliteJournal(db, readonly=True) as journal:
+        [entry] = journal.entries()
+    assert (entry.record.technology.value, entry.record.state, entry.record.tsn) == ("m1", DebitState.COMPLETE, 100)
+    assert entry.record.tac is not None and entry.record.tac.hex().upper() == tap["tac"]
+    report = verify(db, KEYSET)
+    assert report.ok and report.verified == 1

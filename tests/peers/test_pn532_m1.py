@@ -1,9 +1,11 @@
 """Real libnfc tools against the emulated PN532 with a simulated M1 card in its field: ``nfc-list`` shows a MIFARE
 Classic, and ``nfc-mfclassic`` reads the whole card with the card's keys (the key file is the card's own ``.mfd``
-export) and writes a dump identical to it, block for block; and ``ykt sim pn532`` serves an M1 fixture."""
+export) and writes a dump identical to it, block for block; ``ykt sim pn532`` serves an M1 fixture, and ``ykt validate
+--reader pn532:LINK`` debits it."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,10 @@ from sim.card.m1_dump import export_mfd
 from sim.card.m1_issuing import issue_m1_card
 from sim.fixture import save_fixture
 from sim.issuing import load_demo_keyset
+from terminal.settlement import verify
 
 from .pn532_fixtures import (
+    YKT,
     emulated_pn532,
     libnfc_env,
     libnfc_hex,
@@ -80,3 +84,31 @@ def test_ykt_sim_pn532_serves_an_m1_fixture(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert out.read_bytes() == keys.read_bytes()
     assert proc.returncode == 0
+
+
+def test_ykt_validate_debits_an_m1_card_on_the_emulated_pn532(tmp_path: Path) -> None:
+    """``ykt validate --reader pn532:LINK`` with an M1 card in the field of ``ykt sim pn532``: the driver turns the
+    validator's pseudo-APDUs into the MIFARE commands the chip carries, twice (a second tap after the card left and
+    came back), and ``--save`` writes the card's debits back to its fixture."""
+    from sim.fixture import load_fixture
+
+    fixture, link = tmp_path / "m1.json", tmp_path / "pn532"
+    card = issue_m1_card(KEYSET, issuer_serial=bytes.fromhex("00000042"), city=bytes.fromhex("2900"), balance=5000)
+    save_fixture(card, fixture)
+    validate = [*YKT, "validate", "--reader", f"pn532:{link}", "--sam", "sim:psam", "--taps", "1", "--journal"]
+    with ykt_sim_pn532(fixture, link, "--save") as emulator:
+        first = run([*validate, str(tmp_path / "first.db")])
+        assert first.returncode == 0, first.stderr
+        assert "accepted" in first.stdout and "card 2900000100000042" in first.stdout, first.stdout
+        assert "paid 2.00, balance 48.00" in first.stdout
+        emulator.send_signal(signal.SIGUSR1)  # the card leaves and comes back: a new tap
+        second = run([*validate, str(tmp_path / "second.db")])
+        assert second.returncode == 0, second.stderr
+        assert "paid 2.00, balance 46.00" in second.stdout
+        emulator.send_signal(signal.SIGTERM)
+        assert emulator.wait(timeout=15) == 0
+    card = load_fixture(fixture)
+    assert card.balance == 4600  # type: ignore[union-attr]
+    for db in ("first.db", "second.db"):
+        report = verify(tmp_path / db, KEYSET)
+        assert report.ok and report.verified == 1

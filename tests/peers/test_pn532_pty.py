@@ -12,7 +12,7 @@ import pytest
 
 from protocols.card_files import TRANSIT_RECORD
 from protocols.hexutil import parse_hex
-from protocols.mifare import ACK, KeyType, ValueBlock
+from protocols.mifare import ACK, ValueBlock
 from protocols.pn532 import CommandCode
 from sim.fixture import load_image, save_fixture
 from sim.issuing import issue_card, load_demo_keyset
@@ -20,7 +20,6 @@ from sim.psam import SimPsam
 from sim.reader import SimSamSlot
 from terminal.clock import ManualClock
 from terminal.drivers.pn532 import Pn532Link
-from terminal.drivers.pn532_mifare import MifareClassic
 from terminal.errors import ReaderGone
 from terminal.fares import load_fares
 from terminal.journal import MemoryJournal
@@ -95,15 +94,16 @@ class ClassicStub:
 
 
 def test_mifare_classic_through_the_pn532_driver(tmp_path: Path) -> None:
+    """PC/SC part 3 pseudo-APDUs on a PN532: each becomes the MIFARE commands a reader's firmware sends."""
     classic = ClassicStub([("6005FFFFFFFFFFFF01020304", ACK), ("3005", ValueBlock(1000, 5).to_bytes()),
                            ("C10564000000", ACK), ("B005", ACK), ("3005", ValueBlock(1100, 5).to_bytes())])
     with emulated_pn532(classic, tmp_path) as server, Pn532Link(str(server.link)) as link:
         assert link.activate(1.0) == classic.activation
-        card = MifareClassic(link)
-        card.authenticate(5, b"\xff" * 6, KeyType.A)
-        assert card.read_value(5) == ValueBlock(1000, 5)
-        card.increment(5, 100)
-        assert card.read_value(5).value == 1100
+        assert link.transceive(parse_hex("FF82000006FFFFFFFFFFFF"), 0.5) == parse_hex("9000")
+        assert link.transceive(parse_hex("FF860000050100056000"), 0.5) == parse_hex("9000")
+        assert link.transceive(parse_hex("FFB1000504"), 0.5) == parse_hex("000003E89000")
+        assert link.transceive(parse_hex("FFD70005050100000064"), 0.5) == parse_hex("9000")
+        assert link.transceive(parse_hex("FFB1000504"), 0.5) == parse_hex("0000044C9000")
     assert len(classic.seen) == 5
 
 

@@ -20,8 +20,8 @@ from protocols.fci import T_UNION_EP_AID
 from protocols.hexutil import parse_hex
 from protocols.psam_commands import (
     MOHURD_PSAM_DF, SAM_PURCHASE_DATA_1, SAM_PURCHASE_DATA_2, CreditSamForPurchase, DesEncrypt, DesInit, DesMac,
-    InitSamForPurchase, KeyUsage, M1KeyType, M1SectorKeys, PsamCommand, SamPurchaseResponse, parse_psam_command,
-    read_key_index, read_terminal_number, select_application,
+    InitSamForPurchase, KeyUsage, M1KeyType, M1PurchaseMac, M1SectorKeys, PsamCommand, SamPurchaseResponse,
+    parse_psam_command, read_key_index, read_terminal_number, select_application,
 )
 
 # §3.5 self-generated end-to-end example.
@@ -73,13 +73,17 @@ VECTORS = [
     (DesMac(bytes(8), bytes(8), le=4), "80FA050010 0000000000000000 0000000000000000 04"),
     (GetResponse(8), "00C0000008"),
     (SelectByName(parse_hex("A000000632010105")), "00A4040008 A000000632010105"),
-    # M1: the Tianjin validator's city-card TAC key (usage 24, version 01, a zero factor), and this project's: the
-    # card number as factor; the M1 transaction MAC over 40 bytes padded to 48 after a zero IV
+    # M1: the Tianjin validator's city-card TAC key (usage 24, version 01, a zero factor); this project's auth-code
+    # key (usage 25, the card number as factor), and a MAC over 40 bytes padded to 48 after a zero IV
     (DesInit(0x24, 0x01, (bytes(8),)), "801A240108 0000000000000000"),
-    (DesInit(KeyUsage.M1_TAC, 0x01, (M1_CARD,)), "801A240108 3640000100000042"),
     (DesInit(KeyUsage.M1_AUTH, 0x01, (M1_CARD,)), "801A250108 3640000100000042"),
     (DesMac(bytes(8), parse_hex(M1_MAC_DATA + "8000000000000000")),
      "80FA050038 0000000000000000" + M1_MAC_DATA + "8000000000000000"),
+    # M1 PURCHASE MAC of the layout document's debit (key version 01), with and without Le
+    (M1PurchaseMac(0x01, M1_CARD, parse_hex("40C2AB5C"), 1, 10000, 200, 0x06, dt.datetime(2025, 3, 14, 8, 30)),
+     "807C00011E 3640000100000042 40C2AB5C 0001 00002710 000000C8 06 20250314083000"),
+    (M1PurchaseMac(0x02, M1_CARD, parse_hex("40C2AB5C"), 2, 9800, 150, 0x06, dt.datetime(2025, 3, 14, 9, 0), le=8),
+     "807C00021E 3640000100000042 40C2AB5C 0002 00002648 00000096 06 20250314090000 08"),
     # M1 SECTOR KEYS: key A of sectors 0, 1, 2, 3 and 6 of the card with UID 40C2AB5C, key version 01
     (M1SectorKeys(M1KeyType.A, 0x01, parse_hex("40C2AB5C"), (0, 1, 2, 3, 6)), "80FC010109 40C2AB5C 0001020306"),
     (M1SectorKeys(M1KeyType.B, 0x01, parse_hex("40C2AB5C"), (2,), le=6), "80FC020105 40C2AB5C 02 06"),

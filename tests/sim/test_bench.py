@@ -4,6 +4,7 @@ and the cryptography floor held to the operations a real tap makes."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 import sim.psam as sim_psam
 from protocols.crypto import ciphers
 from sim.bench import loop, profiler
-from sim.bench.floor import floor_keys, floor_purchase
+from sim.bench.floor import floor_keys, floor_m1_debit, floor_purchase, m1_floor_keys
 from sim.bench.loop import RIGS, WorkerResult, drive, run_worker
 from sim.bench.processes import run_bench
 from sim.bench.profiler import CATEGORIES, PACKAGES, Sampler, category_of, share_out
@@ -128,6 +129,8 @@ def test_a_journal_directory_that_exists_is_refused(tmp_path):
     ({"cards": 0}, "at least one card"),
     ({"taps": 60_001, "cards": 1, "profile_taps": 0}, "use more cards"),
     ({"flow": "metro"}, "flow must be one of purchase, load"),
+    ({"card_kind": "ultralight"}, "card kind must be one of cpu, m1"),
+    ({"card_kind": "m1", "flow": "load"}, "m1 cards are measured in the purchase flow only"),
 ])
 def test_bad_specs_are_refused(changes, message):
     with pytest.raises(BenchError, match=message):
@@ -218,6 +221,43 @@ def test_floor_refuses_keys_that_disagree():
         floor_purchase(wrong, b"\x01\x02\x03\x04", 1, 2, 200, bytes.fromhex("20260302060000"))
 
 
+def test_an_m1_run_counts_m1_debits_and_conserves_money():
+    report = run_bench(dataclasses.replace(SMALL, card_kind="m1"))
+    assert report["cards"] == "m1" and report["flow"] == "purchase"
+    assert report["taps"] == report["accepted"] == report["acknowledged"] == 120 and report["declined"] == {}
+    assert report["money_conserved"] is True and report["fen_journaled"] == report["fen_taken_from_cards"] > 0
+    assert report["crypto_floor_us_per_tx"] > 0
+
+
+def test_the_m1_floor_makes_the_cipher_operations_of_one_m1_debit(monkeypatch):
+    counts = count_operations(monkeypatch)
+    rig = PurchaseRig(dataclasses.replace(SMALL, cards=2, card_kind="m1"))
+    drive(rig, WorkerResult(0), taps=2)
+    keys = m1_floor_keys(rig.cards[0], rig.psam)  # type: ignore[arg-type]
+    in_tap, in_floor = tap_and_floor(counts, rig, lambda: floor_m1_debit(
+        keys, 7, 2, 100_000, 200, dt.datetime(2026, 3, 2, 6, 0), rig.psam.terminal_number))
+    assert in_floor == in_tap
+    # the PSAM: six sector keys (a new key, one ECB call each), the auth code's and the MAC's card keys (the same),
+    # two retail MACs (a single-DES key of the left half and two CBC passes each); the M1 card has no cryptography of
+    # its own here (Crypto1 is the reader chip's)
+    assert in_tap == {"update 3DES ECB": 8, "context 3DES CBC": 4, "update 3DES CBC": 4}
+
+
+def test_the_m1_floor_computes_the_psams_mac():
+    from protocols.m1.crypto import PURCHASE_MAC_DATA, purchase_mac
+    from protocols.mifare import auth_uid
+    from sim.issuing import load_demo_keyset
+    from terminal.keyset import KeyUsage
+
+    rig = PurchaseRig(dataclasses.replace(SMALL, cards=1, card_kind="m1"))
+    card, when = rig.cards[0], dt.datetime(2026, 3, 2, 6, 0)
+    keys = m1_floor_keys(card, rig.psam)  # type: ignore[arg-type]
+    data = PURCHASE_MAC_DATA.pack(keys.card_number, auth_uid(card.image.uid), 2, 100_000, 200, 6,
+                                  rig.psam.terminal_number, 7, when)
+    expected = purchase_mac(load_demo_keyset().m1_card_key(KeyUsage.M1_TAC, 1, keys.card_number), data)
+    assert floor_m1_debit(keys, 7, 2, 100_000, 200, when, rig.psam.terminal_number) == expected
+
+
 # --- the command ------------------------------------------------------------------------------------------------------
 
 def test_cli_json(capsys):
@@ -238,6 +278,16 @@ def test_cli_text(capsys, tmp_path):
     assert "crypto floor" in out and "the floor" in out and "where the time goes" in out
     assert ": equal" in out
     assert (tmp_path / "bench-journal-0.db").exists()
+
+
+def test_cli_m1(capsys):
+    assert run(["bench", "--cards", "m1", "--taps", "30", "--population", "6", "--journal", "memory",
+                "--profile-taps", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Offline M1 debit throughput: 30 M1 debits acknowledged (memory), 1 worker(s)")
+    assert "a debit costs" in out and ": equal" in out
+    assert run(["bench", "--flow", "load", "--cards", "m1", "--taps", "5"]) == 2
+    assert "--cards is for purchases" in capsys.readouterr().err
 
 
 def test_cli_refuses_both_taps_and_seconds(capsys):

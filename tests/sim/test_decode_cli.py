@@ -38,6 +38,16 @@ def test_command_by_name(capsys):
         "fields:", "  key_index: 1", "  amount: 100", "  terminal_number: 200041599997", "  purse: EP", "  le: 15"]
 
 
+def test_an_m1_cards_pseudo_apdus_by_name(capsys):
+    code, out, err = ykt(capsys, "decode", "apdu", "FFD700090502000000C8")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "command: ValueBlockOperation"
+    assert out.splitlines()[-3:] == ["  block: 9", "  operation: 2", "  value: 200"]  # DECREMENT 9 by 200 fen
+    code, out, _ = ykt(capsys, "decode", "apdu", "FF82000006A0A1A2A3A4A5", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["command"] == "LoadKey" and "key" not in doc["fields"]  # a log never shows the key
+
+
 def test_debit_json(capsys):
     code, out, _ = ykt(capsys, "decode", "apdu", "805401000F00000001201202291351 00F15CAB7508", "--json")
     assert code == 0

@@ -80,3 +80,50 @@ def test_cli_text_shows_the_money_check_with_loads(capsys, tmp_path):
     (tmp_path / "f-loads.db").write_bytes(b"precious")
     assert run(["demo", "--taps", "10", "--journal", str(tmp_path / "f.db")]) == 2
     assert "f-loads.db exists" in capsys.readouterr().err
+
+
+def test_m1_and_mixed_sessions_with_many_tears_conserve_money(tmp_path):
+    for kind in ("m1", "mixed"):
+        report = run_demo(400, 5, tmp_path / f"{kind}.db", cards=kind, tear_share=0.25, odd_share=0.2)
+        assert report.retried > 50 and report.recovered > 3, kind
+        m1 = report.by_kind["m1"]
+        assert m1["fen_charged"] == m1["fen_taken_from_cards"] > 0  # read back from the M1 cards themselves
+        assert report.fen_charged == report.fen_taken_from_cards and report.conserved
+        assert report.tac_mismatches == 0 and report.unconfirmed == 0
+        with SqliteJournal(tmp_path / f"{kind}.db", readonly=True) as journal:
+            assert list(journal.entries([DebitState.PENDING])) == []
+            rows = list(journal.entries([DebitState.COMPLETE]))
+        assert report.tacs_verified == len(rows)  # every M1 MAC and CPU TAC, checked as the back office does
+        assert {r.record.technology.value for r in rows} == ({"m1"} if kind == "m1" else {"cpu", "m1"})
+        assert set(report.by_kind) == ({"m1"} if kind == "m1" else {"cpu", "m1"})
+
+
+def test_cli_json_counts_per_card_kind(capsys, tmp_path):
+    code = run(["demo", "--taps", "80", "--cards", "mixed", "--journal", str(tmp_path / "d.db"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["cards"] == "mixed" and summary["conserved"] is True
+    kinds = summary["by_kind"]
+    assert set(kinds) == {"cpu", "m1"} and kinds["cpu"]["cards"] == kinds["m1"]["cards"] == 20
+    assert sum(k.get("accepted", 0) + k.get("declined", 0) for k in kinds.values()) == 80
+    assert kinds["m1"]["fen_charged"] == kinds["m1"]["fen_taken_from_cards"]
+
+
+def test_cli_with_a_cut_over_in_the_past_asks_m1_riders_to_exchange_their_cards(capsys, tmp_path):
+    from pathlib import Path
+
+    settings = Path(__file__).resolve().parents[2] / "sim" / "settings" / "m1-cutover.toml"
+    code = run(["demo", "--taps", "100", "--cards", "mixed", "--config", str(settings), "--journal",
+                str(tmp_path / "d.db"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["conserved"] is True
+    assert summary["declined_by_reason"]["please exchange your card"] > 10
+    assert summary["by_kind"]["m1"].get("fen_charged", 0) == 0  # only elderly M1 cards ride, and they ride free
+    assert run(["journal", "events", str(tmp_path / "d.db"), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("exchange_card") and "m1 normal card accepted until 2026-03-01" in out
+
+
+def test_cli_text_per_card_kind(capsys, tmp_path):
+    assert run(["demo", "--taps", "40", "--cards", "m1", "--journal", str(tmp_path / "d.db")]) == 0
+    out = capsys.readouterr().out
+    assert "  m1 cards                20   " in out and "equal to loaded - journaled" in out

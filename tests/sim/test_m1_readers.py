@@ -217,15 +217,27 @@ def test_m1_sector_keys_need_the_application_selected() -> None:
     assert sam.execute(H("80FC01010540C2AB5C02")) == H("1F734F80A0B09000")
 
 
-def test_the_auth_code_and_the_transaction_mac_from_the_psam(psam: Psam) -> None:
+def test_the_auth_code_and_the_transaction_mac_from_the_psam() -> None:
     card = new_m1()
     image = card.image
+    sam = SimPsam(KEYSET, H("200041599997"), t0=True, tsn=0x57)
+    psam = Psam(Channel(SimSamSlot(sam), peer="sam", t0=True))
+    psam.start()
     data = auth_code_data(UID, image.block(4), image.block(5))
     assert psam.m1_auth_code(card.serial, 1, data) == image.block(4)[8:12] == H("BE2F4CD5")
+    when = dt.datetime(2025, 3, 14, 8, 30)
     mac_data = PURCHASE_MAC_DATA.build(PurchaseMacData(card.serial, UID, 1, 10000, 200, 0x06, psam.terminal_id, 0x57,
-                                                       dt.datetime(2025, 3, 14, 8, 30)))
+                                                       when))
     back_office = purchase_mac(KEYSET.m1_card_key(KeyUsage.M1_TAC, 1, card.serial), mac_data)
-    assert psam.m1_purchase_mac(card.serial, 1, mac_data) == back_office == H("B67AFE80")
+    debit = {"key_version": 1, "card_number": card.serial, "uid": UID, "counter": 1, "balance_before": 10000,
+             "amount": 200, "transaction_type": 0x06, "when": when}
+    assert psam.m1_purchase_mac(**debit) == (0x57, back_office) == (0x57, H("B67AFE80"))
+    # the PSAM counts its one serial for M1 debits and CPU purchases alike
+    assert psam.m1_purchase_mac(**debit)[0] == 0x58 and sam.tsn == 0x59
+    fresh = SimPsam(KEYSET, H("200041599997"))
+    fresh.power_on()  # the purchase application not selected
+    assert fresh.execute(H("807C00011E 3640000100000042 40C2AB5C 0001 00002710 000000C8 06 20250314083000")) == \
+        H("6985")
 
 
 def test_a_psam_without_m1_masters() -> None:
@@ -236,7 +248,8 @@ def test_a_psam_without_m1_masters() -> None:
     psam = Psam(Channel(SimSamSlot(SimPsam(bare, H("200041599997"))), peer="sam"))
     psam.start()
     with pytest.raises(Exception, match="6A88"):
-        psam.m1_purchase_mac(H("3640000100000042"), 1, bytes(40))
+        psam.m1_purchase_mac(key_version=1, card_number=H("3640000100000042"), uid=UID, counter=1,
+                             balance_before=100, amount=1, transaction_type=6, when=dt.datetime(2025, 1, 1))
     with pytest.raises(OutOfService):
         Psam(Channel(SimSamSlot(None), peer="sam")).start()
 

@@ -63,6 +63,20 @@ def test_a_demo_session_with_tears_replays_without_divergence(tmp_path, capsys):
     assert report["exchanges"] == len(trace.exchanges())
 
 
+def test_a_mixed_session_of_m1_and_cpu_cards_replays_without_divergence(tmp_path, capsys):
+    """M1 taps replay too: the recording holds the pseudo-APDUs the terminal sent, the keys zeroed in LOAD KEY and in
+    the PSAM's answer alike, so the replayed terminal sends what was recorded."""
+    path = tmp_path / "m.jsonl"
+    assert run(["demo", "--taps", "120", "--seed", "4", "--cards", "mixed", "--tear-share", "0.25", "--journal",
+                str(tmp_path / "m.db"), "--trace", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["by_kind"]["m1"]["accepted"] > 20 and summary["retried"] > 5
+    trace = read_trace(path)
+    assert any(e.command[:2] == b"\xff\x82" for e in trace.exchanges("reader"))
+    code, report = replayed(capsys, path)
+    assert code == 0 and report["divergence"] is None and report["stopped"] is None
+
+
 def test_replayed_outcomes_are_the_recorded_ones(tmp_path):
     path = tap_trace(tmp_path)
     trace = read_trace(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from protocols.iso14443 import FC_HZ
+from protocols.mifare import KeyType
 from sim.cli import run
 from sim.fixture import load_image
 from sim.tap import LIMIT_US
@@ -155,3 +156,52 @@ def test_timeline_needs_a_picture_file_and_matplotlib(tmp_path, capsys, monkeypa
     assert code == 2
     assert capsys.readouterr().err == "ykt: drawing a timeline needs matplotlib: pip install 'yikatong[plot]'\n"
     assert not (tmp_path / "t.png").exists()
+
+
+def test_an_m1_tap_shows_its_modeled_timeline(tmp_path, capsys):
+    """An M1 fixture: every pseudo-APDU named with its block and priced by the MIFARE commands it became (READ: a
+    command frame and the 16-byte answer; UPDATE and the value operations: EEPROM writes), the PSAM's part at the
+    rate its ATR offers; the trace of the tap holds no key; --save keeps the debit."""
+    from sim.card.m1_issuing import issue_m1_card
+    from sim.fixture import load_fixture, save_fixture
+    from sim.issuing import load_demo_keyset
+    from sim.timing import DEFAULT_MIFARE
+
+    fixture, trace = tmp_path / "m1.json", tmp_path / "tap.trace"
+    card = issue_m1_card(load_demo_keyset(), issuer_serial=bytes.fromhex("00000042"), balance=5000)
+    save_fixture(card, fixture)
+    code, out = tap(capsys, "--card", str(fixture), "--json", "--trace", str(trace), "--save")
+    assert code == 0
+    report = json.loads(out)
+    assert (report["outcome"]["status"], report["outcome"]["technology"], report["kbps_to_card"]) == (
+        "accepted", "m1", 106)
+    labels = [(e["peer"], e["command"]) for e in report["exchanges"]]
+    reads = [("card", "LOAD KEY"), ("card", "AUTHENTICATE 24"), ("card", "READ BLOCK 24"), ("card", "READ BLOCK 25"),
+             ("card", "LOAD KEY"), ("card", "AUTHENTICATE 8"), ("card", "READ BLOCK 9"), ("card", "READ BLOCK 10"),
+             ("card", "LOAD KEY"), ("card", "AUTHENTICATE 20"), ("card", "READ BLOCK 22")]
+    assert labels == [("PSAM", "M1 SECTOR KEYS"), ("PSAM", "GET RESPONSE"), ("card", "LOAD KEY"),
+                      ("card", "AUTHENTICATE 4"), ("card", "READ BLOCK 4"), ("card", "READ BLOCK 5"),
+                      ("PSAM", "DES INIT"), ("PSAM", "DES MAC"), ("PSAM", "GET RESPONSE"), *reads,
+                      ("PSAM", "M1 PURCHASE MAC"), ("PSAM", "GET RESPONSE"),
+                      ("card", "LOAD KEY"), ("card", "AUTHENTICATE 12"), ("card", "UPDATE BLOCK 12"),
+                      ("card", "LOAD KEY"), ("card", "AUTHENTICATE 24"), ("card", "UPDATE BLOCK 26"),
+                      ("card", "UPDATE BLOCK 24"), ("card", "UPDATE BLOCK 25"), ("card", "LOAD KEY"),
+                      ("card", "AUTHENTICATE 8"),
+                      ("card", "DECREMENT 9"), ("card", "COPY VALUE 9 TO 10"), ("card", "LOAD KEY"),
+                      ("card", "AUTHENTICATE 24"), ("card", "UPDATE BLOCK 24"), ("card", "UPDATE BLOCK 25")]
+    by_label = {e["command"]: e for e in report["exchanges"]}
+    assert by_label["LOAD KEY"]["total_us"] == 0  # stays in the reader: nothing on the air
+    assert by_label["UPDATE BLOCK 25"]["device_us"] == DEFAULT_MIFARE.eeprom_write_us
+    assert by_label["DECREMENT 9"]["device_us"] == DEFAULT_MIFARE.eeprom_write_us  # the TRANSFER's write
+    assert by_label["AUTHENTICATE 4"]["device_us"] == DEFAULT_MIFARE.auth_us
+    # the PSAM's line at the 115200 baud its ATR offers (PPS at start-up); at 9600 it took most of 300 ms
+    assert report["totals"]["within_limit"] is True and report["totals"]["total_us"] > 100_000
+    assert sum(e["total_us"] for e in report["exchanges"]) + report["activation_us"] == \
+        pytest.approx(report["totals"]["total_us"])
+    assert "FF82000006000000000000" in trace.read_text()  # every LOAD KEY, its key zeroed
+    for sector in range(16):
+        key = load_demo_keyset().m1_sector_key(KeyType.A, card.image.uid, sector, 1).hex().upper()
+        assert sector == 0 or key not in trace.read_text()
+    assert load_fixture(fixture).balance == 4800  # type: ignore[union-attr]
+    code, text = tap(capsys, "--card", str(fixture))
+    assert code == 0 and "activation (REQA to SAK)" in text and "paid 2.00, balance 46.00" in text

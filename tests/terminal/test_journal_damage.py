@@ -220,18 +220,38 @@ def test_a_version_1_journal_is_read_as_it_is_and_upgraded_when_written(tmp_path
     path = tmp_path / "journal.db"
     _journal(path)
     conn = sqlite3.connect(path)
-    conn.executescript("DROP TABLE event; ALTER TABLE debit DROP COLUMN evidence; PRAGMA user_version = 1;")
+    conn.executescript("DROP TABLE event; ALTER TABLE debit DROP COLUMN evidence; ALTER TABLE debit DROP COLUMN "
+                       "technology; ALTER TABLE debit DROP COLUMN card_uid; PRAGMA user_version = 1;")
     conn.close()
     with SqliteJournal(path, readonly=True) as old:
         assert old.version == 1 and [e.record.state for e in old.entries()] == [DebitState.COMPLETE] * 3 + [
             DebitState.PENDING]
         assert list(old.events()) == []
     with SqliteJournal(path) as upgraded:
-        assert upgraded.version == 2
+        assert upgraded.version == 3
         upgraded.record_event(EventKind.DAMAGED_ROW, "test")
     with SqliteJournal(path, readonly=True) as journal:
-        assert journal.version == 2 and len(list(journal.events())) == 1
+        assert journal.version == 3 and len(list(journal.events())) == 1
         assert [e.record.evidence.value for e in journal.entries()] == [""] * 4
+        assert {(e.record.technology.value, e.record.card_uid) for e in journal.entries()} == {("cpu", None)}
+
+
+def test_a_version_2_journal_is_read_as_cpu_rows_and_upgraded_when_written(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    _journal(path)
+    conn = sqlite3.connect(path)
+    conn.executescript("ALTER TABLE debit DROP COLUMN technology; ALTER TABLE debit DROP COLUMN card_uid; "
+                       "PRAGMA user_version = 2;")
+    conn.close()
+    with SqliteJournal(path, readonly=True) as old:
+        assert old.version == 2
+        assert {(e.record.technology.value, e.record.card_uid) for e in old.entries()} == {("cpu", None)}
+    with SqliteJournal(path) as upgraded:
+        assert upgraded.version == 3
+    conn = sqlite3.connect(path)
+    assert [row[1] for row in conn.execute("PRAGMA table_info(debit)")][-2:] == ["technology", "card_uid"]
+    assert conn.execute("SELECT DISTINCT technology, card_uid FROM debit").fetchall() == [("cpu", None)]
+    conn.close()
 
 
 def test_a_damaged_row_in_a_tap_lookup_is_set_aside_under_quarantine(tmp_path: Path) -> None:
@@ -263,7 +283,7 @@ def test_row_decoding_never_raises_anything_but_damaged_row() -> None:
 
     good = [1, "03104991585000011383", "02403640FFFFFFFF", 1, 54, 200, 5000, 9, "200041599997", 87,
             "2018-03-13T16:43:29", 1, 0, "2B1D974F", "flat", "complete", "F252E12F", "CAEC0601", 1, "", "debit",
-            "2018-03-13T16:43:30"]
+            "2018-03-13T16:43:30", "cpu", None]
     decode_entry(good)
     values = st.one_of(st.none(), st.integers(-(1 << 64), 1 << 64), st.floats(), st.text(max_size=30),
                        st.binary(max_size=30), st.sampled_from(good))

@@ -39,10 +39,10 @@ def test_the_stored_row_exactly(tmp_path: Path) -> None:
     assert raw(path, "SELECT * FROM debit ORDER BY id") == [
         (1, "03104991585000011383", "02403640FFFFFFFF", 1, 0x36, 200, 5000, 9, "200041599997", 0x57,
          "2018-03-13T16:43:29", 1, 0, "2B1D974F", "flat", "complete", "F252E12F", "CAEC0601", 1, "",
-         "2018-03-13T16:43:30", "debit"),
+         "2018-03-13T16:43:30", "debit", "cpu", None),
         (2, "03104991585000011383", "02403640FFFFFFFF", 1, 0x37, 200, 5000, 9, "200041599997", 0x58,
          "2018-03-13T16:43:29", 1, 0, "2B1D974F", "", "void", None, None, None, "no proof", "2018-03-13T16:43:31",
-         "debit"),
+         "debit", "cpu", None),
     ]
 
 
@@ -53,7 +53,7 @@ def test_identity_pragmas_and_durable_settings(tmp_path: Path) -> None:
     assert journal._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     journal.close()
     assert raw(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
-    assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(2,)]
+    assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
 
 
 def test_group_commit_keeps_fsync_and_widens_cache_and_checkpoints(tmp_path: Path) -> None:
@@ -243,9 +243,9 @@ def test_unknown_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     SqliteJournal(path).close()
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute("PRAGMA user_version = 4")
     conn.close()
-    _assert_refused_untouched(path, "journal schema version 3 is unknown \\(this software reads versions 1, 2\\)")
+    _assert_refused_untouched(path, "journal schema version 4 is unknown \\(this software reads versions 1, 2, 3\\)")
 
 
 def test_corrupt_pages_are_a_typed_error_naming_the_file(tmp_path: Path) -> None:

@@ -253,6 +253,21 @@ def test_activation_of_a_contactless_card_asks_the_reader_for_the_uid(fake: Fake
     assert fake.named("SCardDisconnect")[0] == (5002, pcsc.UNPOWER_CARD)
 
 
+def test_a_mifare_classic_behind_a_pcsc_reader_is_a_mifare_activation(fake: FakeScard) -> None:
+    """The storage-card ATR (which has the frame of a contactless card's) names a MIFARE Classic: the activation says
+    MIFARE, with the UID the reader gives and the SAK of the card name; pseudo-APDUs then go through unchanged."""
+    for sak, atr in ((0x08, "3B8F8001804F0CA000000306030001000000006A"),
+                     (0x18, "3B8F8001804F0CA0000003060300020000000069")):
+        fake.present(bytes.fromhex(atr))
+        fake.answers = [(0, list(bytes.fromhex("40C2AB5C9000")))]
+        with PcscLink("acr122", scard=fake) as link:
+            assert link.activate(1.0) == Activation("MIFARE", uid=bytes.fromhex("40C2AB5C"), sak=sak,
+                                                    atr=bytes.fromhex(atr))
+            fake.answers = [(0, list(bytes.fromhex("9000")))]
+            assert link.transceive(bytes.fromhex("FF860000050100086000"), 1.0) == bytes.fromhex("9000")
+    assert [call[2][:2] for call in fake.named("SCardTransmit")] == [b"\xff\xca", b"\xff\x86"] * 2
+
+
 def test_activation_waits_for_the_card(fake: FakeScard) -> None:
     fake.events = [EMPTY | (1 << 16), PRESENT | (2 << 16)]
     fake.atr = T1_ATR

@@ -17,9 +17,7 @@ from hypothesis import strategies as st
 from protocols.errors import ProtocolError
 from protocols.hexutil import parse_hex
 from protocols.iso14443 import fwt
-from protocols.mifare import TRANSPORT_ACCESS, KeyType, SectorTrailer
 from terminal.drivers.pn532 import MifareAuthError, Pn532Link
-from terminal.drivers.pn532_mifare import MifareClassic
 from terminal.drivers.pn532_wire import AnswerLost, Pn532Error
 from terminal.errors import CardRemoved, LinkTimeout, ReaderGone
 from terminal.link import Activation
@@ -738,61 +736,61 @@ def test_close_on_a_dead_port_still_closes(link: Pn532Link, port: FakePort) -> N
 # --- MIFARE Classic ---------------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def classic(link: Pn532Link, port: FakePort) -> MifareClassic:
+def classic(link: Pn532Link, port: FakePort) -> Pn532Link:
     port.script(LIST, *answer(chip(H("4B01010004080401020304"))))
-    link.activate(0.2)
+    assert link.activate(0.2) == Activation("MIFARE", uid=H("01020304"), atqa=H("0004"), sak=0x08)
     port.written.clear()
-    return MifareClassic(link, timeout=0.2)
+    return link
 
 
-def test_mifare_authenticate_read_and_write(classic: MifareClassic, port: FakePort) -> None:
+def test_mifare_pseudo_apdus_become_mifare_commands(classic: Pn532Link, port: FakePort) -> None:
+    """A MIFARE Classic on a PN532 takes the pseudo-APDUs of a PC/SC reader: LOAD KEY stays in the link, AUTH goes
+    with the activated card's UID, the chip's 'no data' is the card's ACK."""
     block = H("00112233445566778899AABBCCDDEEFF")
     port.script(host(H("40016004FFFFFFFFFFFF01020304")), *answer(chip(H("4100"))))
     port.script(host(H("40013004")), *answer(chip(H("4100") + block)))
     port.script(host(H("4001A005") + block), *answer(chip(H("4100"))))
-    classic.authenticate(4, b"\xff" * 6)
-    assert classic.read_block(4) == block
-    classic.write_block(5, block)
+    assert classic.transceive(H("FF82000006FFFFFFFFFFFF"), 0.2) == H("9000")
+    assert port.written == []  # the key stays in the link until an authentication carries it
+    assert classic.transceive(H("FF860000050100046000"), 0.2) == H("9000")
+    assert classic.transceive(H("FFB0000410"), 0.2) == block + H("9000")
+    assert classic.transceive(H("FFD6000510") + block, 0.2) == H("9000")
     assert len(port.written) == 3
 
 
-def test_mifare_value_operations(classic: MifareClassic, port: FakePort) -> None:
+def test_mifare_value_operations_go_with_their_transfer(classic: Pn532Link, port: FakePort) -> None:
     port.script(host(H("4001A00564000000" "9BFFFFFF" "64000000" "05FA05FA")), *answer(chip(H("4100"))))
     port.script(host(H("4001C1050A000000")), *answer(chip(H("4100"))))
     port.script(host(H("4001B005")), *answer(chip(H("4100"))))
     port.script(host(H("4001C00503000000")), *answer(chip(H("4100"))))
-    port.script(host(H("4001B006")), *answer(chip(H("4100"))))
+    port.script(host(H("4001B005")), *answer(chip(H("4100"))))
     port.script(host(H("4001C20500000000")), *answer(chip(H("4100"))))
     port.script(host(H("4001B006")), *answer(chip(H("4100"))))
-    port.script(host(H("40013005")), *answer(chip(H("4100") + H("6E00000091FFFFFF6E00000005FA05FA"))))
-    classic.write_value(5, 100)
-    classic.increment(5, 10)
-    classic.decrement(5, 3, to=6)
-    classic.restore(5, to=6)
-    value = classic.read_value(5)
-    assert (value.value, value.address) == (110, 5)
+    port.script(host(H("40013005")), *answer(chip(H("4100") + H("6B00000094FFFFFF6B00000005FA05FA"))))
+    for apdu in ("FFD700050500 00000064", "FFD700050501 0000000A", "FFD700050502 00000003", "FFD70005020306"):
+        assert classic.transceive(H(apdu), 0.2) == H("9000"), apdu
+    assert classic.transceive(H("FFB1000504"), 0.2) == H("0000006B9000")  # 100 + 10 - 3
 
 
-def test_mifare_trailers_only_through_write_trailer(classic: MifareClassic, port: FakePort) -> None:
-    with pytest.raises(ProtocolError, match="sector trailer"):
-        classic.write_block(7, bytes(16))
-    trailer = SectorTrailer(H("A0A1A2A3A4A5"), TRANSPORT_ACCESS, 0x69, H("B0B1B2B3B4B5"))
-    port.script(host(H("4001A007A0A1A2A3A4A5FF078069B0B1B2B3B4B5")), *answer(chip(H("4100"))))
-    classic.write_trailer(1, trailer)
-    with pytest.raises(ProtocolError, match="outside"):
-        classic.read_block(64)
-    assert port.written == [host(H("4001A007A0A1A2A3A4A5FF078069B0B1B2B3B4B5"))]
+def test_a_refused_mifare_command_is_6300(classic: Pn532Link, port: FakePort) -> None:
+    port.script(host(H("40016108000000000000" "01020304")), *answer(chip(H("4114"))))
+    assert classic.transceive(H("FF82000106000000000000"), 0.2) == H("9000")
+    assert classic.transceive(H("FF860000050100086101"), 0.2) == H("6300")  # failed authentication
+    port.script(host(H("4001A008") + bytes(16)), *answer(chip(H("4105"))))
+    assert classic.transceive(H("FFD6000810") + bytes(16), 0.2) == H("6300")  # the card's NAK
 
 
-def test_mifare_authentication_failure_is_typed(classic: MifareClassic, port: FakePort) -> None:
+def test_a_raw_mifare_authentication_failure_is_typed(classic: Pn532Link, port: FakePort) -> None:
     port.script(host(H("40016108000000000000" "01020304")), *answer(chip(H("4114"))))
     with pytest.raises(MifareAuthError, match="MIFARE authentication error"):
-        classic.authenticate(8, bytes(6), KeyType.B)
+        classic.exchange(H("6108000000000000") + H("01020304"), 0.2)
 
 
-def test_mifare_helper_needs_a_classic(link: Pn532Link, port: FakePort) -> None:
-    with pytest.raises(ProtocolError, match="no card is activated"):
-        MifareClassic(link)
-    activate(link, port)  # SAK 20: not a Classic
-    with pytest.raises(ProtocolError, match="does not announce a MIFARE Classic"):
-        MifareClassic(link)
+def test_a_decrement_is_never_sent_twice(classic: Pn532Link, port: FakePort) -> None:
+    """A DECREMENT whose answer is lost is not sent again (it would take the money twice): the pseudo-APDU ends in
+    a lost answer, which the validator treats as a torn debit."""
+    decrement = host(H("4001C00903000000"))
+    port.script(decrement, on_nack=[(0.0, ERROR_FRAME)])  # nothing that tells whether it ran
+    with pytest.raises(AnswerLost, match="cannot be told"):
+        classic.transceive(H("FFD700090502 00000003"), 0.5)
+    assert port.written == [decrement, NACK]

@@ -51,14 +51,17 @@ def db(tmp_path: Path) -> Path:
 
 EXPECTED_CSV = (
     "row,tac,card_serial,issuer,atc,tsn,amount,type,terminal,datetime,state,mac2_verified,key_version,algorithm,"
-    "evidence,card_record\n"
+    "evidence,card_record,technology,card_uid\n"
     "1,F252E12F,03104991585000011383,02403640FFFFFFFF,54,87,200,09,200041599997,2018-03-13T16:43:29,complete,true,"
-    "01,00,debit,\n"
-    "2,,03104991585000011383,02403640FFFFFFFF,55,88,150,06,200041599997,2018-03-13T16:43:29,pending,,01,00,,\n"
-    "3,,03104991585000011383,02403640FFFFFFFF,56,89,200,09,200041599997,2018-03-13T16:43:29,void,,01,00,debit,\n"
-    "4,,03104991585000022222,02403640FFFFFFFF,7,90,200,09,200041599997,2018-03-13T16:43:29,unconfirmed,,01,00,,\n"
+    "01,00,debit,,cpu,\n"
+    "2,,03104991585000011383,02403640FFFFFFFF,55,88,150,06,200041599997,2018-03-13T16:43:29,pending,,01,00,,,cpu,\n"
+    "3,,03104991585000011383,02403640FFFFFFFF,56,89,200,09,200041599997,2018-03-13T16:43:29,void,,01,00,debit,,cpu,"
+    "\n"
+    "4,,03104991585000022222,02403640FFFFFFFF,7,90,200,09,200041599997,2018-03-13T16:43:29,unconfirmed,,01,00,,,cpu,"
+    "\n"
     f"5,{card_tac(spec_record(card_serial=OTHER_CARD, offline_atc=8, tsn=0x5B, amount=0x12345)).hex().upper()},"
-    "03104991585000022222,02403640FFFFFFFF,8,91,74565,09,200041599997,2018-03-13T16:43:29,complete,,01,00,debit,\n"
+    "03104991585000022222,02403640FFFFFFFF,8,91,74565,09,200041599997,2018-03-13T16:43:29,complete,,01,00,debit,,"
+    "cpu,\n"
 )
 
 
@@ -76,11 +79,13 @@ def test_jsonl_export_exact_bytes(db: Path) -> None:
     assert lines[0] == ('{"row":1,"tac":"F252E12F","card_serial":"03104991585000011383","issuer":"02403640FFFFFFFF",'
                         '"atc":54,"tsn":87,"amount":200,"type":"09","terminal":"200041599997",'
                         '"datetime":"2018-03-13T16:43:29","state":"complete","mac2_verified":true,'
-                        '"key_version":"01","algorithm":"00","evidence":"debit","card_record":null}\n')
+                        '"key_version":"01","algorithm":"00","evidence":"debit","card_record":null,'
+                        '"technology":"cpu","card_uid":null}\n')
     assert lines[1] == ('{"row":2,"tac":null,"card_serial":"03104991585000011383","issuer":"02403640FFFFFFFF",'
                         '"atc":55,"tsn":88,"amount":150,"type":"06","terminal":"200041599997",'
                         '"datetime":"2018-03-13T16:43:29","state":"pending","mac2_verified":null,'
-                        '"key_version":"01","algorithm":"00","evidence":null,"card_record":null}\n')
+                        '"key_version":"01","algorithm":"00","evidence":null,"card_record":null,'
+                        '"technology":"cpu","card_uid":null}\n')
     assert [json.loads(line)["row"] for line in lines] == [1, 2, 5]
     assert all(list(json.loads(line)) == list(EXPORT_FIELDS) for line in lines)
 

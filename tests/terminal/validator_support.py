@@ -11,6 +11,8 @@ from pathlib import Path
 
 from protocols.card_files import PUBLIC_APP_INFO, TRANSIT_RECORD
 from sim.card import SimCard
+from sim.card.m1_card import M1Card
+from sim.card.m1_issuing import issue_m1_card
 from sim.issuing import LOCAL_ISSUER, issue_card, load_demo_keyset
 from sim.psam import demo_psam
 from sim.reader import SimReader, SimSamSlot
@@ -39,6 +41,18 @@ def card(serial: str = "03102900000000000001", *, issuer: bytes = HOME_ISSUER, b
     return issue_card(KEYSET, issuer_id=issuer, serial=serial, balance=balance, **fields)
 
 
+HOME_CITY = HOME_ISSUER[2:4]
+
+
+def m1_card(issuer_serial: str = "00000001", *, balance: int = 10000, **fields: object) -> M1Card:
+    """An M1 card of the validator's city, issued from the demo key set, valid today unless told otherwise."""
+    fields.setdefault("city", HOME_CITY)
+    fields.setdefault("start", dt.date(2024, 1, 1))
+    fields.setdefault("expiry", dt.date(2044, 1, 1))
+    return issue_m1_card(KEYSET, issuer_serial=bytes.fromhex(issuer_serial), balance=balance,
+                         **fields)  # type: ignore[arg-type]
+
+
 class Rig:
     """A started validator with its simulated reader and PSAM slot."""
 
@@ -54,7 +68,7 @@ class Rig:
         if start:
             self.validator.start()
 
-    def tap(self, card: SimCard, *, advance: float = 0.0) -> TapOutcome | None:
+    def tap(self, card: SimCard | M1Card, *, advance: float = 0.0) -> TapOutcome | None:
         """The card enters the field, the validator polls once, the card leaves (if the reader did not tear it)."""
         self.clock.advance(advance)
         self.reader.put(card)
@@ -82,5 +96,5 @@ def last_transit(card: SimCard):
     return TRANSIT_RECORD.parse(card.image.transit_log[0])
 
 
-__all__ = ["FARES", "HOME_ISSUER", "KEYSET", "LOCAL_ISSUER", "Rig", "START", "TODAY", "card", "last_transit",
-           "serial_of"]
+__all__ = ["FARES", "HOME_CITY", "HOME_ISSUER", "KEYSET", "LOCAL_ISSUER", "START", "TODAY", "Rig", "card",
+           "last_transit", "m1_card", "serial_of"]
