@@ -224,13 +224,20 @@ class CpuFlow:
         if unsettled:
             host.settle_by_counter(unsettled, init.offline_atc, card_type)
         trans_type = TransactionType.COMPOSITE_PURCHASE if self.composite else TransactionType.EP_PURCHASE
-        tsn, mac1 = psam.purchase_mac1(
+        mac1_coming = psam.send_purchase_mac1(
             random=init.random, offline_atc=init.offline_atc, amount=amount, transaction_type=trans_type, when=now,
             key_version=init.key_version, algorithm_id=init.algorithm_id, card_serial=info.diversification_factor,
             issuer_id=info.issuer_id)
         balance_after = init.balance - amount
-        if self.composite:
-            self._stage_records(quote, tsn, balance_after, now)
+        if self.composite and quote.bus_record is None:
+            # the 0x1E record needs nothing of the PSAM's: the card stages it while the PSAM computes MAC1
+            self._stage_transit_record(quote, balance_after, now)
+            tsn, mac1 = mac1_coming.result()
+        else:
+            tsn, mac1 = mac1_coming.result()
+            if self.composite:  # the 0x1A bus record carries the TSN: it waits for the PSAM, and 0x1E follows it
+                self._stage_bus_record(quote, tsn)
+                self._stage_transit_record(quote, balance_after, now)
         record = DebitRecord(serial, info.issuer_id, card_type, init.offline_atc, amount, init.balance,
                              int(trans_type), terminal_id, tsn, now, init.key_version, init.algorithm_id, mac1,
                              fare_note=quote.rule)
@@ -262,15 +269,19 @@ class CpuFlow:
         except (LinkError, ProtocolError):
             return None
 
-    def _stage_records(self, quote: FareQuote, tsn: int, balance_after: int, now: dt.datetime) -> None:
-        """UPDATE CAPP DATA CACHE: the card stages these and commits them with the debit, or drops them."""
+    def _stage_bus_record(self, quote: FareQuote, tsn: int) -> None:
+        """UPDATE CAPP DATA CACHE 0x1A with the PSAM's TSN: the card stages it and commits it with the debit, or drops
+        it."""
+        assert quote.bus_record is not None
+        bus = dataclasses.replace(quote.bus_record, transaction_serial=tsn.to_bytes(8, "big"))
+        self.host.card.call(cc.UpdateCappDataCache(SFI_PROCESS, bus.record_id, build_process_record(bus)).to_bytes(),
+                            "UPDATE CAPP DATA CACHE 0x1A")
+
+    def _stage_transit_record(self, quote: FareQuote, balance_after: int, now: dt.datetime) -> None:
+        """UPDATE CAPP DATA CACHE 0x1E: staged likewise."""
         host = self.host
         stop = host.stop
         assert stop is not None
-        if quote.bus_record is not None:
-            bus = dataclasses.replace(quote.bus_record, transaction_serial=tsn.to_bytes(8, "big"))
-            host.card.call(cc.UpdateCappDataCache(SFI_PROCESS, bus.record_id, build_process_record(bus)).to_bytes(),
-                           "UPDATE CAPP DATA CACHE 0x1A")
         transit = TRANSIT_RECORD.pack(quote.record_type, stop.device, host.config.place.industry_code, stop.line,
                                       stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount,
                                       balance_after, now, stop.city_code, stop.institution_id, bytes(6))
