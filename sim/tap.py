@@ -5,7 +5,8 @@ fixture, on a simulated reader whose timing model (:mod:`sim.timing`) prices eve
 contactless link, contact-line time to the PSAM, and the time the card and the PSAM spend computing. The tap's total
 is the activation's air time plus every exchange's line and device time, one after the other, except where the
 validator sent a command ahead (the PSAM's MAC1 while the card stages its 0x1E record): that exchange runs beside the
-ones made until the validator waits for its answer. The total is held against the 400 ms that DB31/T 239-2020 §6.3.2 allows for one purchase. The PSAM's
+ones made until the validator waits for its answer, each link one exchange at a time (a validator's SAM slot has a
+line of its own). The total is held against the 400 ms that DB31/T 239-2020 §6.3.2 allows for one purchase. The PSAM's
 start-up (its ATR, the PPS exchange that raises its line speed to what the ATR offers, the reads of its terminal
 number and key index) happens when the validator starts, before any card, and is not part of a tap.
 
