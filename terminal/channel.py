@@ -63,8 +63,8 @@ class Channel:
             raise
         if tracer is not None:
             shown, answer = self._redactor.exchange(apdu, response)
-            tracer.exchange(Exchange(link.name, shown, answer, start, timer() - start, link.last_model,
-                                     ahead=self._ahead))
+            tracer.exchange(Exchange(link.name, shown, answer, start, timer() - start, link.last_model, None,
+                                     self._ahead))
         if len(response) < 2:
             raise ProtocolError(f"{self.peer} answered {len(response)} bytes, no status word")
         return response
