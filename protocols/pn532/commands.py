@@ -288,7 +288,7 @@ class FirmwareVersion(Message):
         return FIRMWARE_VERSION.build(self)
 
     @classmethod
-    def _from_body(cls, body: bytes) -> Self:
+    def _from_body(cls, body: bytes) -> FirmwareVersion:
         return FIRMWARE_VERSION.parse(body)
 
 
@@ -533,7 +533,7 @@ class RFItem(enum.IntEnum):
     ANALOG_ISO14443_4 = 0x0D
 
 
-_RF_ITEM_LENGTH = {RFItem.FIELD: 1, RFItem.TIMINGS: 3, RFItem.MAX_RETRY_COM: 1, RFItem.MAX_RETRIES: 3,
+_RF_ITEM_LENGTH: dict[int, int] = {RFItem.FIELD: 1, RFItem.TIMINGS: 3, RFItem.MAX_RETRY_COM: 1, RFItem.MAX_RETRIES: 3,
                    RFItem.ANALOG_106_TYPE_A: 11, RFItem.ANALOG_212_424: 8, RFItem.ANALOG_TYPE_B: 3,
                    RFItem.ANALOG_ISO14443_4: 9}
 RF_FIELD_ON, RF_AUTO_RFCA = 0x01, 0x02

@@ -28,10 +28,9 @@ from sim.render import text_lines, to_json
 
 def decode_pn532(raw: bytes) -> dict[str, Any]:
     """A PN532 frame: ACK, NACK, error frame, or an information frame with its command or response decoded."""
-    for control in pn532.ControlFrame:
-        if raw == control.value:
-            return {"frame": control.name}
     frame = pn532.parse_frame(raw)
+    if isinstance(frame, pn532.ControlFrame):
+        return {"frame": frame.name}
     out: dict[str, Any] = {"frame": "information", "direction": "host to chip" if frame.tfi == pn532.TFI_HOST
                            else "chip to host", "extended": frame.extended, "code": f"{frame.code:02X}",
                            "name": pn532.name_of(frame.code)}
