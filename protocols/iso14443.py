@@ -1,8 +1,8 @@
 """ISO/IEC 14443 type A helpers: CRCs, ATQA/SAK/UID rules, the ATS and its timings, and ISO-DEP block framing.
 
-The reader chip (a PN532, say) does anticollision, RATS and the block protocol itself, so the terminal mostly needs these
-to *interpret* what the chip reports (ATS → FSC and frame waiting time) and to *count* what goes over the air: a timing
-model splits an APDU into chained I-blocks for the card's FSC and prices each frame in etu.
+The reader chip (a PN532, say) does anticollision, RATS and the block protocol itself, so the terminal mostly needs
+these to *interpret* what the chip reports (ATS → FSC and frame waiting time) and to *count* what goes over the air: a
+timing model splits an APDU into chained I-blocks for the card's FSC and prices each frame in etu.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ def tag_bytes(tag: int) -> bytes:
 
 
 def length_bytes(length: int) -> bytes:
-    """The shortest BER length field for ``length``: one byte up to 127, else ``81``/``82``/``83``/``84`` and the value."""
+    """The shortest BER length field for ``length``: one byte up to 127, else ``81``/``82``/``83``/``84`` and the
+    value."""
     if length < 0x80:
         return bytes((length,))
     n = (length.bit_length() + 7) // 8

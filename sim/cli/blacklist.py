@@ -121,10 +121,10 @@ def check(ctx: click.Context, file: Path, serials: tuple[str, ...], as_json: boo
     wanted = [parse_serial(text) for text in serials]
     with Blacklist.open(file) as listed:
         hits = [serial in listed for serial in wanted]
-    lines = [f"{bcd.digits(serial)}  {'listed' if hit else 'not listed'}" for serial, hit in zip(wanted, hits)]
-    _report(as_json, {"file": file, "serials": [{"serial": bcd.digits(serial), "listed": hit}
-                                                 for serial, hit in zip(wanted, hits)], "any_listed": any(hits)},
-            "\n".join(lines))
+    answers = list(zip(wanted, hits, strict=True))
+    lines = [f"{bcd.digits(serial)}  {'listed' if hit else 'not listed'}" for serial, hit in answers]
+    found = [{"serial": bcd.digits(serial), "listed": hit} for serial, hit in answers]
+    _report(as_json, {"file": file, "serials": found, "any_listed": any(hits)}, "\n".join(lines))
     if any(hits):
         ctx.exit(1)
 

@@ -92,7 +92,8 @@ def _captured(what: str, raw: bytes, scheme: Scheme | None, keep_sw: bool) -> di
 @click.option("--no-sw", "keep_sw", is_flag=True,
               help="The data has no status word at its end: decode every byte (by default a trailing 9000, 62xx "
                    "or 63xx is taken off and shown).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: amounts as numbers, bytes as hex, dates ISO 8601.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: amounts as numbers, bytes as hex, dates ISO 8601.")
 def decode(what: str, hexdata: tuple[str, ...], command_hex: str | None, scheme: str | None, keep_sw: bool,
            as_json: bool) -> None:
     """Decode HEX as WHAT and print every field by name.

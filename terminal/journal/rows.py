@@ -209,7 +209,8 @@ def decode_entry(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
     long_uid = type(stored_uid) is str and len(stored_uid) == 2 * UID_SIZES[1]
     card_uid = f.optional_hex(CARD_UID, UID_SIZES[long_uid])
     if m1 != (card_uid is not None):
-        f.fail(CARD_UID, f"a row of technology {technology.value} {'has a' if m1 else 'has no'} card UID, found {_kind(stored_uid)}")
+        f.fail(CARD_UID, f"a row of technology {technology.value} {'has a' if m1 else 'has no'} card UID, "
+               f"found {_kind(stored_uid)}")
     state = _STATES.get(row[STATE])
     if state is None:
         f.fail(STATE, f"unknown state {_kind(row[STATE])}")

@@ -173,7 +173,7 @@ def test_ykt_validate_runs_in_the_same_second_never_repeat_a_psam_serial(capsys:
     in the same second on one journal never hand out a serial twice (which would take the validator out of service)."""
     monkeypatch.setattr("sim.devices.time.time", lambda: 1_790_000_000.25)  # every run in the same second
     db = tmp_path / "v.db"
-    for n in range(3):
+    for _ in range(3):
         code, out, err = ykt(capsys, "validate", "--reader", "sim:random", "--sam", "sim:psam", "--journal", str(db),
                              "--json")
         assert code == 0, err
