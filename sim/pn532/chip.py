@@ -449,7 +449,8 @@ class Pn532Chip:
         self.last_error = ChipError(status & ERROR_MASK)
         response = command.RESPONSE
         assert response is not None
-        return (response(status, data) if data else response(status)).to_bytes()  # type: ignore[call-arg]
+        answer = response(status, data) if data else response(status)  # type: ignore[call-arg]  # a status response
+        return answer.to_bytes()
 
     def _execute(self, apdu: bytes) -> bytes | None:
         """The card's answer, or ``None`` when it has left the field."""
