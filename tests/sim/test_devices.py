@@ -111,6 +111,8 @@ def test_pn532_is_opened_lazily_and_only_for_cards(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("terminal.drivers.pn532.Pn532Link", FakePn532)
     assert isinstance(open_link("pn532:/tmp/pty@230400", role="card"), FakePn532)
     assert opened == [("/tmp/pty", 230400)]
+    open_link(DeviceSpec("pn532", "/tmp/pty"), role="card")  # a spec made in code, without a baud rate
+    assert opened[-1] == ("/tmp/pty", DEFAULT_BAUD)
     with pytest.raises(DeviceError, match="a PN532 reads contactless cards, it holds no SAM"):
         open_link("pn532:/tmp/pty", role="sam")
     monkeypatch.setitem(sys.modules, "terminal.drivers.pn532", None)

@@ -495,3 +495,8 @@ def test_final_rows_of_a_long_lived_store_are_frozen(freeze: bool) -> None:
     assert type(kept) is (tuple if freeze else list)
     gc.collect()
     assert gc.is_tracked(kept) is not freeze
+    # final either way: no change applies to it, even one that names its state as a source
+    with pytest.raises(BadTransition):
+        store.change(1, DebitState.VOID, ["void", None, None, None, "why", "counter"], "2026-03-02T06:00:02",
+                     ("complete",) if freeze else None)
+    assert store.rows[1] is kept
