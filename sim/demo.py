@@ -133,7 +133,7 @@ def _technology(card: SimCard | M1Card) -> str:
 def run_demo(taps: int, seed: int, journal_path: Path, *, population: int | None = None, cards: str = "cpu",
              config: ValidatorConfig | None = None, tear_share: float = 0.05, odd_share: float = 0.1,
              load_share: float = 0.0, tracer: Tracer | None = None, clock: ManualClock | None = None,
-             progress: Callable[[int], None] | None = None) -> DemoReport:
+             progress: Callable[[int], object] | None = None) -> DemoReport:
     """Run ``taps`` taps of a generated population of ``population`` cards of kind ``cards`` (:data:`CARD_KINDS`) on a
     validator with ``config`` (default :func:`demo_config`) journaling to ``journal_path``.
 

@@ -1,6 +1,6 @@
 """Every loader ends in the project's typed errors on any input: key sets, validator settings, fares, card fixtures
-(T-Union CPU and MIFARE Classic, and .mfd dumps), card captures, scripted cards, traces, blacklists (the list file and its text source), the debit journal, the load journal, the load
-host's ledger and its terminals file.
+(T-Union CPU and MIFARE Classic, and .mfd dumps), card captures, scripted cards, traces, blacklists (the list file and
+its text source), the debit journal, the load journal, the load host's ledger and its terminals file.
 
 Each loader is fed random bytes, valid documents with bytes flipped, inserted, deleted or cut, and valid documents
 changed in their structure (a JSON value replaced by one of any type, a TOML value by any literal, lines dropped or

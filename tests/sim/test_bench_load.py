@@ -82,7 +82,7 @@ def test_bad_load_specs_are_refused(changes, message):
 
 def test_existing_files_are_refused(tmp_path):
     (tmp_path / "bench-ledger-0.db").write_bytes(b"precious")
-    with pytest.raises(BenchError, match="bench-ledger-0.db exists"):
+    with pytest.raises(BenchError, match=r"bench-ledger-0\.db exists"):
         run_bench(dataclasses.replace(SMALL, directory=str(tmp_path)))
     assert (tmp_path / "bench-ledger-0.db").read_bytes() == b"precious"
 

@@ -35,7 +35,8 @@ def keyset(levels: int = 2, algorithm: str = "3DES"):  # type: ignore[no-untyped
     return parse_keyset({
         "format": "yikatong-keyset", "version": 1, "test_only": True, "algorithm": algorithm,
         "diversification_levels": levels,
-        "master_keys": {"purchase": {"01": "00112233445566778899AABBCCDDEEFF", "02": "0F1E2D3C4B5A69788796A5B4C3D2E1F0"},
+        "master_keys": {"purchase": {"01": "00112233445566778899AABBCCDDEEFF",
+                                     "02": "0F1E2D3C4B5A69788796A5B4C3D2E1F0"},
                         "load": {"01": "F0E1D2C3B4A5968778695A4B3C2D1E0F"},
                         "tac": {"01": "FFEEDDCCBBAA99887766554433221100"},
                         "damk": {"01": "404142434445464748494A4B4C4D4E4F"}}})
