@@ -87,7 +87,7 @@ def decode_datetime(data: bytes) -> dt.datetime | None:
         v = _VALUE
         century, year, month, day, hour, minute, second = data
         try:
-            return dt.datetime(v[century] * 100 + v[year], v[month], v[day],  # type: ignore[operator]
+            return dt.datetime(v[century] * 100 + v[year], v[month], v[day],  # type: ignore[operator,arg-type]
                                v[hour], v[minute], v[second])  # type: ignore[arg-type]
         except (TypeError, ValueError):
             pass

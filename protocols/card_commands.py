@@ -7,7 +7,8 @@ the status word it would answer: 6E00 wrong CLA, 6D00 unknown INS, 6A86 wrong P1
 field that does not decode (a BCD date-time that is not a date-time).
 
 ``to_bytes`` is written directly (a precomputed header and the data layout's fast ``struct`` engine, packing the
-field values without a model instance) because the terminal builds 8050, 80DC and 8054 on every tap; ``to_apdu`` derives from it, so the two views cannot disagree.
+field values without a model instance) because the terminal builds 8050, 80DC and 8054 on every tap; ``to_apdu``
+derives from it, so the two views cannot disagree.
 Fixed-size data fields and responses are :class:`~protocols.layout.Layout` s; a field of one integer or one MAC is
 its own encoding and needs none.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import construct as c
 
@@ -330,6 +331,14 @@ class Command:
         return b"" if le is None else bytes((le & 0xFF,))
 
     @classmethod
+    def _required_le(cls, le: int | None) -> int:
+        """Le that must be there, 1..256 (6700 otherwise), for commands whose answer has no fixed size."""
+        if le is None:
+            raise cls._error("Le is missing", CardStatus.WRONG_LENGTH)
+        cls._le_byte(le)
+        return le
+
+    @classmethod
     def _le_byte(cls, le: int | None, *, required: bool = False) -> bytes:
         """Le for an answer of any size, 1..256 (256 is sent as ``00``); absent is 6700 when ``required``."""
         if le is None:
@@ -380,7 +389,7 @@ class Command:
             raise cls._error("the date-time is missing (all zeros)", CardStatus.WRONG_DATA)
 
     @classmethod
-    def _parse_data(cls, layout: Layout, data: bytes):
+    def _parse_data(cls, layout: Layout, data: bytes) -> Any:
         """``layout.parse``, with the sw a card gives a data field that is the right size but does not decode."""
         try:
             return layout.parse(data)
@@ -465,8 +474,7 @@ class ReadBinary(Command):
             raise cls._error(f"P1 {p1:02X}: only SFI addressing (100xxxxx) is supported", CardStatus.WRONG_P1P2)
         sfi = cls._check_sfi(p1 & 0x1F)
         cls._check_no_data(data)
-        cls._le_byte(le, required=True)
-        return cls(sfi, p2, le)
+        return cls(sfi, p2, cls._required_le(le))
 
 
 @dataclass(slots=True)
@@ -491,8 +499,7 @@ class ReadRecord(Command):
         sfi = cls._check_sfi(p2 >> 3)
         mode = cls._check_mode(p2 & 0x07)
         cls._check_no_data(data)
-        cls._le_byte(le, required=True)
-        return cls(sfi, p1, mode, le)
+        return cls(sfi, p1, mode, cls._required_le(le))
 
 
 @dataclass(slots=True)
@@ -516,7 +523,7 @@ class GetBalance(Command):
         purse = cls._check_purse(p2)
         cls._check_no_data(data)
         cls._check_fixed_le(le, 4, required=True)
-        return cls(purse, le)
+        return cls(purse, cls._required_le(le))
 
 
 @dataclass(slots=True)
@@ -534,7 +541,7 @@ class _Initialize(Command):
     def to_bytes(self) -> bytes:
         purse = self._check_purse(self.purse)
         data = INITIALIZE_DATA.pack(self.key_index, self.amount, self.terminal_number)
-        return (bytes((0x80, 0x50, self.P1, purse, 11)) + data
+        return (bytes((0x80, 0x50, self.P1, purse, 11)) + data  # type: ignore[arg-type]  # set by each subclass
                 + self._fixed_le_byte(self.le, self.RESPONSE.size))  # type: ignore[attr-defined,union-attr]
 
     @classmethod
@@ -772,8 +779,7 @@ class GetResponse(Command):
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
         cls._check_no_data(data)
-        cls._le_byte(le, required=True)
-        return cls(le)
+        return cls(cls._required_le(le))
 
 
 # --- dispatch -------------------------------------------------------------------------------------------------------

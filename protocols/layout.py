@@ -241,7 +241,7 @@ class Layout(Generic[M]):
             return self.build(obj)
         builder = self.compiled if engine == "compiled" else self.schema
         for p in self._plan:  # compiled construct writes a Bytes field of the wrong width as it is
-            value = getattr(obj, p.name, None) if p.width is not None else None
+            value = getattr(obj, p.name, None) if p.width is not None and p.name is not None else None
             if isinstance(value, (bytes, bytearray)) and len(value) != p.width:
                 raise ProtocolError(f"{self.name}.{p.name}: expected {p.width} bytes, got {len(value)}")
         try:

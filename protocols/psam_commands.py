@@ -15,7 +15,6 @@ from typing import Self
 
 import construct as c
 
-from .apdu import CommandAPDU
 from .card_commands import (Command, CommandSet, GetResponse,
                             MacCommand, ReadBinary, SelectByFid, SelectByName)
 from .fields import BcdDateTime

@@ -19,7 +19,8 @@ Files: the MF holds the terminal number (SFI 0x16, 6 bytes); DF 8011 holds the p
   diversifies that master key by the given factors (lowest level first) and keeps the result for DES CRYPT; for the
   TAC usage it folds the key into the TAC key as a card does.
 * M1 SECTOR KEYS (80FC, DF 8011 selected, else 6985): the 6-byte keys of the sectors asked for, of an M1 card with
-  the given UID, from the key set's M1 masters by its key rule (6A88 when the key set lacks a master). DES CRYPT (80FA) P1 00 encrypts whole blocks (ECB), P1 05 MACs with the IV it is given
+  the given UID, from the key set's M1 masters by its key rule (6A88 when the key set lacks a master).
+* DES CRYPT (80FA) P1 00 encrypts whole blocks (ECB), P1 05 MACs with the IV it is given
   (spec §3.6: ISO 9797-1 algorithm 3 for a 16-byte key, DES CBC-MAC for a TAC key), the data padded by the caller;
   4 bytes, or the whole block when Le is 8. Without DES INIT: 6985. SM4 keys: 6A81 (no source shows SM4 on 80FA).
 
@@ -38,6 +39,7 @@ much and ``61`` with the rest). Any other command drops waiting data. Without ``
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from protocols.atr import DEFAULT_TA1, PPSS, Atr, pps_parameters
 from protocols.bcd import encode_datetime
@@ -185,7 +187,7 @@ class SimPsam:
         return waiting[:le] + status(bytes_waiting(len(self._waiting)))
 
     def _select(self, cmd: SelectByFid | SelectByName, session: object) -> bytes:
-        if type(cmd) is SelectByName:
+        if isinstance(cmd, SelectByName):
             return status(PsamStatus.FILE_NOT_FOUND)
         if cmd.fid == MF_FID:
             self._selected = _MF
@@ -216,9 +218,9 @@ class SimPsam:
             except ConfigError:
                 return None
             if upper:
-                key = diversify(key, *upper)
+                key = diversify(key, *upper)  # type: ignore[type-var]  # diversify refuses a union (pending)
             self._upper_keys[cache_key] = key
-        return diversify(key, factors[0])
+        return diversify(key, factors[0])  # type: ignore[type-var]  # diversify refuses a union (pending)
 
     def _init_for_purchase(self, cmd: InitSamForPurchase, session: object) -> bytes:
         if self._selected != _DF:
@@ -279,7 +281,7 @@ class SimPsam:
         data = PURCHASE_MAC_DATA.pack(cmd.card_number, cmd.uid, cmd.counter, cmd.balance_before, cmd.amount,
                                       cmd.transaction_type, self.terminal_number, tsn, cmd.when)
         self.tsn = (tsn + 1) & _TSN_MASK
-        return SAM_PURCHASE_RESPONSE.pack(tsn, purchase_mac(key, data)) + OK  # type: ignore[arg-type]
+        return SAM_PURCHASE_RESPONSE.pack(tsn, purchase_mac(key, data)) + OK
 
     def _des_encrypt(self, cmd: DesEncrypt, session: object) -> bytes:
         key = self._des_key
@@ -299,7 +301,7 @@ class SimPsam:
         return (block if cmd.le == 8 else block[:4]) + OK
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[..., bytes]] = {
     SelectByFid: SimPsam._select,
     SelectByName: SimPsam._select,
     ReadBinary: SimPsam._read_binary,

@@ -59,11 +59,12 @@ MIFARE Classic (:class:`MifareTiming`, :class:`MifareModel`)
         AUTH       60/61 blk CRC (4) → nT (4); nR ‖ aR (8) → aT (4)               three-pass, Crypto1 from then on
         READ       30 blk CRC (4) → data CRC (18)
         WRITE      A0 blk CRC (4) → ACK; data CRC (18) → ACK                          the card writes its EEPROM
-        INC/DEC/RESTORE  Cx blk CRC (4) → ACK; operand CRC (6) → (no answer)        the reader waits ``passive_ack_us``
+        INC/DEC/RESTORE  Cx blk CRC (4) → ACK; operand CRC (6) → (no answer)    the reader waits ``passive_ack_us``
         TRANSFER   B0 blk CRC (4) → ACK                                              the card writes its EEPROM
 
     Card time: ``eeprom_write_us`` for WRITE and TRANSFER (2.5 ms: an estimate, UNCONFIRMED: no public figure was
-    found), ``auth_us`` for the Crypto1 start, nothing for READ and the value operations (RAM). A command the card does not answer (a failed AUTH) costs ``no_answer_us`` of waiting.
+    found), ``auth_us`` for the Crypto1 start, nothing for READ and the value operations (RAM). A command the card
+    does not answer (a failed AUTH) costs ``no_answer_us`` of waiting.
 
 A torn exchange (the card left) costs the command frames plus one frame waiting time (contactless) or work waiting
 time (T=0): the least a reader spends before it can call the card gone; ``device_us`` is the card's work if it ran.

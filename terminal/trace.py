@@ -9,7 +9,8 @@ from .link import Activation, ModeledTime
 
 @dataclass(slots=True)
 class Exchange:
-    """One command and its response on a link. ``response`` is ``None`` when the exchange failed (``error`` says how)."""
+    """One command and its response on a link. ``response`` is ``None`` when the exchange failed (``error`` says
+    how)."""
 
     link: str
     command: bytes

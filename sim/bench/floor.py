@@ -25,14 +25,9 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-try:  # cryptography >= 43 keeps TripleDES here
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # older releases only have it beside the modern algorithms
-    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[attr-defined,no-redef]
-
 from protocols.card_files import TransactionType
 from protocols.crypto import Algorithm, CardKey, diversify, mac_block, pad, serial_factor
-from protocols.crypto.ciphers import BlockKey
+from protocols.crypto.ciphers import BlockKey, TripleDES
 from protocols.m1.crypto import PURCHASE_MAC_DATA, auth_code_data, purchase_mac
 from protocols.m1.keys import KeyRule
 from protocols.m1.layout import ISSUANCE, ISSUANCE_BLOCK, VALIDITY_BLOCK, RecordType

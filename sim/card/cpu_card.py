@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random as _random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from protocols.bcd import encode_datetime
 from protocols.card_commands import (
@@ -363,7 +363,7 @@ class SimCard:
         self.image.proofs[kind] = Proof(tx.atc + 1, cmd.mac2, tac)
         return tac + OK
 
-    def _commit(self, record: bytes, staged: list[tuple[int, int, bytes]]) -> None:
+    def _commit(self, record: bytes, staged: Sequence[tuple[int, int, bytes]]) -> None:
         """Write the card's own 0x18 record and the staged CAPP records (already checked, so nothing can fail)."""
         image = self.image
         image.transaction_log.insert(0, record)

@@ -319,7 +319,8 @@ class LoadTerminal:
             answer = self.card.transmit(prove)
         except (CardRemoved, LinkTimeout) as exc:
             raise self._stop(LoadStatus.RETRY, "card_removed", f"GET TRANSACTION PROVE unanswered: {exc}",
-                             card_serial=rec.card_serial, amount=rec.amount, pending=True, journal_row=entry.row_id)
+                             card_serial=rec.card_serial, amount=rec.amount, pending=True,
+                             journal_row=entry.row_id) from None
         if answer.sw != CardStatus.OK:
             return False
         proof = cc.PROVE_RESPONSE.parse(answer.data)
