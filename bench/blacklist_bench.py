@@ -105,7 +105,7 @@ def _lookups_child(path: str, keys_path: str, hits: int) -> None:
     counts = [_timed(blacklist, keys, times) for times in passes]
     after = _status_kb()
     figures: list[float] = []
-    for times, found in zip(passes, counts):
+    for times, found in zip(passes, counts, strict=True):
         if found != hits:
             sys.exit(f"{found} keys found, expected {hits}")
         figures += [statistics.median(times[:hits]), statistics.median(times[hits:]), _pct(times, 0.99)]

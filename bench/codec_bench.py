@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import platform
 import statistics
@@ -92,8 +93,8 @@ def measure(seconds: float) -> dict:
         value = layout.parse(raw)
         row = {"layout": layout.name, "bytes": layout.size}
         for engine in ("interpreted", "compiled", "fast"):
-            row[f"parse_{engine}"] = rate(lambda: layout.parse_with(engine, raw), per_layout)
-            row[f"build_{engine}"] = rate(lambda: layout.build_with(engine, value), per_layout)
+            row[f"parse_{engine}"] = rate(functools.partial(layout.parse_with, engine, raw), per_layout)
+            row[f"build_{engine}"] = rate(functools.partial(layout.build_with, engine, value), per_layout)
         rows.append(row)
     tap = rate(one_tap, per_layout * 2)
     return {"layouts": rows, "tap_codec_ops_per_s": tap, "tap_codec_us": 1e6 / tap}
@@ -109,7 +110,8 @@ def markdown(result: dict, command: str) -> str:
         "",
         "Operations per second (thousands). `fast` is the struct engine the validator uses.",
         "",
-        "| layout | bytes | parse interp. | parse compiled | parse fast | build interp. | build compiled | build fast |",
+        "| layout | bytes | parse interp. | parse compiled | parse fast "
+        "| build interp. | build compiled | build fast |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["layouts"]:

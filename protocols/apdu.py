@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ProtocolError
+from .status import CardStatus
 
 
 @dataclass(slots=True)
@@ -66,33 +67,53 @@ class CommandAPDU:
         return bytes(out)
 
     @classmethod
+    def _wire(cls, cla: int, ins: int, p1: int, p2: int, data: bytes, le: int | None, extended: bool) -> CommandAPDU:
+        """A command read off the wire: its fields are in range by construction, so the constructor's checks are not
+        run again (every command a card or PSAM answers comes through here)."""
+        apdu = _new(cls)
+        apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data, apdu.le, apdu.extended = cla, ins, p1, p2, data, le, extended
+        return apdu
+
+    @classmethod
     def parse(cls, raw: bytes) -> CommandAPDU:
         """Bytes to a command, telling the four cases apart by length as ISO 7816-3 does."""
-        n = len(raw)
-        if n < 4:
-            raise ProtocolError(f"command APDU of {n} bytes is shorter than its 4-byte header", sw=0x6700)
-        cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
-        if n == 4:
-            return cls(cla, ins, p1, p2)
-        b0 = raw[4]
-        if n == 5:
-            return cls(cla, ins, p1, p2, b"", b0 or 256)
-        if b0:
-            if n == 5 + b0:
-                return cls(cla, ins, p1, p2, raw[5:])
-            if n == 6 + b0:
-                return cls(cla, ins, p1, p2, raw[5:-1], raw[-1] or 256)
-            raise ProtocolError(f"command APDU: Lc={b0} does not match its {n - 5} bytes of body", sw=0x6700)
-        if n == 7:
-            return cls(cla, ins, p1, p2, b"", int.from_bytes(raw[5:7], "big") or 65536, True)
-        if n < 7:
-            raise ProtocolError(f"command APDU: extended length field cut short ({n} bytes)", sw=0x6700)
-        lc = int.from_bytes(raw[5:7], "big")
-        if lc and n == 7 + lc:
-            return cls(cla, ins, p1, p2, raw[7:], None, True)
-        if lc and n == 9 + lc:
-            return cls(cla, ins, p1, p2, raw[7:-2], int.from_bytes(raw[-2:], "big") or 65536, True)
-        raise ProtocolError(f"command APDU: extended Lc={lc} does not match its {n - 7} bytes of body", sw=0x6700)
+        data, le, extended = split_command(raw)
+        return cls._wire(raw[0], raw[1], raw[2], raw[3], data, le, extended)
+
+
+def split_command(raw: bytes) -> tuple[bytes, int | None, bool]:
+    """The data field, Le (``None`` when absent, 256 or 65536 for zeros) and whether the length fields are extended
+    of a raw command APDU, telling the four cases apart by length as ISO 7816-3 does; ProtocolError (6700) when the
+    lengths do not add up."""
+    n = len(raw)
+    if n < 4:
+        raise ProtocolError(f"command APDU of {n} bytes is shorter than its 4-byte header", sw=CardStatus.WRONG_LENGTH)
+    if n == 4:
+        return b"", None, False
+    b0 = raw[4]
+    if n == 5:
+        return b"", b0 or 256, False
+    if b0:
+        if n == 5 + b0:
+            return raw[5:], None, False
+        if n == 6 + b0:
+            return raw[5:-1], raw[-1] or 256, False
+        raise ProtocolError(f"command APDU: Lc={b0} does not match its {n - 5} bytes of body",
+                            sw=CardStatus.WRONG_LENGTH)
+    if n == 7:
+        return b"", int.from_bytes(raw[5:7], "big") or 65536, True
+    if n < 7:
+        raise ProtocolError(f"command APDU: extended length field cut short ({n} bytes)", sw=CardStatus.WRONG_LENGTH)
+    lc = int.from_bytes(raw[5:7], "big")
+    if lc and n == 7 + lc:
+        return raw[7:], None, True
+    if lc and n == 9 + lc:
+        return raw[7:-2], int.from_bytes(raw[-2:], "big") or 65536, True
+    raise ProtocolError(f"command APDU: extended Lc={lc} does not match its {n - 7} bytes of body",
+                        sw=CardStatus.WRONG_LENGTH)
+
+
+_new = object.__new__
 
 
 @dataclass(slots=True)
@@ -110,7 +131,7 @@ class ResponseAPDU:
 
     @property
     def ok(self) -> bool:
-        return self.sw == 0x9000
+        return self.sw == CardStatus.OK
 
     def to_bytes(self) -> bytes:
         return self.data + self.sw.to_bytes(2, "big")

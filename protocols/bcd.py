@@ -85,9 +85,10 @@ def decode_datetime(data: bytes) -> dt.datetime | None:
         return None
     if len(data) == 7:
         v = _VALUE
+        century, year, month, day, hour, minute, second = data
         try:
-            return dt.datetime(v[data[0]] * 100 + v[data[1]], v[data[2]], v[data[3]],  # type: ignore[operator]
-                               v[data[4]], v[data[5]], v[data[6]])  # type: ignore[arg-type]
+            return dt.datetime(v[century] * 100 + v[year], v[month], v[day],  # type: ignore[operator,arg-type]
+                               v[hour], v[minute], v[second])  # type: ignore[arg-type]
         except (TypeError, ValueError):
             pass
     text = digits(data, what="date-time")

@@ -7,7 +7,8 @@ the status word it would answer: 6E00 wrong CLA, 6D00 unknown INS, 6A86 wrong P1
 field that does not decode (a BCD date-time that is not a date-time).
 
 ``to_bytes`` is written directly (a precomputed header and the data layout's fast ``struct`` engine, packing the
-field values without a model instance) because the terminal builds 8050, 80DC and 8054 on every tap; ``to_apdu`` derives from it, so the two views cannot disagree.
+field values without a model instance) because the terminal builds 8050, 80DC and 8054 on every tap; ``to_apdu``
+derives from it, so the two views cannot disagree.
 Fixed-size data fields and responses are :class:`~protocols.layout.Layout` s; a field of one integer or one MAC is
 its own encoding and needs none.
 """
@@ -17,20 +18,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import construct as c
 
-from .apdu import CommandAPDU
+from .apdu import CommandAPDU, split_command
 from .errors import ProtocolError
 from .fields import BcdDateTime
 from .layout import Layout
-
-SW_WRONG_LENGTH = 0x6700
-SW_WRONG_DATA = 0x6A80
-SW_WRONG_P1P2 = 0x6A86
-SW_UNKNOWN_INS = 0x6D00
-SW_UNKNOWN_CLA = 0x6E00
+from .status import CardStatus, resend_with_le
 
 MAX_SFI = 30  # SFI 31 (11111) is reserved by ISO 7816-4
 _AID_SIZES = range(1, 17)  # ISO 7816-4 DF names: at most 16 bytes
@@ -274,63 +270,83 @@ class Command:
 
     @classmethod
     def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        raise NotImplementedError
+        """The command in ``apdu``; :class:`ProtocolError` with the card's status word when it is not this one."""
+        if apdu.cla != cls.CLA:
+            raise cls._error(f"CLA {apdu.cla:02X}, expected {cls.CLA:02X}", CardStatus.UNKNOWN_CLA)
+        if apdu.ins != cls.INS:
+            raise cls._error(f"INS {apdu.ins:02X}, expected {cls.INS:02X}", CardStatus.UNKNOWN_INS)
+        cls._check_parameters(apdu.p1, apdu.p2, apdu.extended)
+        return cls._decode(apdu.p1, apdu.p2, apdu.data, apdu.le)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Self:
         return cls.from_apdu(CommandAPDU.parse(raw))
 
     @classmethod
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        """The command from the parts of a short APDU whose CLA, INS and fixed P1/P2 are this command's."""
+        raise NotImplementedError
+
+    @classmethod
     def _error(cls, message: str, sw: int | None = None) -> ProtocolError:
         return ProtocolError(f"{cls.__name__}: {message}", sw=sw)
 
     @classmethod
-    def _check_header(cls, apdu: CommandAPDU) -> None:
-        if apdu.cla != cls.CLA:
-            raise cls._error(f"CLA {apdu.cla:02X}, expected {cls.CLA:02X}", SW_UNKNOWN_CLA)
-        if apdu.ins != cls.INS:
-            raise cls._error(f"INS {apdu.ins:02X}, expected {cls.INS:02X}", SW_UNKNOWN_INS)
-        if (cls.P1 is not None and apdu.p1 != cls.P1) or (cls.P2 is not None and apdu.p2 != cls.P2):
-            raise cls._error(f"P1-P2 {apdu.p1:02X}{apdu.p2:02X} not supported", SW_WRONG_P1P2)
-        if apdu.extended:
-            raise cls._error("extended length APDUs are not supported", SW_WRONG_LENGTH)
+    def _check_parameters(cls, p1: int, p2: int, extended: bool) -> None:
+        """The P1 and P2 the command fixes, and short length fields (no command here takes an extended APDU)."""
+        if (cls.P1 is not None and p1 != cls.P1) or (cls.P2 is not None and p2 != cls.P2):
+            raise cls._error(f"P1-P2 {p1:02X}{p2:02X} not supported", CardStatus.WRONG_P1P2)
+        if extended:
+            raise cls._error("extended length APDUs are not supported", CardStatus.WRONG_LENGTH)
 
     @classmethod
-    def _check_no_data(cls, apdu: CommandAPDU) -> None:
-        if apdu.data:
-            raise cls._error(f"takes no data, got {len(apdu.data)} bytes", SW_WRONG_LENGTH)
+    def _check_no_data(cls, data: bytes) -> None:
+        if data:
+            raise cls._error(f"takes no data, got {len(data)} bytes", CardStatus.WRONG_LENGTH)
 
     @classmethod
-    def _check_data_size(cls, apdu: CommandAPDU, size: int) -> None:
-        if len(apdu.data) != size:
-            raise cls._error(f"Lc must be {size}, got {len(apdu.data)}", SW_WRONG_LENGTH)
+    def _check_data_size(cls, data: bytes, size: int) -> None:
+        if len(data) != size:
+            raise cls._error(f"Lc must be {size}, got {len(data)}", CardStatus.WRONG_LENGTH)
 
     @classmethod
-    def _check_no_le(cls, apdu: CommandAPDU) -> None:
-        if apdu.le is not None:
-            raise cls._error("takes no Le", SW_WRONG_LENGTH)
+    def _check_no_le(cls, le: int | None) -> None:
+        if le is not None:
+            raise cls._error("takes no Le", CardStatus.WRONG_LENGTH)
+
+    @classmethod
+    def _check_fixed_le(cls, le: int | None, size: int, *, required: bool = False) -> None:
+        """Le for an answer of exactly ``size`` bytes must be ``size``, ``00`` (256, "all there is") or absent (6700
+        when ``required``); a wrong Le is 6Cxx, the card's "resend with Le = xx"."""
+        if le is None:
+            if required:
+                raise cls._error("Le is missing", CardStatus.WRONG_LENGTH)
+        elif le != size and le != 256:
+            raise cls._error(f"Le {le}, the answer is {size} bytes", resend_with_le(size))
 
     @classmethod
     def _fixed_le_byte(cls, le: int | None, size: int, *, required: bool = False) -> bytes:
-        """Le for an answer of exactly ``size`` bytes: ``size``, ``00`` (256, "all there is") or absent (6700 when
-        ``required``). Returns the Le byte to send; a wrong Le is 6Cxx, the card's "resend with Le = xx"."""
+        """The Le byte to send for an answer of exactly ``size`` bytes (checked by :meth:`_check_fixed_le`)."""
+        cls._check_fixed_le(le, size, required=required)
+        return b"" if le is None else bytes((le & 0xFF,))
+
+    @classmethod
+    def _required_le(cls, le: int | None) -> int:
+        """Le that must be there, 1..256 (6700 otherwise), for commands whose answer has no fixed size."""
         if le is None:
-            if required:
-                raise cls._error("Le is missing", SW_WRONG_LENGTH)
-            return b""
-        if le == size or le == 256:
-            return bytes((le & 0xFF,))
-        raise cls._error(f"Le {le}, the answer is {size} bytes", 0x6C00 | size)
+            raise cls._error("Le is missing", CardStatus.WRONG_LENGTH)
+        cls._le_byte(le)
+        return le
 
     @classmethod
     def _le_byte(cls, le: int | None, *, required: bool = False) -> bytes:
         """Le for an answer of any size, 1..256 (256 is sent as ``00``); absent is 6700 when ``required``."""
         if le is None:
             if required:
-                raise cls._error("Le is missing", SW_WRONG_LENGTH)
+                raise cls._error("Le is missing", CardStatus.WRONG_LENGTH)
             return b""
         if not isinstance(le, int) or not 1 <= le <= 256:
-            raise cls._error(f"Le must be 1..256, got {le!r}", SW_WRONG_LENGTH)
+            raise cls._error(f"Le must be 1..256, got {le!r}", CardStatus.WRONG_LENGTH)
         return bytes((le & 0xFF,))
 
     @classmethod
@@ -342,21 +358,21 @@ class Command:
     @classmethod
     def _check_sfi(cls, sfi: int) -> int:
         if not isinstance(sfi, int) or not 1 <= sfi <= MAX_SFI:
-            raise cls._error(f"SFI must be 1..{MAX_SFI}, got {sfi!r}", SW_WRONG_P1P2)
+            raise cls._error(f"SFI must be 1..{MAX_SFI}, got {sfi!r}", CardStatus.WRONG_P1P2)
         return sfi
 
     @classmethod
     def _check_mode(cls, mode: int) -> RecordMode:
         found = _MODES.get(mode)
         if found is None:
-            raise cls._error(f"record mode {mode!r} not supported (P2 low bits 000 or 100)", SW_WRONG_P1P2)
+            raise cls._error(f"record mode {mode!r} not supported (P2 low bits 000 or 100)", CardStatus.WRONG_P1P2)
         return found
 
     @classmethod
     def _check_purse(cls, purse: int) -> Purse:
         found = _PURSES.get(purse)
         if found is None:
-            raise cls._error(f"purse {purse!r} is neither 01 (ED) nor 02 (EP)", SW_WRONG_P1P2)
+            raise cls._error(f"purse {purse!r} is neither 01 (ED) nor 02 (EP)", CardStatus.WRONG_P1P2)
         return found
 
     @classmethod
@@ -364,23 +380,23 @@ class Command:
         if not isinstance(value, bytes) or len(value) not in sizes:
             got = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
             expected = sizes.start if len(sizes) == 1 else f"{sizes.start}..{sizes.stop - 1}"
-            raise cls._error(f"{what} must be {expected} bytes, got {got}", SW_WRONG_LENGTH)
+            raise cls._error(f"{what} must be {expected} bytes, got {got}", CardStatus.WRONG_LENGTH)
         return value
 
     @classmethod
     def _check_when(cls, when: dt.datetime | None) -> None:
         if when is None:
-            raise cls._error("the date-time is missing (all zeros)", SW_WRONG_DATA)
+            raise cls._error("the date-time is missing (all zeros)", CardStatus.WRONG_DATA)
 
     @classmethod
-    def _parse_data(cls, layout: Layout, data: bytes):
+    def _parse_data(cls, layout: Layout, data: bytes) -> Any:
         """``layout.parse``, with the sw a card gives a data field that is the right size but does not decode."""
         try:
             return layout.parse(data)
         except ProtocolError as exc:
             if exc.sw is not None:
                 raise
-            raise cls._error(str(exc), SW_WRONG_DATA) from None
+            raise cls._error(str(exc), CardStatus.WRONG_DATA) from None
 
 
 @dataclass(slots=True)
@@ -398,15 +414,14 @@ class SelectByName(Command):
     def to_bytes(self) -> bytes:
         aid = self._check_bytes(self.aid, _AID_SIZES, "DF name")
         if self.p2 not in _SELECT_P2:
-            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", SW_WRONG_P1P2)
+            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xA4, 0x04, self.p2, len(aid))) + aid + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p2 not in _SELECT_P2:
-            raise cls._error(f"P2 {apdu.p2:02X} not supported", SW_WRONG_P1P2)
-        return cls(cls._check_bytes(apdu.data, _AID_SIZES, "DF name"), apdu.p2, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p2 not in _SELECT_P2:
+            raise cls._error(f"P2 {p2:02X} not supported", CardStatus.WRONG_P1P2)
+        return cls(cls._check_bytes(data, _AID_SIZES, "DF name"), p2, le)
 
 
 @dataclass(slots=True)
@@ -426,16 +441,15 @@ class SelectByFid(Command):
         if not isinstance(fid, int) or not 0 <= fid <= 0xFFFF:
             raise self._error(f"FID must be two bytes, got {fid!r}")
         if self.p2 not in _SELECT_P2:
-            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", SW_WRONG_P1P2)
+            raise self._error(f"P2 must be 00 or 0C, got {self.p2!r}", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xA4, 0x00, self.p2, 2, fid >> 8, fid & 0xFF)) + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p2 not in _SELECT_P2:
-            raise cls._error(f"P2 {apdu.p2:02X} not supported", SW_WRONG_P1P2)
-        cls._check_data_size(apdu, 2)
-        return cls(int.from_bytes(apdu.data, "big"), apdu.p2, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p2 not in _SELECT_P2:
+            raise cls._error(f"P2 {p2:02X} not supported", CardStatus.WRONG_P1P2)
+        cls._check_data_size(data, 2)
+        return cls(int.from_bytes(data, "big"), p2, le)
 
 
 @dataclass(slots=True)
@@ -451,18 +465,16 @@ class ReadBinary(Command):
 
     def to_bytes(self) -> bytes:
         sfi = self._check_sfi(self.sfi)
-        offset = self._check_byte(self.offset, "offset", SW_WRONG_P1P2)
+        offset = self._check_byte(self.offset, "offset", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xB0, 0x80 | sfi, offset)) + self._le_byte(self.le, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p1 & 0xE0 != 0x80:
-            raise cls._error(f"P1 {apdu.p1:02X}: only SFI addressing (100xxxxx) is supported", SW_WRONG_P1P2)
-        sfi = cls._check_sfi(apdu.p1 & 0x1F)
-        cls._check_no_data(apdu)
-        cls._le_byte(apdu.le, required=True)
-        return cls(sfi, apdu.p2, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p1 & 0xE0 != 0x80:
+            raise cls._error(f"P1 {p1:02X}: only SFI addressing (100xxxxx) is supported", CardStatus.WRONG_P1P2)
+        sfi = cls._check_sfi(p1 & 0x1F)
+        cls._check_no_data(data)
+        return cls(sfi, p2, cls._required_le(le))
 
 
 @dataclass(slots=True)
@@ -479,17 +491,15 @@ class ReadRecord(Command):
 
     def to_bytes(self) -> bytes:
         p2 = self._check_sfi(self.sfi) << 3 | self._check_mode(self.mode)
-        record = self._check_byte(self.record, "record", SW_WRONG_P1P2)
+        record = self._check_byte(self.record, "record", CardStatus.WRONG_P1P2)
         return bytes((0x00, 0xB2, record, p2)) + self._le_byte(self.le, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        sfi = cls._check_sfi(apdu.p2 >> 3)
-        mode = cls._check_mode(apdu.p2 & 0x07)
-        cls._check_no_data(apdu)
-        cls._le_byte(apdu.le, required=True)
-        return cls(sfi, apdu.p1, mode, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        sfi = cls._check_sfi(p2 >> 3)
+        mode = cls._check_mode(p2 & 0x07)
+        cls._check_no_data(data)
+        return cls(sfi, p1, mode, cls._required_le(le))
 
 
 @dataclass(slots=True)
@@ -509,12 +519,11 @@ class GetBalance(Command):
         return bytes((0x80, 0x5C, 0x00, purse)) + self._fixed_le_byte(self.le, 4, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        purse = cls._check_purse(apdu.p2)
-        cls._check_no_data(apdu)
-        cls._fixed_le_byte(apdu.le, 4, required=True)
-        return cls(purse, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        purse = cls._check_purse(p2)
+        cls._check_no_data(data)
+        cls._check_fixed_le(le, 4, required=True)
+        return cls(purse, cls._required_le(le))
 
 
 @dataclass(slots=True)
@@ -532,16 +541,15 @@ class _Initialize(Command):
     def to_bytes(self) -> bytes:
         purse = self._check_purse(self.purse)
         data = INITIALIZE_DATA.pack(self.key_index, self.amount, self.terminal_number)
-        return (bytes((0x80, 0x50, self.P1, purse, 11)) + data
+        return (bytes((0x80, 0x50, self.P1, purse, 11)) + data  # type: ignore[arg-type]  # set by each subclass
                 + self._fixed_le_byte(self.le, self.RESPONSE.size))  # type: ignore[attr-defined,union-attr]
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        purse = cls._check_purse(apdu.p2)
-        data = cls._parse_data(INITIALIZE_DATA, apdu.data)
-        cls._fixed_le_byte(apdu.le, cls.RESPONSE.size)  # type: ignore[union-attr]
-        return cls(data.key_index, data.amount, data.terminal_number, purse, apdu.le)  # type: ignore[call-arg]
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        purse = cls._check_purse(p2)
+        fields = cls._parse_data(INITIALIZE_DATA, data)
+        cls._check_fixed_le(le, cls.RESPONSE.size)  # type: ignore[union-attr]
+        return cls(fields.key_index, fields.amount, fields.terminal_number, purse, le)  # type: ignore[call-arg]
 
 
 @dataclass(slots=True)
@@ -592,18 +600,17 @@ class UpdateCappDataCache(Command):
 
     def to_bytes(self) -> bytes:
         p2 = self._check_sfi(self.sfi) << 3 | self._check_mode(self.mode)
-        record = self._check_byte(self.record, "record", SW_WRONG_P1P2)
+        record = self._check_byte(self.record, "record", CardStatus.WRONG_P1P2)
         data = self._check_bytes(self.data, _RECORD_SIZES, "record")
         return bytes((0x80, 0xDC, record, p2, len(data))) + data
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        sfi = cls._check_sfi(apdu.p2 >> 3)
-        mode = cls._check_mode(apdu.p2 & 0x07)
-        cls._check_bytes(apdu.data, _RECORD_SIZES, "record")
-        cls._check_no_le(apdu)
-        return cls(sfi, apdu.p1, apdu.data, mode)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        sfi = cls._check_sfi(p2 >> 3)
+        mode = cls._check_mode(p2 & 0x07)
+        cls._check_bytes(data, _RECORD_SIZES, "record")
+        cls._check_no_le(le)
+        return cls(sfi, p1, data, mode)
 
 
 @dataclass(slots=True)
@@ -627,12 +634,11 @@ class DebitForPurchase(Command):
                 + self._fixed_le_byte(self.le, 8))
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = cls._parse_data(DEBIT_DATA, apdu.data)
-        cls._check_when(data.when)
-        cls._fixed_le_byte(apdu.le, 8)
-        return cls(data.tsn, data.when, data.mac1, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        fields = cls._parse_data(DEBIT_DATA, data)
+        cls._check_when(fields.when)
+        cls._check_fixed_le(le, 8)
+        return cls(fields.tsn, fields.when, fields.mac1, le)
 
 
 @dataclass(slots=True)
@@ -652,18 +658,17 @@ class GetTransactionProve(Command):
     le: int | None = PROVE_RESPONSE.size
 
     def to_bytes(self) -> bytes:
-        p2 = self._check_byte(self.transaction_type, "transaction type", SW_WRONG_P1P2)
+        p2 = self._check_byte(self.transaction_type, "transaction type", CardStatus.WRONG_P1P2)
         atc = self.atc
         if not isinstance(atc, int) or not 0 <= atc <= 0xFFFF:
             raise self._error(f"ATC must be two bytes, got {atc!r}")
         return bytes((0x80, 0x5A, 0x00, p2, 2, atc >> 8, atc & 0xFF)) + self._fixed_le_byte(self.le, 8)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_data_size(apdu, 2)
-        cls._fixed_le_byte(apdu.le, 8)
-        return cls(apdu.p2, int.from_bytes(apdu.data, "big"), apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_data_size(data, 2)
+        cls._check_fixed_le(le, 8)
+        return cls(p2, int.from_bytes(data, "big"), le)
 
 
 @dataclass(slots=True)
@@ -686,12 +691,11 @@ class CreditForLoad(Command):
                 + self._fixed_le_byte(self.le, 4))
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = cls._parse_data(CREDIT_DATA, apdu.data)
-        cls._check_when(data.when)
-        cls._fixed_le_byte(apdu.le, 4)
-        return cls(data.when, data.mac2, apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        fields = cls._parse_data(CREDIT_DATA, data)
+        cls._check_when(fields.when)
+        cls._check_fixed_le(le, 4)
+        return cls(fields.when, fields.mac2, le)
 
 
 @dataclass(slots=True)
@@ -707,16 +711,15 @@ class GetChallenge(Command):
 
     def to_bytes(self) -> bytes:
         if self.le not in (4, 8):
-            raise self._error(f"Le must be 4 or 8, got {self.le!r}", SW_WRONG_LENGTH)
+            raise self._error(f"Le must be 4 or 8, got {self.le!r}", CardStatus.WRONG_LENGTH)
         return bytes((0x00, 0x84, 0x00, 0x00, self.le))
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_no_data(apdu)
-        if apdu.le not in (4, 8):
-            raise cls._error(f"Le must be 4 or 8, got {apdu.le}", SW_WRONG_LENGTH)
-        return cls(apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_no_data(data)
+        if le not in (4, 8):
+            raise cls._error(f"Le must be 4 or 8, got {le}", CardStatus.WRONG_LENGTH)
+        return cls(le)
 
 
 @dataclass(slots=True)
@@ -728,15 +731,19 @@ class MacCommand(Command):
 
     mac: bytes
 
+    @property
+    def protected_header(self) -> bytes:
+        """``CLA INS 00 00 04``: the header and Lc, what a line-protection MAC covers (spec §3.6)."""
+        return bytes((self.CLA, self.INS, 0x00, 0x00, 4))
+
     def to_bytes(self) -> bytes:
-        return bytes((self.CLA, self.INS, 0x00, 0x00, 4)) + self._check_bytes(self.mac, _MAC_SIZE, "MAC")
+        return self.protected_header + self._check_bytes(self.mac, _MAC_SIZE, "MAC")
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_data_size(apdu, 4)
-        cls._check_no_le(apdu)
-        return cls(apdu.data)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_data_size(data, 4)
+        cls._check_no_le(le)
+        return cls(data)
 
 
 @dataclass(slots=True)
@@ -770,11 +777,9 @@ class GetResponse(Command):
         return b"\x00\xc0\x00\x00" + self._le_byte(self.le, required=True)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        cls._check_no_data(apdu)
-        cls._le_byte(apdu.le, required=True)
-        return cls(apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        cls._check_no_data(data)
+        return cls(cls._required_le(le))
 
 
 # --- dispatch -------------------------------------------------------------------------------------------------------
@@ -783,7 +788,7 @@ class CommandSet:
     """Turns raw commands into command objects of a given set of classes, by CLA, INS and (when several classes share
     an INS) P1, and answers with a card's status word for anything outside the set."""
 
-    __slots__ = ("_routes", "_classes", "_instructions")
+    __slots__ = ("_classes", "_instructions", "_routes")
 
     def __init__(self, *commands: type[Command]) -> None:
         routes: dict[tuple[int, int], dict[int | None, type[Command]]] = {}
@@ -795,20 +800,28 @@ class CommandSet:
         self._instructions = frozenset(ins for _, ins in routes)
 
     def parse(self, raw: bytes) -> Command:
-        return self.parse_apdu(CommandAPDU.parse(raw))
+        """The command object of a raw C-APDU: its parts split once (:func:`~protocols.apdu.split_command`), routed
+        by CLA, INS (and P1), and decoded by its class."""
+        data, le, extended = split_command(raw)
+        command = self._route(raw[0], raw[1], raw[2])
+        command._check_parameters(raw[2], raw[3], extended)
+        return command._decode(raw[2], raw[3], data, le)
 
     def parse_apdu(self, apdu: CommandAPDU) -> Command:
-        target = self._routes.get((apdu.cla, apdu.ins))
+        return self._route(apdu.cla, apdu.ins, apdu.p1).from_apdu(apdu)
+
+    def _route(self, cla: int, ins: int, p1: int) -> type[Command]:
+        target = self._routes.get((cla, ins))
         if target is None:
-            if apdu.cla not in self._classes or apdu.ins in self._instructions:
-                raise ProtocolError(f"CLA {apdu.cla:02X} not supported for INS {apdu.ins:02X}", sw=SW_UNKNOWN_CLA)
-            raise ProtocolError(f"INS {apdu.ins:02X} not supported", sw=SW_UNKNOWN_INS)
+            if cla not in self._classes or ins in self._instructions:
+                raise ProtocolError(f"CLA {cla:02X} not supported for INS {ins:02X}", sw=CardStatus.UNKNOWN_CLA)
+            raise ProtocolError(f"INS {ins:02X} not supported", sw=CardStatus.UNKNOWN_INS)
         if isinstance(target, dict):
-            command = target.get(apdu.p1)
+            command = target.get(p1)
             if command is None:
-                raise ProtocolError(f"{apdu.cla:02X}{apdu.ins:02X}: P1 {apdu.p1:02X} not supported", sw=SW_WRONG_P1P2)
-            return command.from_apdu(apdu)
-        return target.from_apdu(apdu)
+                raise ProtocolError(f"{cla:02X}{ins:02X}: P1 {p1:02X} not supported", sw=CardStatus.WRONG_P1P2)
+            return command
+        return target
 
 
 CardCommand = (SelectByName | SelectByFid | ReadBinary | ReadRecord | GetBalance | InitializeForPurchase

@@ -92,7 +92,8 @@ class Fci:
     def application(cls, aid: bytes, *, label: bytes | None = None, priority: int | None = None,
                     version: bytes | None = None, preferred_name: bytes | None = None, file15: bytes | None = None,
                     extra: Iterable[Tlv] = ()) -> Fci:
-        """The FCI of an ADF such as the T-Union purse, fields in the order cards send them; ``extra`` goes last in A5."""
+        """The FCI of an ADF such as the T-Union purse, fields in the order cards send them; ``extra`` goes last in
+        A5."""
         _check_name(aid, "FCI AID")
         if file15 is not None and len(file15) != PUBLIC_APP_INFO_SIZE:
             raise ProtocolError(f"FCI 9F0C: file 0x15 is {PUBLIC_APP_INFO_SIZE} bytes, got {len(file15)}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import construct as c
 
 from . import bcd
@@ -14,15 +17,15 @@ class _BcdAdapter(c.Adapter):
     ``decode_value`` and ``encode_value`` functions directly.
     """
 
-    def __init__(self, length: int, decode, encode) -> None:
+    def __init__(self, length: int, decode: Callable[[bytes], Any], encode: Callable[[Any], bytes]) -> None:
         super().__init__(c.Bytes(length))
         self.decode_value = decode
         self.encode_value = encode
 
-    def _decode(self, obj, context, path):
+    def _decode(self, obj: bytes, context: object, path: object) -> Any:
         return self.decode_value(obj)
 
-    def _encode(self, obj, context, path):
+    def _encode(self, obj: Any, context: object, path: object) -> bytes:
         return self.encode_value(obj)
 
 

@@ -1,8 +1,8 @@
 """ISO/IEC 14443 type A helpers: CRCs, ATQA/SAK/UID rules, the ATS and its timings, and ISO-DEP block framing.
 
-The reader chip (a PN532, say) does anticollision, RATS and the block protocol itself, so the terminal mostly needs these
-to *interpret* what the chip reports (ATS → FSC and frame waiting time) and to *count* what goes over the air: a timing
-model splits an APDU into chained I-blocks for the card's FSC and prices each frame in etu.
+The reader chip (a PN532, say) does anticollision, RATS and the block protocol itself, so the terminal mostly needs
+these to *interpret* what the chip reports (ATS → FSC and frame waiting time) and to *count* what goes over the air: a
+timing model splits an APDU into chained I-blocks for the card's FSC and prices each frame in etu.
 """
 
 from __future__ import annotations
@@ -208,7 +208,8 @@ class Ats:
         t0 = raw[1]
         if t0 & 0x80:
             raise ProtocolError(f"ATS T0 {t0:02X}: bit 8 is RFU and must be 0")
-        pos, interface = 2, []
+        pos = 2
+        interface: list[int | None] = []
         for present in (_TA_PRESENT, _TB_PRESENT, _TC_PRESENT):
             if t0 & present:
                 if pos >= len(raw):
@@ -217,7 +218,8 @@ class Ats:
                 pos += 1
             else:
                 interface.append(None)
-        return cls(t0 & 0x0F, *interface, raw[pos:])
+        ta, tb, tc = interface
+        return cls(t0 & 0x0F, ta, tb, tc, raw[pos:])
 
     def to_bytes(self) -> bytes:
         if self.fsci is None:
@@ -379,7 +381,7 @@ def chain_frames(apdu: bytes, fsc: int, *, block_number: int = 0, cid: int | Non
                                       nad=with_nad),))
         if cid is not None:
             head.append(cid)
-        if with_nad:
+        if with_nad and nad is not None:
             head.append(nad)
         frame = bytes(head) + inf
         frames.append(frame + crc_a(frame))

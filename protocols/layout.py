@@ -21,6 +21,7 @@ from typing import Any, Callable, Generic, Literal, TypeVar
 import construct as c
 
 from .errors import ProtocolError
+from .status import CardStatus
 
 M = TypeVar("M")
 Engine = Literal["fast", "compiled", "interpreted"]
@@ -122,7 +123,7 @@ class Layout(Generic[M]):
         # The fast engine's work, worked out once: what parse does to the unpacked tuple (constants checked, values
         # decoded, by position in the format), the constants' positions, and what build does to the fields' values
         # (encoded, or byte strings' widths checked, since struct would pad or cut them silently).
-        self._parse_steps = tuple((i, p.const, p.decode) for i, p in enumerate(plan) if p.const or p.decode)
+        self._decodes = tuple((i, p.decode) for i, p in enumerate(plan) if p.decode is not None)
         self._const_positions = tuple((i, p.const) for i, p in enumerate(plan) if p.const is not None)
         named = [p for p in plan if p.name is not None]
         self._build_steps = tuple((i, p.encode, p.width, p.name) for i, p in enumerate(named)
@@ -142,7 +143,7 @@ class Layout(Generic[M]):
 
     def _check_size(self, data: bytes) -> None:
         if len(data) != self.size:
-            raise ProtocolError(f"{self.name}: expected {self.size} bytes, got {len(data)}", sw=0x6700)
+            raise ProtocolError(f"{self.name}: expected {self.size} bytes, got {len(data)}", sw=CardStatus.WRONG_LENGTH)
 
     def parse(self, data: bytes) -> M:
         """Bytes to a model instance (fast engine)."""
@@ -152,15 +153,19 @@ class Layout(Generic[M]):
         if self._simple:
             return self.model(*raw)
         values = list(raw)
-        for i, const, decode in self._parse_steps:
-            if const is None:
-                values[i] = decode(values[i])
-            elif values[i] != const:
+        for i, decode in self._decodes:
+            values[i] = decode(values[i])
+        if self._const_positions:
+            self._drop_constants(values)
+        return self.model(*values)
+
+    def _drop_constants(self, values: list[Any]) -> None:
+        """Check the constants among the unpacked ``values`` and take them out, leaving the named fields."""
+        for i, const in reversed(self._const_positions):
+            if values[i] != const:
                 raise ProtocolError(f"{self.name}: expected constant {const.hex().upper()}, "
                                     f"got {bytes(values[i]).hex().upper()}")
-        for i, _ in reversed(self._const_positions):
             del values[i]
-        return self.model(*values)
 
     def build(self, obj: M) -> bytes:
         """A model instance to bytes (fast engine)."""
@@ -236,7 +241,7 @@ class Layout(Generic[M]):
             return self.build(obj)
         builder = self.compiled if engine == "compiled" else self.schema
         for p in self._plan:  # compiled construct writes a Bytes field of the wrong width as it is
-            value = getattr(obj, p.name, None) if p.width is not None else None
+            value = getattr(obj, p.name, None) if p.width is not None and p.name is not None else None
             if isinstance(value, (bytes, bytearray)) and len(value) != p.width:
                 raise ProtocolError(f"{self.name}.{p.name}: expected {p.width} bytes, got {len(value)}")
         try:

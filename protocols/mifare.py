@@ -183,7 +183,8 @@ class AccessConditions:
         c1, c2, c3 = raw[1] >> 4, raw[2] & 0xF, raw[2] >> 4
         if raw[0] != ((~c2 & 0xF) << 4 | (~c1 & 0xF)) or raw[1] & 0xF != ~c3 & 0xF:
             raise ProtocolError(f"access bits {raw.hex().upper()}: inverted copies do not match")
-        return cls(tuple((c1 >> b & 1) << 2 | (c2 >> b & 1) << 1 | (c3 >> b & 1) for b in range(4)))
+        group0, group1, group2, trailer = ((c1 >> b & 1) << 2 | (c2 >> b & 1) << 1 | (c3 >> b & 1) for b in range(4))
+        return cls((group0, group1, group2, trailer))
 
     @property
     def key_b_readable(self) -> bool:
@@ -211,10 +212,10 @@ TRANSPORT_ACCESS = AccessConditions((0, 0, 0, 1))
 class _AccessBitsField(c.Adapter):
     """The trailer's bytes 6..8 as :class:`AccessConditions` (context-free, so the fast engine can run it too)."""
 
-    def _decode(self, obj, context, path):
+    def _decode(self, obj: bytes, context: object, path: str) -> AccessConditions:
         return AccessConditions.parse(obj)
 
-    def _encode(self, obj, context, path):
+    def _encode(self, obj: AccessConditions, context: object, path: str) -> bytes:
         return obj.to_bytes()
 
 
@@ -333,13 +334,13 @@ class _EnumByte(c.Adapter):
         super().__init__(c.Int8ub)
         self._enum = enum_type
 
-    def _decode(self, obj, context, path):
+    def _decode(self, obj: int, context: object, path: str) -> enum.IntEnum:
         try:
             return self._enum(obj)
         except ValueError:
             raise ProtocolError(f"{obj:02X} is not a {self._enum.__name__}") from None
 
-    def _encode(self, obj, context, path):
+    def _encode(self, obj: int, context: object, path: str) -> int:
         return int(self._decode(obj, context, path))
 
 

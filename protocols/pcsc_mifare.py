@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import xor
-from typing import Any, ClassVar
+from typing import Any, ClassVar, assert_never
 
 import construct as c
 
@@ -221,7 +221,7 @@ def parse_storage_command(raw: bytes) -> StorageCommand:
     layout = _VALUE_FORMS.get(raw[4]) if raw[1] == 0xD7 and len(raw) > 4 else _BY_INS.get(raw[1])
     if layout is None:
         raise ProtocolError(f"FF {raw[1]:02X}: not a storage-card command this reader knows", sw=NOT_SUPPORTED)
-    return layout.parse(raw)  # type: ignore[no-any-return]
+    return layout.parse(raw)
 
 
 def without_key(apdu: bytes) -> bytes:
@@ -268,7 +268,25 @@ class MifareBridge:
             command = parse_storage_command(apdu)
         except ProtocolError as exc:
             return _sw(FAILED if exc.sw is None else exc.sw)
-        return _HANDLERS[type(command)](self, command, exchange)
+        match command:
+            case GetData():
+                return self._get_data(command, exchange)
+            case LoadKey():
+                return self._load_key(command, exchange)
+            case GeneralAuthenticate() | LegacyAuthenticate():
+                return self._authenticate(command, exchange)
+            case ReadBlock():
+                return self._read(command, exchange)
+            case UpdateBlock():
+                return self._update(command, exchange)
+            case ValueBlockOperation():
+                return self._value(command, exchange)
+            case RestoreValueBlock():
+                return self._restore(command, exchange)
+            case ReadValueBlock():
+                return self._read_value(command, exchange)
+            case _:
+                assert_never(command)
 
     def _get_data(self, cmd: GetData, exchange: Exchange) -> bytes:
         if cmd.p1 != 0 or not self.uid:
@@ -327,19 +345,6 @@ class MifareBridge:
         except ProtocolError:
             return _FAILED
         return value.value.to_bytes(4, "big", signed=True) + _OK
-
-
-_HANDLERS: dict[type, Callable[[MifareBridge, object, Exchange], bytes]] = {
-    GetData: MifareBridge._get_data,  # type: ignore[dict-item]
-    LoadKey: MifareBridge._load_key,  # type: ignore[dict-item]
-    GeneralAuthenticate: MifareBridge._authenticate,  # type: ignore[dict-item]
-    LegacyAuthenticate: MifareBridge._authenticate,  # type: ignore[dict-item]
-    ReadBlock: MifareBridge._read,  # type: ignore[dict-item]
-    UpdateBlock: MifareBridge._update,  # type: ignore[dict-item]
-    ValueBlockOperation: MifareBridge._value,  # type: ignore[dict-item]
-    RestoreValueBlock: MifareBridge._restore,  # type: ignore[dict-item]
-    ReadValueBlock: MifareBridge._read_value,  # type: ignore[dict-item]
-}
 
 
 # --- the ATR a PC/SC reader shows ---------------------------------------------------------------------------------

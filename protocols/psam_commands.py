@@ -15,11 +15,11 @@ from typing import Self
 
 import construct as c
 
-from .apdu import CommandAPDU
-from .card_commands import (SW_WRONG_DATA, SW_WRONG_LENGTH, SW_WRONG_P1P2, Command, CommandSet, GetResponse,
+from .card_commands import (Command, CommandSet, GetResponse,
                             MacCommand, ReadBinary, SelectByFid, SelectByName)
 from .fields import BcdDateTime
 from .layout import Layout
+from .status import PsamStatus
 
 T_UNION_PSAM_DF = 0x8011
 """DF of the 交通部 (T-Union) PSAM application."""
@@ -165,21 +165,20 @@ class InitSamForPurchase(Command):
         return bytes((0x80, 0x70, 0x00, 0x00, len(data))) + data + self._fixed_le_byte(self.le, 8)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        size = len(apdu.data)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        size = len(data)
         if size == SAM_PURCHASE_DATA_1.size:
-            d = cls._parse_data(SAM_PURCHASE_DATA_1, apdu.data)
+            d = cls._parse_data(SAM_PURCHASE_DATA_1, data)
             issuer_id = None
         elif size == SAM_PURCHASE_DATA_2.size:
-            d = cls._parse_data(SAM_PURCHASE_DATA_2, apdu.data)
+            d = cls._parse_data(SAM_PURCHASE_DATA_2, data)
             issuer_id = d.issuer_id
         else:
-            raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", SW_WRONG_LENGTH)
+            raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", PsamStatus.WRONG_LENGTH)
         cls._check_when(d.when)
-        cls._fixed_le_byte(apdu.le, 8)
+        cls._check_fixed_le(le, 8)
         return cls(d.random, d.offline_atc, d.amount, d.transaction_type, d.when, d.key_version, d.algorithm_id,
-                   d.card_serial, issuer_id, apdu.le)
+                   d.card_serial, issuer_id, le)
 
 
 @dataclass(slots=True)
@@ -218,22 +217,20 @@ class DesInit(Command):
     factors: tuple[bytes, ...]
 
     def to_bytes(self) -> bytes:
-        p1 = self._check_byte(self.key_usage, "key usage", SW_WRONG_P1P2)
-        p2 = self._check_byte(self.key_version, "key version", SW_WRONG_P1P2)
+        p1 = self._check_byte(self.key_usage, "key usage", PsamStatus.WRONG_P1P2)
+        p2 = self._check_byte(self.key_version, "key version", PsamStatus.WRONG_P1P2)
         factors = self.factors
         if not isinstance(factors, tuple) or not 1 <= len(factors) <= 3:
-            raise self._error("one to three diversification factors are needed", SW_WRONG_LENGTH)
+            raise self._error("one to three diversification factors are needed", PsamStatus.WRONG_LENGTH)
         data = b"".join(self._check_bytes(f, _BLOCK, "diversification factor") for f in factors)
         return bytes((0x80, 0x1A, p1, p2, len(data))) + data
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = apdu.data
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
         if len(data) not in (8, 16, 24):
-            raise cls._error(f"Lc must be 08, 10 or 18, got {len(data):02X}", SW_WRONG_LENGTH)
-        cls._check_no_le(apdu)
-        return cls(apdu.p1, apdu.p2, tuple(data[i:i + 8] for i in range(0, len(data), 8)))
+            raise cls._error(f"Lc must be 08, 10 or 18, got {len(data):02X}", PsamStatus.WRONG_LENGTH)
+        cls._check_no_le(le)
+        return cls(p1, p2, tuple(data[i:i + 8] for i in range(0, len(data), 8)))
 
 
 @dataclass(slots=True)
@@ -253,9 +250,8 @@ class DesEncrypt(Command):
         return bytes((0x80, 0xFA, 0x00, 0x00, len(data))) + data + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        return cls(_check_blocks(cls, apdu.data, 1, _MAX_BLOCKS), apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        return cls(_check_blocks(cls, data, 1, _MAX_BLOCKS), le)
 
 
 @dataclass(slots=True)
@@ -280,10 +276,9 @@ class DesMac(Command):
         return bytes((0x80, 0xFA, 0x05, 0x00, 8 + len(data))) + iv + data + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        data = _check_blocks(cls, apdu.data, 2, _MAX_BLOCKS)
-        return cls(data[:8], data[8:], apdu.le)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        data = _check_blocks(cls, data, 2, _MAX_BLOCKS)
+        return cls(data[:8], data[8:], le)
 
 
 class M1KeyType(IntEnum):
@@ -317,26 +312,24 @@ class M1SectorKeys(Command):
     le: int | None = None
 
     def to_bytes(self) -> bytes:
-        p1 = self._check_byte(self.key_type, "key type", SW_WRONG_P1P2)
-        p2 = self._check_byte(self.key_version, "key version", SW_WRONG_P1P2)
+        p1 = self._check_byte(self.key_type, "key type", PsamStatus.WRONG_P1P2)
+        p2 = self._check_byte(self.key_version, "key version", PsamStatus.WRONG_P1P2)
         uid = self._check_bytes(self.uid, range(4, 5), "UID")
         sectors = self.sectors
         if not isinstance(sectors, tuple) or not 1 <= len(sectors) <= M1_MAX_SECTORS:
-            raise self._error(f"one to {M1_MAX_SECTORS} sectors", SW_WRONG_LENGTH)
-        data = uid + bytes(self._check_byte(sector, "sector", SW_WRONG_DATA) for sector in sectors)
+            raise self._error(f"one to {M1_MAX_SECTORS} sectors", PsamStatus.WRONG_LENGTH)
+        data = uid + bytes(self._check_byte(sector, "sector", PsamStatus.WRONG_DATA) for sector in sectors)
         return bytes((0x80, 0xFC, p1, p2, len(data))) + data + self._le_byte(self.le)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if apdu.p1 not in tuple(M1KeyType):
-            raise cls._error(f"key type {apdu.p1:02X}: 01 key A or 02 key B", SW_WRONG_P1P2)
-        data = apdu.data
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if p1 not in tuple(M1KeyType):
+            raise cls._error(f"key type {p1:02X}: 01 key A or 02 key B", PsamStatus.WRONG_P1P2)
         if not 5 <= len(data) <= 4 + M1_MAX_SECTORS:
-            raise cls._error(f"Lc must be 05..{4 + M1_MAX_SECTORS:02X}, got {len(data):02X}", SW_WRONG_LENGTH)
+            raise cls._error(f"Lc must be 05..{4 + M1_MAX_SECTORS:02X}, got {len(data):02X}", PsamStatus.WRONG_LENGTH)
         if any(sector >= M1_MAX_SECTORS for sector in data[4:]):
-            raise cls._error(f"a sector number is 00..{M1_MAX_SECTORS - 1:02X}", SW_WRONG_DATA)
-        return cls(apdu.p1, apdu.p2, data[:4], tuple(data[4:]), apdu.le)
+            raise cls._error(f"a sector number is 00..{M1_MAX_SECTORS - 1:02X}", PsamStatus.WRONG_DATA)
+        return cls(p1, p2, data[:4], tuple(data[4:]), le)
 
 
 @dataclass(slots=True)
@@ -400,21 +393,20 @@ class M1PurchaseMac(Command):
 
     def to_bytes(self) -> bytes:
         self._check_when(self.when)
-        p2 = self._check_byte(self.key_version, "key version", SW_WRONG_P1P2)
+        p2 = self._check_byte(self.key_version, "key version", PsamStatus.WRONG_P1P2)
         data = M1_PURCHASE_MAC_INPUT.pack(self.card_number, self.uid, self.counter, self.balance_before, self.amount,
                                           self.transaction_type, self.when)
         return bytes((0x80, 0x7C, 0x00, p2, len(data))) + data + self._fixed_le_byte(self.le, 8)
 
     @classmethod
-    def from_apdu(cls, apdu: CommandAPDU) -> Self:
-        cls._check_header(apdu)
-        if len(apdu.data) != M1_PURCHASE_MAC_INPUT.size:
-            raise cls._error(f"Lc must be {M1_PURCHASE_MAC_INPUT.size:02X}, got {len(apdu.data):02X}", SW_WRONG_LENGTH)
-        d = cls._parse_data(M1_PURCHASE_MAC_INPUT, apdu.data)
+    def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
+        if len(data) != M1_PURCHASE_MAC_INPUT.size:
+            raise cls._error(f"Lc must be {M1_PURCHASE_MAC_INPUT.size:02X}, got {len(data):02X}",
+                             PsamStatus.WRONG_LENGTH)
+        d = cls._parse_data(M1_PURCHASE_MAC_INPUT, data)
         cls._check_when(d.when)
-        cls._fixed_le_byte(apdu.le, 8)
-        return cls(apdu.p2, d.card_number, d.uid, d.counter, d.balance_before, d.amount, d.transaction_type, d.when,
-                   apdu.le)
+        cls._check_fixed_le(le, 8)
+        return cls(p2, d.card_number, d.uid, d.counter, d.balance_before, d.amount, d.transaction_type, d.when, le)
 
 
 _BLOCK = range(8, 9)
@@ -425,7 +417,7 @@ def _check_blocks(command: Command | type[Command], data: bytes, least: int, mos
     """80FA data must be whole 8-byte blocks: the PSAM pads nothing itself."""
     if not isinstance(data, bytes) or len(data) % 8 or not 8 * least <= len(data) <= 8 * most:
         got = f"{len(data)} bytes" if isinstance(data, bytes) else type(data).__name__
-        raise command._error(f"data must be {least} to {most} whole 8-byte blocks, got {got}", SW_WRONG_LENGTH)
+        raise command._error(f"data must be {least} to {most} whole 8-byte blocks, got {got}", PsamStatus.WRONG_LENGTH)
     return data
 
 PsamCommand = (SelectByFid | SelectByName | ReadBinary | GetResponse | InitSamForPurchase | CreditSamForPurchase

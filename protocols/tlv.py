@@ -13,7 +13,7 @@ constructed values are re-encoded with minimal lengths, so ``build`` gives the c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import ProtocolError
@@ -44,7 +44,8 @@ def tag_bytes(tag: int) -> bytes:
 
 
 def length_bytes(length: int) -> bytes:
-    """The shortest BER length field for ``length``: one byte up to 127, else ``81``/``82``/``83``/``84`` and the value."""
+    """The shortest BER length field for ``length``: one byte up to 127, else ``81``/``82``/``83``/``84`` and the
+    value."""
     if length < 0x80:
         return bytes((length,))
     n = (length.bit_length() + 7) // 8
@@ -168,9 +169,9 @@ def _check_children(tag: int, children: object) -> tuple[Tlv, ...]:
 
 
 _new_node = object.__new__
-_set_tag = Tlv.tag.__set__  # type: ignore[attr-defined]
-_set_value = Tlv.value.__set__  # type: ignore[attr-defined]
-_set_children = Tlv.children.__set__  # type: ignore[attr-defined]
+_set_tag: Callable[[Tlv, int], None] = Tlv.__dict__["tag"].__set__
+_set_value: Callable[[Tlv, bytes], None] = Tlv.__dict__["value"].__set__
+_set_children: Callable[[Tlv, tuple[Tlv, ...] | None], None] = Tlv.__dict__["children"].__set__
 """The parser makes its nodes through the slots' descriptors, which the frozen class's ``__setattr__`` would refuse:
 it has already established what ``Tlv.__post_init__`` checks, and an FCI is parsed on every tap."""
 

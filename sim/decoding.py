@@ -316,8 +316,8 @@ def decode_response(raw: bytes, command: Any = None, *, role: str = "card",
     """A response APDU: data and status word (named, or flagged when no table names it), and the data decoded by
     ``command`` (an APDU or command object) when given, else when the data is an FCI (a SELECT answer tells itself)."""
     response = ResponseAPDU.parse(raw)
-    out: dict[str, Any] = {"data": response.data, "sw": f"{response.sw:04X}", "meaning": describe(response.sw)}
-    if not is_known(response.sw):
+    out: dict[str, Any] = {"data": response.data, "sw": f"{response.sw:04X}", "meaning": describe(response.sw, role)}
+    if not is_known(response.sw, role):
         flag = f"status word {response.sw:04X}: not in the status-word table (only its ISO 7816-4 class is known)"
         out["warnings"] = [flag]
     data = response.data

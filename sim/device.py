@@ -8,13 +8,14 @@ real reader.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol, TypeVar, runtime_checkable
 
 from protocols.errors import ProtocolError
+from protocols.status import CardStatus
 from terminal.link import Activation
 
-SW_INTERNAL = 0x6F00
-"""What a device answers to bytes its codec refuses without naming a status word."""
+C = TypeVar("C")
+
 
 
 class Device(Protocol):
@@ -30,35 +31,18 @@ class Device(Protocol):
         word. Each command's effect on persistent state is atomic, as a card's EEPROM commit is."""
 
 
-class ParseMemo:
-    """Commands a simulated device has parsed, remembered by the bytes the codec's verdict depends on.
+@runtime_checkable
+class NegotiatesRate(Protocol):
+    """A contact card that takes an ISO 7816-3 PPS exchange after its ATR (a PSAM)."""
 
-    Parsing is a function of those bytes alone, so every device of a kind shares one memo. A key may leave out fields
-    the codec takes as they come (a MAC, a TSN, a record); the handlers then read those fields from the APDU itself,
-    since the remembered object may come from another APDU of the same shape. Bounded: a full memo starts afresh
-    (keys that hold a date-time never come back).
-    """
+    def pps(self, request: bytes) -> bytes:
+        """The card's PPS response to ``request`` (an echo when it accepts the rate asked for)."""
 
-    __slots__ = ("table", "limit", "_parse")
 
-    def __init__(self, parse: Callable[[bytes], Any], limit: int) -> None:
-        self.table: dict[bytes, Any] = {}
-        self._parse = parse
-        self.limit = limit
-
-    def __call__(self, apdu: bytes, key: bytes | None) -> Any:
-        """The command object for ``apdu``, or the status word for bytes the codec refuses; kept under ``key``
-        unless it is ``None``."""
-        if key is not None:
-            known = self.table.get(key)
-            if known is not None:
-                return known
-        try:
-            result = self._parse(apdu)
-        except ProtocolError as exc:
-            result = SW_INTERNAL if exc.sw is None else exc.sw
-        if key is not None:
-            if len(self.table) >= self.limit:
-                self.table.clear()
-            self.table[key] = result
-        return result
+def parse_or_status(parse: Callable[[bytes], C], apdu: bytes) -> C | int:
+    """The command object ``parse`` makes of ``apdu``, or the status word a device answers to bytes its codec refuses
+    (the codec's own word, 6F00 "no precise diagnosis" when it names none)."""
+    try:
+        return parse(apdu)
+    except ProtocolError as exc:
+        return CardStatus.INTERNAL_ERROR if exc.sw is None else exc.sw

@@ -109,12 +109,12 @@ def open_link(spec: str | DeviceSpec, *, role: Role, save: bool = False, tsn_aft
 
 def _open_pn532(spec: DeviceSpec) -> Link:
     try:
-        from terminal.drivers.pn532 import Pn532Link  # type: ignore[import-not-found,unused-ignore]
+        from terminal.drivers.pn532 import Pn532Link
     except ImportError as exc:
         if exc.name not in ("terminal.drivers.pn532", None):
             raise
         raise DeviceError(f"{spec}: this build has no PN532 driver (terminal.drivers.pn532)") from None
-    link: Link = Pn532Link(spec.target, baud=spec.baud)
+    link: Link = Pn532Link(spec.target, baud=DEFAULT_BAUD if spec.baud is None else spec.baud)
     return link
 
 

@@ -217,7 +217,7 @@ def issue_card(keyset: Keyset, *, issuer_id: bytes = LOCAL_ISSUER, serial: bytes
     maintenance = maintenance_key(keyset, issuer_id, raw_serial, maintenance_index)
     image = personalise(issuer_id=issuer_id, serial=raw_serial, algorithm=keyset.algorithm,
                         keys=card_keys(keyset, issuer_id, raw_serial, key_indexes), maintenance_key=maintenance,
-                        **fields)  # type: ignore[arg-type]
+                        **fields)  # type: ignore[arg-type]  # personalise's own keywords, passed through
     return SimCard(image, randbytes=randbytes)
 
 

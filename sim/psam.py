@@ -19,12 +19,17 @@ Files: the MF holds the terminal number (SFI 0x16, 6 bytes); DF 8011 holds the p
   diversifies that master key by the given factors (lowest level first) and keeps the result for DES CRYPT; for the
   TAC usage it folds the key into the TAC key as a card does.
 * M1 SECTOR KEYS (80FC, DF 8011 selected, else 6985): the 6-byte keys of the sectors asked for, of an M1 card with
-  the given UID, from the key set's M1 masters by its key rule (6A88 when the key set lacks a master). DES CRYPT (80FA) P1 00 encrypts whole blocks (ECB), P1 05 MACs with the IV it is given
+  the given UID, from the key set's M1 masters by its key rule (6A88 when the key set lacks a master).
+* DES CRYPT (80FA) P1 00 encrypts whole blocks (ECB), P1 05 MACs with the IV it is given
   (spec §3.6: ISO 9797-1 algorithm 3 for a 16-byte key, DES CBC-MAC for a TAC key), the data padded by the caller;
   4 bytes, or the whole block when Le is 8. Without DES INIT: 6985. SM4 keys: 6A81 (no source shows SM4 on 80FA).
 
+Every command is parsed whole by the codecs (:func:`~protocols.psam_commands.parse_psam_command`) and its handler gets
+that command object: the PSAM answers the APDU it was sent, field for field.
+
 Speed choice: the issuer-level key of two-level diversification is kept per issuer (and usage and version), so each
-further card costs one diversification. Real PSAMs recompute it every time; only the time differs, not the bytes.
+further card costs one diversification. Real PSAMs recompute it every time; only the time differs, not the bytes. The
+card's own key is diversified anew for every 8070, as a real PSAM does.
 
 ``t0=True`` makes the PSAM answer like a T=0 card: a command that carried data and has response data answers
 ``61xx`` and the data waits for GET RESPONSE (``00 C0 00 00 xx``; a larger Le is ``6Cxx``, a smaller one gets that
@@ -34,9 +39,13 @@ much and ``61`` with the rest). Any other command drops waiting data. Without ``
 from __future__ import annotations
 
 import logging
-import struct
+from collections.abc import Callable
 
-from protocols.card_commands import Command, GetResponse, ReadBinary, SelectByFid, SelectByName
+from protocols.atr import DEFAULT_TA1, PPSS, Atr, pps_parameters
+from protocols.bcd import encode_datetime
+from protocols.card_commands import (
+    GetResponse, ReadBinary, SelectByFid, SelectByName,
+)
 from protocols.crypto import (
     BlockKey, CardKey, SessionKey, Sm4Key, algorithm_for, diversify, mac_block, macs_equal, purchase_mac1,
     purchase_mac2, purchase_session_key, tac_key,
@@ -45,28 +54,29 @@ from protocols.errors import ProtocolError
 from protocols.m1.crypto import PURCHASE_MAC_DATA, purchase_mac
 from protocols.mifare import KeyType as MifareKeyType
 from protocols.psam_commands import (
-    SAM_PURCHASE_DATA_1, SAM_PURCHASE_DATA_2, SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER,
-    T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE, CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase,
-    KeyUsage as PsamKeyUsage, M1KeyType, M1PurchaseMac, M1SectorKeys, parse_psam_command,
+    SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE,
+    CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, KeyUsage as PsamKeyUsage, M1KeyType,
+    M1PurchaseMac, M1SectorKeys, parse_psam_command,
 )
+from protocols.status import PsamStatus, bytes_waiting, resend_with_le
 from protocols.tlv import Tlv
 from terminal.errors import ConfigError
 from terminal.keyset import Keyset, KeyUsage
 from terminal.link import Activation
 
-from .card.files import (
-    OK, SW_CONDITIONS, SW_DATA_NOT_FOUND, SW_FILE_NOT_FOUND, SW_INTERNAL, SW_MAC, SW_NOT_SUPPORTED, SW_WRONG_DATA,
-    SW_WRONG_P1P2, describe_command, read_binary, status,
-)
-from .device import ParseMemo
+from .card.files import OK, describe_command, read_binary, status
+from .device import parse_or_status
 from .issuing import load_demo_keyset
 
 log = logging.getLogger(__name__)
 
 MF_FID = 0x3F00
-DEFAULT_ATR = bytes.fromhex("3B6C0000") + b"YKT-PSAM-SIM"
-"""``3B 6C 00 00`` + 12 historical bytes: direct convention, TB1 = 00 (no programming voltage), TC1 = 00 (no extra
-guard time), no TD1, so T=0 only, at the default Fi/Di (9600 bit/s at 3.57 MHz)."""
+DEFAULT_ATR = bytes.fromhex("3B5C1800") + b"YKT-PSAM-SIM"
+"""``3B 5C 18 00`` + 12 historical bytes: direct convention, TA1 = 18 (Fi 372, Di 12: 115200 bit/s at 3.5712 MHz,
+twelve times the 9600 bit/s every card starts at after reset), TC1 = 00 (no extra guard time), no TD1, so T=0 only;
+no TA2, so the rate of TA1 is taken with a PPS exchange (:meth:`SimPsam.pps`)."""
+_DEFAULT_RATE_PPS = bytes((PPSS, 0x00, PPSS))
+"""The PPS answer that keeps the default rate under T=0 (PPS1 left out)."""
 DES_USAGES = {PsamKeyUsage.TAC: KeyUsage.TAC, PsamKeyUsage.MAINTENANCE: KeyUsage.MAINTENANCE,
               PsamKeyUsage.M1_AUTH: KeyUsage.M1_AUTH}
 """DES INIT P1 (key usage) to the key-set usage it diversifies."""
@@ -74,37 +84,11 @@ M1_KEY_TYPES = {M1KeyType.A: MifareKeyType.A, M1KeyType.B: MifareKeyType.B}
 
 _MF, _DF = 1, 2
 _TSN_MASK = 0xFFFFFFFF
-_MAC_WHEN = slice(16, 23)  # the date-time inside an 8070 APDU: header 5 + random 4, ATC 2, amount 4, type 1
-_SAM_PURCHASE_HEAD = struct.Struct(">4sHIB7sBB8s")
-"""8070's data up to the card serial (random, ATC, amount, type, date-time, key version, algorithm id, serial) as a plain
-struct: SAM_PURCHASE_DATA_1's fields without the date-time's decoding, which the remembered parse has checked. A
-test holds the two to the same values."""
-_ISSUER_ID = slice(5 + _SAM_PURCHASE_HEAD.size, 5 + SAM_PURCHASE_DATA_2.size)  # two-level 8070: after the card serial
-# INIT SAM FOR PURCHASE and CREDIT SAM FOR PURCHASE come once a tap each, different every time in fields the codec takes
-# as they come (8070: the card's random, counter, amount, type, key version, algorithm id and factors; 8072: the MAC2).
-# Their parses are remembered by the rest of the APDU, the bytes the codec's verdict depends on (header, Lc, any Le
-# and, for 8070, the BCD date-time it decodes), and the handlers read those fields from the APDU itself, since the
-# remembered object may come from another APDU of the same shape. Every PSAM shares the table. The date-time moves on
-# every second, so a full table is started afresh: old dates do not come back.
-_SHAPES = ParseMemo(parse_psam_command, 1024)
-_SAM_PURCHASE_SIZES = (SAM_PURCHASE_DATA_1.size, SAM_PURCHASE_DATA_2.size)  # Lc 1C (one level), 24 (two levels)
 
 
-def _shape(apdu: bytes) -> bytes | None:
-    """The bytes an 8070 or 8072's parse depends on, ``None`` for any other command (parsed every time)."""
-    if len(apdu) < 9:
-        return None
-    ins, lc = apdu[1], apdu[4]
-    if ins == 0x72 and lc == 4:
-        return apdu[:5] + apdu[9:]
-    if ins == 0x70 and lc in _SAM_PURCHASE_SIZES and len(apdu) - lc in (5, 6):
-        return apdu[:5] + apdu[_MAC_WHEN] + apdu[5 + lc:]
-    return None
-
-
-def _parse(apdu: bytes) -> Command | int:
-    """The command object, or the status word the PSAM answers to bytes it refuses."""
-    return _SHAPES(apdu, _shape(apdu))
+def _carries_data(apdu: bytes) -> bool:
+    """Whether a short command APDU has a data field (cases 3 and 4): on T=0 its answer must wait for GET RESPONSE."""
+    return len(apdu) > 5 and apdu[4] != 0
 
 
 class SimPsam:
@@ -131,6 +115,8 @@ class SimPsam:
         self.df = df
         self.internal_errors = 0
         self._activation = Activation("T=0", atr=atr)
+        self._ta1 = Atr.parse(atr).ta1
+        self._after_reset = False  # a PPS is taken only right after the ATR
         self._df_fci = Tlv.constructed(0x6F, Tlv.primitive(0x83, df.to_bytes(2, "big"))).to_bytes()
         self._upper_keys: dict[tuple[KeyUsage, int, tuple[bytes, ...]], CardKey] = {}
         self._selected = _MF
@@ -146,64 +132,77 @@ class SimPsam:
         self._session = None
         self._des_key = None
         self._waiting = None
+        self._after_reset = True
         return self._activation
+
+    def pps(self, request: bytes) -> bytes:
+        """ISO 7816-3 PPS, right after the ATR: a request for T=0 at the rate of the ATR's TA1 (or the default one) is
+        confirmed by echoing it; any other request, or one that comes later, is answered with the default rate."""
+        after_reset, self._after_reset = self._after_reset, False
+        try:
+            protocol, ta1 = pps_parameters(request)
+        except ProtocolError:
+            return _DEFAULT_RATE_PPS
+        if after_reset and protocol == 0 and ta1 in (self._ta1, DEFAULT_TA1):
+            return request
+        return _DEFAULT_RATE_PPS
 
     def execute(self, apdu: bytes) -> bytes:
         """Answer one command APDU; any input gets a status word."""
+        self._after_reset = False
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
             session, waiting = self._session, self._waiting
-            command = _parse(apdu)
-            if type(command) is int:
+            command = parse_or_status(parse_psam_command, apdu)
+            if isinstance(command, int):
                 self._session = self._waiting = None
                 return status(command)
             if type(command) is GetResponse:
                 return self._get_response(command, waiting)
             self._session = self._waiting = None  # anything but GET RESPONSE ends the session and drops waiting data
-            handler = _HANDLERS[type(command)]
-            answer = handler(self, command, apdu, session)
-            if self.t0 and len(answer) > 2 and len(apdu) > 5 and apdu[4] and answer[-2:] == OK:
+            answer = _HANDLERS[type(command)](self, command, session)
+            if self.t0 and len(answer) > 2 and _carries_data(apdu) and answer[-2:] == OK:
                 # T=0: a command that carried data cannot also receive data; the answer waits for GET RESPONSE
                 self._waiting = answer[:-2]
-                return status(0x6100 | (len(self._waiting) & 0xFF))
+                return status(bytes_waiting(len(self._waiting)))
             return answer
         except Exception:  # the device contract: a status word for anything; a bug is counted and logged
             self.internal_errors += 1
             log.exception("simulated PSAM: internal error on %s", describe_command(apdu))
-            return status(SW_INTERNAL)
+            return status(PsamStatus.INTERNAL_ERROR)
 
     # --- handlers ---------------------------------------------------------------------------------------------------
 
     def _get_response(self, cmd: GetResponse, waiting: bytes | None) -> bytes:
         if waiting is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         le = cmd.le
         if le == 256 or le == len(waiting):
             self._waiting = None
             return waiting + OK
         if le > len(waiting):
-            return status(0x6C00 | len(waiting))
+            return status(resend_with_le(len(waiting)))
         self._waiting = waiting[le:]
-        return waiting[:le] + status(0x6100 | len(self._waiting))
+        return waiting[:le] + status(bytes_waiting(len(self._waiting)))
 
-    def _select(self, cmd: SelectByFid | SelectByName, apdu: bytes, session: object) -> bytes:
-        if type(cmd) is SelectByName:
-            return status(SW_FILE_NOT_FOUND)
+    def _select(self, cmd: SelectByFid | SelectByName, session: object) -> bytes:
+        if isinstance(cmd, SelectByName):
+            return status(PsamStatus.FILE_NOT_FOUND)
         if cmd.fid == MF_FID:
             self._selected = _MF
             return OK
         if cmd.fid == self.df:
             self._selected = _DF
             return OK if cmd.p2 == 0x0C else self._df_fci + OK
-        return status(SW_FILE_NOT_FOUND)
+        return status(PsamStatus.FILE_NOT_FOUND)
 
-    def _read_binary(self, cmd: ReadBinary, apdu: bytes, session: object) -> bytes:
+    def _read_binary(self, cmd: ReadBinary, session: object) -> bytes:
         if cmd.sfi == SFI_TERMINAL_NUMBER and self._selected == _MF:
             return read_binary(self.terminal_number, cmd.offset, cmd.le)
         if cmd.sfi == SFI_KEY_INDEX and self._selected == _DF:
             return read_binary(bytes((self.key_index,)), cmd.offset, cmd.le)
-        return status(SW_FILE_NOT_FOUND)
+        return status(PsamStatus.FILE_NOT_FOUND)
 
     def _card_key(self, usage: KeyUsage, version: int, factors: tuple[bytes, ...]) -> CardKey | None:
         """The card's key of ``usage`` for ``factors`` (lowest level first); None when the key set has no such key.
@@ -219,93 +218,90 @@ class SimPsam:
             except ConfigError:
                 return None
             if upper:
-                key = diversify(key, *upper)
+                key = diversify(key, *upper)  # type: ignore[type-var]  # diversify refuses a union (pending)
             self._upper_keys[cache_key] = key
-        return diversify(key, factors[0])
+        return diversify(key, factors[0])  # type: ignore[type-var]  # diversify refuses a union (pending)
 
-    def _init_for_purchase(self, cmd: InitSamForPurchase, apdu: bytes, session: object) -> bytes:
+    def _init_for_purchase(self, cmd: InitSamForPurchase, session: object) -> bytes:
         if self._selected != _DF:
-            return status(SW_CONDITIONS)
-        # the fields as sent (see _parse): the command object may come from another 8070 of the same shape
-        random, atc, amount, kind, when, key_version, algorithm_id, serial = _SAM_PURCHASE_HEAD.unpack_from(apdu, 5)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         try:
-            algorithm = algorithm_for(algorithm_id)
+            algorithm = algorithm_for(cmd.algorithm_id)
         except ProtocolError:
-            return status(SW_WRONG_DATA)
+            return status(PsamStatus.WRONG_DATA)
         if algorithm is not self.keyset.algorithm:
-            return status(SW_WRONG_DATA)
-        factors = (serial,) if apdu[4] == SAM_PURCHASE_DATA_1.size else (serial, apdu[_ISSUER_ID])
-        dpk = self._card_key(KeyUsage.PURCHASE, key_version, factors)
+            return status(PsamStatus.WRONG_DATA)
+        serial, issuer = cmd.card_serial, cmd.issuer_id
+        factors = (serial,) if issuer is None else (serial, issuer)
+        dpk = self._card_key(KeyUsage.PURCHASE, cmd.key_version, factors)
         if dpk is None:
-            return status(SW_DATA_NOT_FOUND)
+            return status(PsamStatus.KEY_NOT_FOUND)
         tsn = self.tsn
-        key = purchase_session_key(dpk, random, atc, tsn)
-        mac1 = purchase_mac1(key, amount, kind, self.terminal_number, when)
+        key = purchase_session_key(dpk, cmd.random, cmd.offline_atc, tsn)
+        mac1 = purchase_mac1(key, cmd.amount, cmd.transaction_type, self.terminal_number, encode_datetime(cmd.when))
         answer = SAM_PURCHASE_RESPONSE.pack(tsn, mac1)
         self.tsn = (tsn + 1) & _TSN_MASK
-        self._session = (key, amount)
+        self._session = (key, cmd.amount)
         return answer + OK
 
-    def _credit_for_purchase(self, cmd: CreditSamForPurchase, apdu: bytes,
-                             session: tuple[SessionKey, int] | None) -> bytes:
+    def _credit_for_purchase(self, cmd: CreditSamForPurchase, session: tuple[SessionKey, int] | None) -> bytes:
         if session is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         key, amount = session
-        mac2 = apdu[5:9]  # as sent (see _parse)
-        return OK if macs_equal(purchase_mac2(key, amount), mac2) else status(SW_MAC)
+        return OK if macs_equal(purchase_mac2(key, amount), cmd.mac) else status(PsamStatus.MAC_INVALID)
 
-    def _des_init(self, cmd: DesInit, apdu: bytes, session: object) -> bytes:
+    def _des_init(self, cmd: DesInit, session: object) -> bytes:
         usage = DES_USAGES.get(cmd.key_usage)  # type: ignore[call-overload]
         if usage is None:
-            return status(SW_WRONG_P1P2)
+            return status(PsamStatus.WRONG_P1P2)
         key = self._card_key(usage, cmd.key_version, cmd.factors)
         if key is None:
-            return status(SW_DATA_NOT_FOUND)
+            return status(PsamStatus.KEY_NOT_FOUND)
         self._des_key = tac_key(key) if usage is KeyUsage.TAC else key
         return OK
 
-    def _m1_sector_keys(self, cmd: M1SectorKeys, apdu: bytes, session: object) -> bytes:
+    def _m1_sector_keys(self, cmd: M1SectorKeys, session: object) -> bytes:
         if self._selected != _DF:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         key_type = M1_KEY_TYPES[M1KeyType(cmd.key_type)]
         try:
             keys = b"".join(self.keyset.m1_sector_key(key_type, cmd.uid, sector, cmd.key_version)
                             for sector in cmd.sectors)
         except ConfigError:
-            return status(SW_DATA_NOT_FOUND)
+            return status(PsamStatus.KEY_NOT_FOUND)
         return keys + OK
 
-    def _m1_purchase_mac(self, cmd: M1PurchaseMac, apdu: bytes, session: object) -> bytes:
+    def _m1_purchase_mac(self, cmd: M1PurchaseMac, session: object) -> bytes:
         if self._selected != _DF:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         key = self._card_key(KeyUsage.M1_TAC, cmd.key_version, (cmd.card_number,))
         if key is None:
-            return status(SW_DATA_NOT_FOUND)
+            return status(PsamStatus.KEY_NOT_FOUND)
         tsn = self.tsn
         data = PURCHASE_MAC_DATA.pack(cmd.card_number, cmd.uid, cmd.counter, cmd.balance_before, cmd.amount,
                                       cmd.transaction_type, self.terminal_number, tsn, cmd.when)
         self.tsn = (tsn + 1) & _TSN_MASK
-        return tsn.to_bytes(4, "big") + purchase_mac(key, data) + OK  # type: ignore[arg-type]
+        return SAM_PURCHASE_RESPONSE.pack(tsn, purchase_mac(key, data)) + OK
 
-    def _des_encrypt(self, cmd: DesEncrypt, apdu: bytes, session: object) -> bytes:
+    def _des_encrypt(self, cmd: DesEncrypt, session: object) -> bytes:
         key = self._des_key
         if key is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         if isinstance(key, Sm4Key):
-            return status(SW_NOT_SUPPORTED)
+            return status(PsamStatus.NOT_SUPPORTED)
         return key.encrypt(cmd.data) + OK
 
-    def _des_mac(self, cmd: DesMac, apdu: bytes, session: object) -> bytes:
+    def _des_mac(self, cmd: DesMac, session: object) -> bytes:
         key = self._des_key
         if key is None:
-            return status(SW_CONDITIONS)
+            return status(PsamStatus.CONDITIONS_NOT_SATISFIED)
         if isinstance(key, Sm4Key):
-            return status(SW_NOT_SUPPORTED)
+            return status(PsamStatus.NOT_SUPPORTED)
         block = mac_block(key, cmd.data, iv=cmd.iv, pad=False)
         return (block if cmd.le == 8 else block[:4]) + OK
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[..., bytes]] = {
     SelectByFid: SimPsam._select,
     SelectByName: SimPsam._select,
     ReadBinary: SimPsam._read_binary,

@@ -32,13 +32,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
+from protocols.atr import DEFAULT_TA1, pps_request
 from protocols.errors import YktError
 from protocols.pcsc_mifare import MifareBridge
 from terminal.errors import CardRemoved, ReaderGone
 from terminal.link import Activation, Link, ModeledTime
 
 from .card.m1_session import MifareSession
-from .device import Device
+from .device import Device, NegotiatesRate
 from .scripted import ApduPattern, as_pattern
 from .timing import (
     DEFAULT_CONTACT,
@@ -325,13 +326,35 @@ class SimReader(SimSlot):
 
 
 class SimSamSlot(SimSlot):
-    """A SAM slot (ISO 7816 contacts), with the T=0 timing model (``timing=None``: none)."""
+    """A SAM slot (ISO 7816 contacts), with the T=0 timing model (``timing=None``: none).
+
+    After the ATR the slot raises the line speed as the SAM's ATR allows (:meth:`ContactTiming.proposal`): it sends
+    a SAM that takes one (:class:`~sim.device.NegotiatesRate`) a PPS request for the rate of its TA1, and a confirming
+    echo sets the rate of the session (``ta1``); ``activation_model`` is then the PPS exchange's line time.
+    """
 
     def __init__(self, device: Device | None = None, *, timing: ContactTiming | None = DEFAULT_CONTACT,
                  tears: Iterable[Tear] = (), name: str = "sam") -> None:
         self.timing = timing
-        self._contact = None if timing is None else timing.model()
+        self.ta1 = DEFAULT_TA1
+        """The rate (TA1 code) agreed at the last activation."""
+        self.activation_model: ModeledTime | None = None
+        """Modeled line time of the last activation's PPS exchange (``None``: none took place)."""
+        self.model: ContactModel | None = None
+        """The timing model of the session at its agreed rate."""
         super().__init__(device, tears=tears, name=name)
 
+    def _session_for(self, device: Device, activation: Activation) -> tuple[Device, Activation]:
+        self.ta1, self.activation_model = DEFAULT_TA1, None
+        proposal = None if self.timing is None else self.timing.proposal(activation)
+        if proposal is not None and isinstance(device, NegotiatesRate):
+            request = pps_request(proposal)
+            response = device.pps(request)
+            self.activation_model = ModeledTime(self.timing.pps_us(request, response), 0.0)  # type: ignore[union-attr]
+            if response == request:
+                self.ta1 = proposal
+        return device, activation
+
     def _model_for(self, activation: Activation) -> ContactModel | None:
-        return self._contact
+        self.model = None if self.timing is None else self.timing.model(activation, self.ta1)
+        return self.model

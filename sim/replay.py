@@ -162,7 +162,7 @@ def _one_card_link(trace: Trace) -> TraceLink:
     return cards[0]
 
 
-def _first_activation(trace: Trace, link: str):
+def _first_activation(trace: Trace, link: str) -> Activation | None:
     return next((e.activation for e in trace.events if isinstance(e, TraceActivation) and e.link == link), None)
 
 

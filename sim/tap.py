@@ -3,9 +3,12 @@
 The validator runs as it would in a bus (demo PSAM over T=0, the demo flat fare, a journal) against a card from a
 fixture, on a simulated reader whose timing model (:mod:`sim.timing`) prices every exchange: air time on the
 contactless link, contact-line time to the PSAM, and the time the card and the PSAM spend computing. The tap's total
-is the activation's air time plus every exchange's line and device time, one after the other (the validator never
-overlaps them), and is held against the 400 ms that DB31/T 239-2020 §6.3.2 allows for one purchase. The PSAM's
-start-up exchanges happen when the validator starts, before any card, and are not part of a tap.
+is the activation's air time plus every exchange's line and device time, one after the other, except where the
+validator sent a command ahead (the PSAM's MAC1 while the card stages its 0x1E record): that exchange runs beside the
+ones made until the validator waits for its answer, each link one exchange at a time (a validator's SAM slot has a
+line of its own). The total is held against the 400 ms that DB31/T 239-2020 §6.3.2 allows for one purchase. The PSAM's
+start-up (its ATR, the PPS exchange that raises its line speed to what the ATR offers, the reads of its terminal
+number and key index) happens when the validator starts, before any card, and is not part of a tap.
 
 An M1 card (MIFARE Classic) is tapped the same way: each pseudo-APDU is priced by the MIFARE commands the reader sends
 for it, at 106 kbit/s (the MIFARE timing model), and drawn with its card time after its air time.
@@ -26,7 +29,6 @@ from terminal.clock import Clock
 from terminal.config import ValidatorConfig
 from terminal.fares import load_fares
 from terminal.journal import MemoryJournal
-from terminal.link import Activation
 from terminal.outcome import TapOutcome
 from terminal.trace import Tracer, Tracers
 from terminal.validator import Validator
@@ -36,6 +38,7 @@ from .card.m1_card import M1Card
 from .demo import DEMO_FARES
 from .devices import sim_psam
 from .reader import SimReader, SimSamSlot
+from .schedule import SendAheadWaits, schedule
 from .timing import ContactlessTiming, ContactTiming
 
 LIMIT_US = 400_000.0
@@ -115,6 +118,18 @@ class TapReport:
     baud: int
     activation_us: float
     steps: list[TapStep]
+    pps: bool = False  # the PSAM's rate was negotiated up by PPS at start-up (before the tap, not counted in it)
+    end_us: float = 0.0  # where the timeline ends: the sum of every part less what ran side by side
+
+    @property
+    def busy_us(self) -> float:
+        """Every part's time added up: the tap's length if nothing ran side by side."""
+        return self.air_us + self.card_us + self.psam_line_us + self.psam_us
+
+    @property
+    def overlap_us(self) -> float:
+        """Time the PSAM worked on a command sent ahead while the card was busy (:meth:`Channel.send`)."""
+        return self.busy_us - self.end_us
 
     def _sum(self, role: str, attr: str) -> float:
         return sum(getattr(step, attr) for step in self.steps if step.role == role)
@@ -138,33 +153,23 @@ class TapReport:
 
     @property
     def total_us(self) -> float:
-        return self.air_us + self.card_us + self.psam_line_us + self.psam_us
+        """The tap's length on its timeline."""
+        return self.end_us
 
     @property
     def within_limit(self) -> bool:
         return self.total_us <= LIMIT_US
 
 
-class _Activations(Tracer):
-    """The last activation of each link (the card's ATS decides its bit rates)."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, Activation] = {}
-
-    def activation(self, link: str, activation: Activation | None, at_ns: int) -> None:
-        if activation is not None:
-            self.last[link] = activation
-
-
-def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int = 9600,
+def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int | None = None,
             config: ValidatorConfig | None = None, fares: Path = DEMO_FARES, tracer: Tracer | None = None) -> TapReport:
-    """Start a validator with the demo PSAM (T=0 at ``baud``) and tap ``card`` once at ``kbps`` (an M1 card at 106
-    kbit/s, MIFARE Classic's only rate); ``tracer`` sees the PSAM's start-up and the tap, on links :data:`CARD_LINK`
-    and :data:`SAM_LINK`."""
+    """Start a validator with the demo PSAM (T=0 at the rate its ATR offers, negotiated by PPS at start-up, or at a
+    fixed ``baud``) and tap ``card`` once at ``kbps`` (an M1 card at 106 kbit/s, MIFARE Classic's only rate);
+    ``tracer`` sees the PSAM's start-up and the tap, on links :data:`CARD_LINK` and :data:`SAM_LINK`."""
     timing, contact = ContactlessTiming(kbps=kbps), ContactTiming(baud=baud)
     reader = SimReader(card, timing=timing, name=CARD_LINK)
     sam = SimSamSlot(sim_psam("psam"), timing=contact, name=SAM_LINK)
-    seen = _Activations()
+    seen = SendAheadWaits(CARD_LINK)
     validator = Validator(reader, sam, load_fares(fares), MemoryJournal(clock=clock), clock=clock, config=config,
                           tracer=seen if tracer is None else Tracers(seen, tracer))
     validator.start()
@@ -172,11 +177,12 @@ def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int 
     activation = seen.last.get(CARD_LINK)
     assert outcome is not None and activation is not None and reader.activation_model is not None, \
         "a card in the field is always tapped"
-    model, contact_model = timing.model(activation), contact.model()
+    model, contact_model = timing.model(activation), sam.model
+    assert contact_model is not None, "the SAM slot has a timing model"
     mifare = activation.protocol == "MIFARE"
-    at = reader.activation_model.total_us
+    plan = schedule(outcome.exchanges, seen.waits, reader.activation_model.total_us)
     steps = []
-    for number, exchange in enumerate(outcome.exchanges, 1):
+    for number, (exchange, start) in enumerate(zip(outcome.exchanges, plan.starts, strict=True), 1):
         role = "card" if exchange.link == CARD_LINK else "sam"
         line = exchange.model.line_us if exchange.model is not None else 0.0
         device = exchange.model.device_us if exchange.model is not None else 0.0
@@ -185,7 +191,7 @@ def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int 
         else:  # what a torn exchange costs on the line, less the waiting: the header and data that went out
             out = contact_model.torn(exchange.command, None).line_us - contact.wwt_us
         steps.append(TapStep(number, role, command_label(exchange.command, role), exchange.command, exchange.response,
-                             line, min(out, line), device, at))
-        at += line + device
+                             line, min(out, line), device, start))
     rates = (106, 106) if mifare else (model.kbps_to_picc, model.kbps_to_pcd)
-    return TapReport(outcome, kbps, *rates, baud, reader.activation_model.total_us, steps)
+    return TapReport(outcome, kbps, *rates, contact_model.baud, reader.activation_model.total_us, steps,
+                     sam.activation_model is not None, plan.end_us)

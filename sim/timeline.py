@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from protocols.errors import YktError
 
 from .tap import LIMIT_US, TapReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
 FORMATS = (".png", ".svg")
 _LANES = {"air": 2, "card": 1, "sam": 0}
@@ -31,7 +37,7 @@ class PlotUnavailable(YktError):
     """matplotlib is not installed, or the picture's file type is not one it is drawn in."""
 
 
-def _figure_tools():
+def _figure_tools() -> tuple[ModuleType, type[Figure], type[Patch]]:
     try:
         import matplotlib
         from matplotlib.figure import Figure

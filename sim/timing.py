@@ -31,7 +31,9 @@ Contactless card, ISO 14443-A/-4 (:class:`ContactlessTiming`, :class:`Contactles
     fly) and is counted in ``wtx`` so a report can flag it.
 
 PSAM, ISO 7816-3 T=0 (:class:`ContactTiming`, :class:`ContactModel`)
-    One etu is 1/baud (9600 Bd unless configured; CL opens its PSAM at 9600). Every character takes **12 etu**
+    One etu is Fi / (Di · f): 372 / f after reset (9600 Bd at f = 3.5712 MHz; CL opens its PSAM at 9600), then
+    the rate the SAM's ATR offers in TA1 once the SAM slot has asked for it with a PPS exchange (ISO 7816-3; a PSAM
+    offering Di = 12 speaks at 115200 Bd), or a fixed rate when configured. Every character takes **12 etu**
     (start bit, 8 data bits, parity, 2 etu guard time) plus the extra guard time N of TC(1); when the direction
     changes, ISO 7816-3 wants 16 etu between the leading edges of the two characters, so a turnaround costs
     ``max(0, 16 - (12 + N))`` etu more. The exchange is the T=0 procedure::
@@ -57,11 +59,12 @@ MIFARE Classic (:class:`MifareTiming`, :class:`MifareModel`)
         AUTH       60/61 blk CRC (4) → nT (4); nR ‖ aR (8) → aT (4)               three-pass, Crypto1 from then on
         READ       30 blk CRC (4) → data CRC (18)
         WRITE      A0 blk CRC (4) → ACK; data CRC (18) → ACK                          the card writes its EEPROM
-        INC/DEC/RESTORE  Cx blk CRC (4) → ACK; operand CRC (6) → (no answer)        the reader waits ``passive_ack_us``
+        INC/DEC/RESTORE  Cx blk CRC (4) → ACK; operand CRC (6) → (no answer)    the reader waits ``passive_ack_us``
         TRANSFER   B0 blk CRC (4) → ACK                                              the card writes its EEPROM
 
     Card time: ``eeprom_write_us`` for WRITE and TRANSFER (2.5 ms: an estimate, UNCONFIRMED: no public figure was
-    found), ``auth_us`` for the Crypto1 start, nothing for READ and the value operations (RAM). A command the card does not answer (a failed AUTH) costs ``no_answer_us`` of waiting.
+    found), ``auth_us`` for the Crypto1 start, nothing for READ and the value operations (RAM). A command the card
+    does not answer (a failed AUTH) costs ``no_answer_us`` of waiting.
 
 A torn exchange (the card left) costs the command frames plus one frame waiting time (contactless) or work waiting
 time (T=0): the least a reader spends before it can call the card gone; ``device_us`` is the card's work if it ran.
@@ -75,6 +78,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
+from protocols.atr import DEFAULT_TA1, Atr, etu_us
+from protocols.errors import ProtocolError
 from protocols.iso14443 import CRC_SIZE, FC_HZ, Ats, chain_payloads, etu
 from protocols.mifare import (
     ACK,
@@ -421,37 +426,81 @@ class ContactTime(ModeledTime):
     characters: int
 
 
+def _atr(activation: Activation | None) -> Atr | None:
+    """The ATR of a contact activation, ``None`` when there is none or it does not parse (then nothing is negotiated:
+    the default rate holds)."""
+    if activation is None or activation.atr is None:
+        return None
+    try:
+        return Atr.parse(activation.atr)
+    except ProtocolError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ContactTiming:
-    """Settings of the T=0 model: baud rate, extra guard time N (TC(1)), work waiting time, SAM processing times."""
+    """Settings of the T=0 model: the line speed, extra guard time N (TC(1)), work waiting time, SAM processing times.
 
-    baud: int = 9600
+    ``baud`` ``None`` (the default): the SAM slot negotiates the fastest rate the SAM's ATR offers in TA1 (a PPS
+    exchange after the ATR; the rate TA1 sets at once in specific mode), up to ``max_baud``, the slot's own limit,
+    with the SAM clocked at ``clock_hz`` (3.5712 MHz: 9600 bit/s at the default Fi/Di of 372/1). A number: that fixed
+    speed, no PPS (a slot that never negotiates)."""
+
+    baud: int | None = None
     extra_guard_etu: int = 0
     wwt_us: float = 1_000_000.0
     sam: ProcessingTimes = PSAM_PROCESSING
+    clock_hz: float = 3_571_200.0
+    max_baud: int = 115_200
 
     def __post_init__(self) -> None:
-        if self.baud <= 0:
+        if self.baud is not None and self.baud <= 0:
             raise ConfigError(f"baud rate {self.baud}: must be positive (9600, 38400, 115200, ...)")
         if not 0 <= self.extra_guard_etu <= 255:
             raise ConfigError(f"extra guard time N={self.extra_guard_etu}: TC(1) is one byte")
-        if self.wwt_us <= 0:
-            raise ConfigError("work waiting time must be positive")
+        if self.wwt_us <= 0 or self.clock_hz <= 0 or self.max_baud <= 0:
+            raise ConfigError("work waiting time, SAM clock and the slot's highest speed must be positive")
 
-    def model(self, activation: Activation | None = None) -> ContactModel:
-        """The model for one SAM. The baud rate is the setting's (the ATR's TA(1) is not read)."""
-        return ContactModel(self)
+    def proposal(self, activation: Activation | None) -> int | None:
+        """The TA1 whose rate the slot asks for with a PPS request: the ATR's TA1 when it is faster than the default
+        and within ``max_baud``; ``None`` when there is nothing to negotiate (a fixed ``baud``, no ATR, the default
+        rate offered, specific mode, or a rate above the slot's)."""
+        offered = None if self.baud is not None else _atr(activation)
+        if offered is None or offered.specific_mode or offered.ta1 == DEFAULT_TA1:
+            return None
+        if self._baud(offered.ta1) > self.max_baud + 0.5:
+            return None
+        return offered.ta1
+
+    def _baud(self, ta1: int) -> float:
+        return _US / etu_us(ta1, self.clock_hz)
+
+    def pps_us(self, request: bytes, response: bytes) -> float:
+        """Line time of a PPS exchange, at the default rate: the request, a turnaround, the response."""
+        model = self.model()
+        return model._line(len(request) + len(response), 1)
+
+    def model(self, activation: Activation | None = None, ta1: int = DEFAULT_TA1) -> ContactModel:
+        """The model for one SAM at the rate of ``ta1`` (what the PPS exchange agreed: the default rate unless told),
+        or at the fixed ``baud``. In specific mode (TA2 in the ATR) the rate of the ATR's TA1 holds from the start."""
+        if self.baud is not None:
+            return ContactModel(self, _US / self.baud)
+        offered = _atr(activation)
+        if offered is not None and offered.specific_mode:
+            ta1 = offered.ta1
+        return ContactModel(self, etu_us(ta1, self.clock_hz))
 
 
 DEFAULT_CONTACT = ContactTiming()
 
 
 class ContactModel:
-    """The T=0 model: character time and turnaround computed once."""
+    """The T=0 model at one line speed: character time and turnaround computed once."""
 
-    def __init__(self, timing: ContactTiming) -> None:
+    def __init__(self, timing: ContactTiming, etu: float) -> None:
         self.timing = timing
-        self.etu_us = _US / timing.baud
+        self.etu_us = etu
+        self.baud = round(_US / etu)
         # N = 255 means the minimum, 12 etu, on T=0.
         char_etu = _T0_CHAR_ETU + (timing.extra_guard_etu if timing.extra_guard_etu < 255 else 0)
         self._char_us = char_etu * self.etu_us

@@ -100,7 +100,7 @@ class VpcdSlot:
         self.port = port
         self.host = host
         self.name = name
-        self.quickack = quickack and _QUICKACK is not None
+        self._quickack = _QUICKACK if quickack else None  # the socket option's number, where the kernel has it
         self.on_exchange = on_exchange
         self._redactor = Redactor()
         self.atr, self.uid = device_atr(device)
@@ -138,8 +138,8 @@ class VpcdSlot:
         """Read what vpcd sent and answer every complete message; why the connection must end, or ``None``."""
         sock = self.sock
         assert sock is not None
-        if self.quickack:
-            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        if self._quickack is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)
         try:
             data = sock.recv(65538)
         except OSError as exc:

@@ -548,11 +548,14 @@ class _Entries:
     """The serials of one input list, read lazily; bad entries are collected and raised once the list is read."""
 
     def __init__(self, source: Source, fmt: str | None, progress: Progress | None) -> None:
-        self.source = source
-        self.is_path = isinstance(source, (str, os.PathLike))
-        self.name = os.fspath(source) if self.is_path else "list"  # type: ignore[arg-type]
+        self.path: str | None = None
+        self.lines: Iterable[str] = ()
+        if isinstance(source, (str, os.PathLike)):
+            self.path = self.name = os.fspath(source)
+        else:
+            self.lines, self.name = source, "list"
         if fmt is None:
-            fmt = "csv" if self.is_path and self.name.lower().endswith(".csv") else "text"
+            fmt = "csv" if self.path is not None and self.path.lower().endswith(".csv") else "text"
         if fmt not in ("text", "csv"):
             raise BlacklistError(f"{self.name}: unknown list format {fmt!r} (text or csv)")
         self.fmt = fmt
@@ -562,12 +565,12 @@ class _Entries:
         self._bad = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        if not self.is_path:
-            yield from self._parse(self._counted(iter(self.source), None))  # type: ignore[arg-type]
+        if self.path is None:
+            yield from self._parse(self._counted(iter(self.lines), None))
         else:
             newline = "" if self.fmt == "csv" else None
             with _os_errors(self.name, "read"), \
-                    open(self.source, encoding="utf-8-sig", errors="replace", newline=newline) as file:  # type: ignore
+                    open(self.path, encoding="utf-8-sig", errors="replace", newline=newline) as file:
                 yield from self._parse(self._counted(file, os.fstat(file.fileno()).st_size))
         if self._bad:
             raise BadEntries(self.name, self._errors, self._bad)
@@ -662,22 +665,24 @@ def _sorted_keys(serials: Iterable[bytes], spill_dir: Path, chunk_records: int) 
     records = map(order_key, serials)
     with contextlib.ExitStack() as cleanup:
         runs: list[Path] = []
+        tmp: str | None = None
+        merged: Iterator[bytes] | None = None
         batch = list(itertools.islice(records, chunk_records))
         while batch:
             batch.sort()
             more = list(itertools.islice(records, 1))
             if not more and not runs:
-                merged: Iterator[bytes] = iter(batch)
+                merged = iter(batch)
                 break
             with _os_errors(spill_dir, "write sort runs"):
-                if not runs:
+                if tmp is None:
                     tmp = cleanup.enter_context(tempfile.TemporaryDirectory(dir=spill_dir, prefix=".blacklist-"))
                 run = Path(tmp, f"run{len(runs)}")
                 _write_run(run, batch)
             runs.append(run)
             batch = more  # the spilled chunk is dropped before the next one is read
             batch.extend(itertools.islice(records, chunk_records - 1))
-        else:
+        if merged is None:
             merged = heapq.merge(*map(_read_run, runs))
         del batch
         unique = map(operator.itemgetter(0), itertools.groupby(merged))

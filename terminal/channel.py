@@ -15,8 +15,10 @@ import time
 from typing import Callable
 
 from protocols.apdu import CommandAPDU, ResponseAPDU
+from protocols.card_commands import GetResponse
 from protocols.errors import ProtocolError
 from protocols.redact import Redactor
+from protocols.status import SW1_BYTES_WAITING, SW1_WRONG_LE, CardStatus
 
 from .errors import LinkError, StatusError
 from .link import Activation, Link
@@ -37,6 +39,7 @@ class Channel:
         self.tracer = tracer
         self.timer = timer
         self._redactor = Redactor()
+        self._ahead = False  # the exchanges being made belong to a command sent ahead (send)
 
     def activate(self, timeout: float | None = None) -> Activation | None:
         """Activate the slot; the T=0 procedure is switched on when the activation says T=0."""
@@ -56,11 +59,12 @@ class Channel:
             if tracer is not None:
                 shown, _ = self._redactor.exchange(apdu, None)
                 tracer.exchange(Exchange(link.name, shown, None, start, timer() - start, link.last_model,
-                                         f"{type(exc).__name__}: {exc}"))
+                                         f"{type(exc).__name__}: {exc}", self._ahead))
             raise
         if tracer is not None:
             shown, answer = self._redactor.exchange(apdu, response)
-            tracer.exchange(Exchange(link.name, shown, answer, start, timer() - start, link.last_model))
+            tracer.exchange(Exchange(link.name, shown, answer, start, timer() - start, link.last_model, None,
+                                     self._ahead))
         if len(response) < 2:
             raise ProtocolError(f"{self.peer} answered {len(response)} bytes, no status word")
         return response
@@ -93,25 +97,58 @@ class Channel:
         if self.t0:
             apdu = self._t0_command(apdu)
         response = self._raw(apdu, timeout)
-        if response[-2] == 0x6C:
+        if response[-2] == SW1_WRONG_LE:
             command = CommandAPDU.parse(apdu)
             command.le = response[-1] or 256
             response = self._raw(command.to_bytes(), timeout)
-        if response[-2] != 0x61:
+        if response[-2] != SW1_BYTES_WAITING:
             return ResponseAPDU(response[:-2], (response[-2] << 8) | response[-1])
         data = bytearray()
         for _ in range(_MAX_GET_RESPONSE):
             data += response[:-2]
-            response = self._raw(bytes((0x00, 0xC0, 0x00, 0x00, response[-1])), timeout)
-            if response[-2] != 0x61:
+            response = self._raw(GetResponse(response[-1] or 256).to_bytes(), timeout)
+            if response[-2] != SW1_BYTES_WAITING:
                 data += response[:-2]
                 return ResponseAPDU(bytes(data), (response[-2] << 8) | response[-1])
         raise ProtocolError(f"{self.peer} kept answering 61xx after {_MAX_GET_RESPONSE} GET RESPONSE commands")
 
-    def call(self, apdu: bytes, command: str, *, accept: tuple[int, ...] = (0x9000,),
+    def send(self, apdu: bytes, timeout: float | None = None) -> Pending:
+        """Send a command whose answer the caller does not need before its next exchange on another link (the PSAM's
+        MAC1 while the card stages its records); :meth:`Pending.result` takes the answer, or raises what
+        :meth:`transmit` would have. Every link here carries one exchange at a time and answers before it returns,
+        so the exchange is made now; its trace is marked ``ahead``, and the tracer hears when the caller waits, so a
+        modeled timeline can run it beside the exchanges made in between."""
+        self._ahead = True
+        try:
+            return Pending(self, self.transmit(apdu, timeout), None)
+        except (LinkError, ProtocolError) as exc:
+            return Pending(self, None, exc)
+        finally:
+            self._ahead = False
+
+    def call(self, apdu: bytes, command: str, *, accept: tuple[int, ...] = (CardStatus.OK,),
              timeout: float | None = None) -> ResponseAPDU:
         """Send a command; any status word outside ``accept`` raises :class:`StatusError` naming ``command``."""
         response = self.transmit(apdu, timeout)
         if response.sw not in accept:
             raise StatusError(command, response.sw, peer=self.peer)
         return response
+
+
+class Pending:
+    """A command sent ahead (:meth:`Channel.send`): its answer, taken when the caller needs it."""
+
+    __slots__ = ("_channel", "_response", "_error")
+
+    def __init__(self, channel: Channel, response: ResponseAPDU | None, error: Exception | None) -> None:
+        self._channel, self._response, self._error = channel, response, error
+
+    def result(self) -> ResponseAPDU:
+        """The complete response; raises the link's or the codec's error as :meth:`Channel.transmit` would."""
+        channel = self._channel
+        if channel.tracer is not None:
+            channel.tracer.waited(channel.link.name, channel.timer())
+        if self._error is not None:
+            raise self._error
+        assert self._response is not None
+        return self._response

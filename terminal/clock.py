@@ -39,5 +39,5 @@ class ManualClock:
 
     def advance(self, seconds: float | dt.timedelta) -> None:
         """Move on by ``seconds`` (or a timedelta, which a loop moving by the same step makes once)."""
-        self._now += seconds if type(seconds) is dt.timedelta else dt.timedelta(seconds=seconds)
+        self._now += seconds if isinstance(seconds, dt.timedelta) else dt.timedelta(seconds=seconds)
         self._shown = self._now.replace(microsecond=0)

@@ -32,7 +32,7 @@ class StatusError(YktError):
     """A card or SAM answered a status word the step cannot accept."""
 
     def __init__(self, command: str, sw: int, *, peer: str = "card") -> None:
-        super().__init__(f"{peer} {command}: {format_sw(sw)}")
+        super().__init__(f"{peer} {command}: {format_sw(sw, 'sam' if peer == 'PSAM' else 'card')}")
         self.command = command
         self.sw = sw
         self.peer = peer

@@ -63,14 +63,15 @@ class Link(abc.ABC):
     def transceive(self, apdu: bytes, timeout: float) -> bytes:
         """Send one command APDU, return the response APDU (data and status word).
 
-        Raises CardRemoved when the card is gone, LinkTimeout when nothing answers in ``timeout`` seconds, ReaderGone when
-        the reader fails. The transmission procedure's own retries (ISO 14443-4 R-blocks, serial NACKs) belong here.
+        Raises CardRemoved when the card is gone, LinkTimeout when nothing answers in ``timeout`` seconds, ReaderGone
+        when the reader fails. The transmission procedure's own retries (ISO 14443-4 R-blocks, serial NACKs) belong
+        here.
         """
 
-    def deactivate(self) -> None:
+    def deactivate(self) -> None:  # noqa: B027 (an optional step: a link with nothing to release does nothing)
         """Release the card (HLTA / power down), so that the next activation sees a fresh card."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional step: a link that holds no reader does nothing)
         """Give the reader back to the system."""
 
     def __enter__(self) -> Self:

@@ -9,15 +9,19 @@ than letting it charge blindly; a PSAM that refuses one card's computation with 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+from protocols import card_commands as cc
 from protocols import psam_commands as pc
+from protocols.apdu import ResponseAPDU
 from protocols.crypto import pad
 from protocols.errors import ProtocolError
+from protocols.status import PsamStatus
 
-from .channel import Channel
+from .channel import Channel, Pending
 from .errors import LinkError, OutOfService, StatusError
 
-_MAC_COMMAND = b"\x84\x1e\x00\x00\x04"  # APPLICATION BLOCK header + Lc: what the line-protection MAC covers
+_MAC_COMMAND = cc.ApplicationBlock(bytes(4)).protected_header  # 84 1E 00 00 04: what the line-protection MAC covers
 _CREDIT = pc.CreditSamForPurchase(bytes(4)).to_bytes()[:5]  # 80 72 00 00 04, then the card's 4-byte MAC2
 
 
@@ -43,12 +47,20 @@ class Psam:
         self._cmd_key_index = pc.read_key_index().to_bytes()
 
     def _call(self, apdu: bytes, command: str) -> bytes:
+        return self._data(lambda: self.channel.transmit(apdu), command)
+
+    def _data(self, exchange: Callable[[], ResponseAPDU], command: str) -> bytes:
+        """The data of the answer ``exchange()`` gives: a link failure or garbage puts the validator out of service, a
+        status word other than 9000 is this tap's :class:`StatusError`."""
         try:
-            return self.channel.call(apdu, command).data
+            response = exchange()
         except LinkError as exc:
             raise OutOfService(f"PSAM not answering ({command}): {exc}") from exc
         except ProtocolError as exc:
             raise OutOfService(f"PSAM answered garbage ({command}): {exc}") from exc
+        if response.sw != PsamStatus.OK:
+            raise StatusError(command, response.sw, peer=self.channel.peer)
+        return response.data
 
     def start(self) -> None:
         """Power up, read the terminal number, select the purchase DF, read the key index."""
@@ -69,19 +81,24 @@ class Psam:
         self.key_index = key_index[0]
         self.session_tsn = None
 
-    def purchase_mac1(self, *, random: bytes, offline_atc: int, amount: int, transaction_type: int, when: dt.datetime,
-                      key_version: int, algorithm_id: int, card_serial: bytes, issuer_id: bytes) -> tuple[int, bytes]:
-        """INIT SAM FOR PURCHASE: the TSN and MAC1 for a debit. ``card_serial`` is the 8-byte diversification factor."""
+    def send_purchase_mac1(self, *, random: bytes, offline_atc: int, amount: int, transaction_type: int,
+                           when: dt.datetime, key_version: int, algorithm_id: int, card_serial: bytes,
+                           issuer_id: bytes) -> PendingMac1:
+        """INIT SAM FOR PURCHASE sent ahead (:meth:`Channel.send`): the card may take what does not need MAC1 while
+        the PSAM computes; :meth:`PendingMac1.result` gives the TSN and MAC1. ``card_serial`` is the 8-byte
+        diversification factor."""
         command = pc.InitSamForPurchase(random, offline_atc, amount, transaction_type, when, key_version, algorithm_id,
                                         card_serial, issuer_id if self.two_level else None)
         self.session_tsn = None
-        data = self._call(command.to_bytes(), "INIT SAM FOR PURCHASE")
-        try:
-            answer = pc.SAM_PURCHASE_RESPONSE.parse(data)
-        except ProtocolError as exc:
-            raise OutOfService(f"PSAM answered garbage (INIT SAM FOR PURCHASE): {exc}") from exc
-        self.session_tsn = answer.tsn
-        return answer.tsn, answer.mac1
+        return PendingMac1(self, self.channel.send(command.to_bytes()))
+
+    def purchase_mac1(self, *, random: bytes, offline_atc: int, amount: int, transaction_type: int, when: dt.datetime,
+                      key_version: int, algorithm_id: int, card_serial: bytes, issuer_id: bytes) -> tuple[int, bytes]:
+        """INIT SAM FOR PURCHASE, waited for at once: the TSN and MAC1 for a debit."""
+        return self.send_purchase_mac1(random=random, offline_atc=offline_atc, amount=amount,
+                                       transaction_type=transaction_type, when=when, key_version=key_version,
+                                       algorithm_id=algorithm_id, card_serial=card_serial,
+                                       issuer_id=issuer_id).result()
 
     def check_mac2(self, mac2: bytes) -> bool:
         """CREDIT SAM FOR PURCHASE: True when the PSAM accepts the card's MAC2. Closes the PSAM's session."""
@@ -139,4 +156,23 @@ class Psam:
             answer = pc.SAM_PURCHASE_RESPONSE.parse(data)  # TSN ‖ MAC, as INIT SAM FOR PURCHASE answers
         except ProtocolError as exc:
             raise OutOfService(f"PSAM answered garbage (M1 PURCHASE MAC): {exc}") from exc
+        return answer.tsn, answer.mac1
+
+
+class PendingMac1:
+    """An INIT SAM FOR PURCHASE sent ahead (:meth:`Psam.send_purchase_mac1`)."""
+
+    __slots__ = ("_psam", "_pending")
+
+    def __init__(self, psam: Psam, pending: Pending) -> None:
+        self._psam, self._pending = psam, pending
+
+    def result(self) -> tuple[int, bytes]:
+        """The TSN and MAC1; raises as every PSAM call does (:class:`OutOfService`, :class:`StatusError`)."""
+        data = self._psam._data(self._pending.result, "INIT SAM FOR PURCHASE")
+        try:
+            answer = pc.SAM_PURCHASE_RESPONSE.parse(data)
+        except ProtocolError as exc:
+            raise OutOfService(f"PSAM answered garbage (INIT SAM FOR PURCHASE): {exc}") from exc
+        self._psam.session_tsn = answer.tsn
         return answer.tsn, answer.mac1

@@ -25,6 +25,7 @@ from protocols.errors import ProtocolError, YktError
 from protocols.fci import PPSE_NAME, T_UNION_EP_AID, Fci
 from protocols.hexutil import to_hex
 from protocols.schemes import PURSE_AIDS, Scheme, scheme_of
+from protocols.status import SW1_BYTES_WAITING, SW1_WRONG_LE, CardStatus
 
 from .channel import Channel
 from .link import Activation
@@ -37,7 +38,7 @@ MAX_PROCESS_RECORDS = 32
 _RECORD_FILES = ((cf.SFI_TRANSACTION_LOG, cf.TRANSACTION_LOG_RECORDS), (cf.SFI_PROCESS, MAX_PROCESS_RECORDS),
                  (cf.SFI_TRANSIT_LOG, cf.TRANSIT_RECORDS))
 _BINARY_FILES = (cf.SFI_PUBLIC_APP_INFO, cf.SFI_CARDHOLDER, cf.SFI_MANAGEMENT)
-_SELECTED = (0x9000, 0x6283)  # 6283: selected, but the application is blocked
+_SELECTED = (CardStatus.OK, CardStatus.APPLICATION_BLOCKED)  # selected, but the application may be blocked
 _UNCHANGED = ", and the card did not change between them"
 _PURCHASE_TYPES = frozenset((cf.TransactionType.EP_PURCHASE, cf.TransactionType.COMPOSITE_PURCHASE))
 
@@ -54,7 +55,7 @@ def read_card(channel: Channel, *, initialize: bool = True) -> None:
     """
     ppse = channel.transmit(cc.SelectByName(PPSE_NAME, le=256).to_bytes())
     listed: list[bytes] = []
-    if ppse.sw == 0x9000 and ppse.data:
+    if ppse.sw == CardStatus.OK and ppse.data:
         try:
             listed = [entry.aid for entry in Fci.parse(ppse.data).directory]
         except ProtocolError:
@@ -72,7 +73,7 @@ def read_card(channel: Channel, *, initialize: bool = True) -> None:
         channel.transmit(cc.InitializeForLoad(KEY_INDEX, 1, TERMINAL_ZERO).to_bytes())
     for sfi, most in _RECORD_FILES:
         for number in range(1, most + 1):
-            if channel.transmit(cc.ReadRecord(sfi, number, le=256).to_bytes()).sw != 0x9000:
+            if channel.transmit(cc.ReadRecord(sfi, number, le=256).to_bytes()).sw != CardStatus.OK:
                 break
 
 
@@ -153,11 +154,10 @@ class _Interpreter:
             response = data + response
             item = Captured(where, command, response)
         self.waiting = None
-        sw1 = response[-2]
-        if sw1 == 0x61:
+        if response[-2] == SW1_BYTES_WAITING:
             self.waiting = (item.where, command, response[:-2])
             return
-        if sw1 == 0x6C:
+        if response[-2] == SW1_WRONG_LE:
             return  # wrong Le: the reader sends the command again with the right one
         try:
             parsed = cc.parse_card_command(command)
@@ -214,7 +214,7 @@ class _Interpreter:
             self._source("application", where)
         if name != reading.aid:
             return
-        if sw == 0x6283:
+        if sw == CardStatus.APPLICATION_BLOCKED:
             reading.blocked = True
         if fci is not None:
             issuer_data = fci.discretionary_data
@@ -239,7 +239,7 @@ class _Interpreter:
         return True
 
     def read_binary(self, where: str, command: cc.ReadBinary, data: bytes, sw: int) -> None:
-        if sw == 0x9000 and self._in_purse(where):
+        if sw == CardStatus.OK and self._in_purse(where):
             self._file(where, command.sfi, command.offset, data)
 
     def _file(self, where: str, sfi: int, offset: int, data: bytes) -> None:
@@ -266,7 +266,7 @@ class _Interpreter:
     def read_record(self, where: str, command: cc.ReadRecord, data: bytes, sw: int) -> None:
         if self.current is not None and self.current == self.reading.aid:
             self.reading.records_asked.add(command.sfi)
-        if sw != 0x9000 or not self._in_purse(where):
+        if sw != CardStatus.OK or not self._in_purse(where):
             return
         sfi = command.sfi
         if self.changed is not None:
@@ -308,7 +308,7 @@ class _Interpreter:
         return arrived
 
     def get_balance(self, where: str, command: cc.GetBalance, data: bytes, sw: int) -> None:
-        if sw != 0x9000 or len(data) != 4 or not self._in_purse(where):
+        if sw != CardStatus.OK or len(data) != 4 or not self._in_purse(where):
             return
         value = int.from_bytes(data, "big")
         if command.purse == cc.Purse.EP:
@@ -319,7 +319,8 @@ class _Interpreter:
 
     def initialize(self, where: str, command: cc.Command, data: bytes, sw: int) -> None:
         self.open_init = None
-        if sw != 0x9000 or not self._in_purse(where) or getattr(command, "purse", cc.Purse.EP) != cc.Purse.EP:
+        if (sw != CardStatus.OK or not self._in_purse(where)
+                or getattr(command, "purse", cc.Purse.EP) != cc.Purse.EP):
             return
         reading = self.reading
         try:
@@ -350,7 +351,7 @@ class _Interpreter:
 
     def debit(self, where: str, command: cc.Command, data: bytes, sw: int) -> None:
         opened, self.open_init = self.open_init, None
-        if sw != 0x9000 or opened is None:
+        if sw != CardStatus.OK or opened is None:
             return
         loading = isinstance(command, cc.CreditForLoad)
         if loading != isinstance(opened[1], cc.InitializeForLoad):
@@ -364,7 +365,7 @@ class _Interpreter:
             self.changed = where
 
     def block(self, where: str, command: cc.Command, data: bytes, sw: int) -> None:
-        if sw == 0x9000 and self.changed is None:
+        if sw == CardStatus.OK and self.changed is None:
             self.changed = where
 
     def finish(self) -> None:

@@ -13,6 +13,7 @@ from protocols import card_commands as cc
 from protocols.errors import ProtocolError
 from protocols.fci import PPSE_NAME, Fci
 from protocols.schemes import MOHURD, PURSE, Scheme, scheme_of
+from protocols.status import CardStatus
 
 from .channel import Channel
 
@@ -24,7 +25,7 @@ _SELECT_MOHURD = cc.SelectByName(MOHURD.aids[0], le=256).to_bytes()
 
 def _fci(channel: Channel, command: bytes) -> Fci | None:
     answer = channel.transmit(command)
-    if answer.sw != 0x9000 or not answer.data:
+    if answer.sw != CardStatus.OK or not answer.data:
         return None
     try:
         return Fci.parse(answer.data)

@@ -94,6 +94,14 @@ def failure(kind: FileKind, source: str, what: str, exc: sqlite3.Error | Unicode
     return kind.error(f"{source}: {what}: {reason}")
 
 
+def inserted_id(cur: sqlite3.Cursor, error: type[YktError]) -> int:
+    """The id of the row the INSERT just run on ``cur`` added (sqlite3 has no id before its first INSERT)."""
+    row_id = cur.lastrowid
+    if row_id is None:
+        raise error("the row was inserted but SQLite gave it no id")
+    return row_id
+
+
 @contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception: reads inside see what the write will change."""

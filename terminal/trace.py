@@ -9,7 +9,8 @@ from .link import Activation, ModeledTime
 
 @dataclass(slots=True)
 class Exchange:
-    """One command and its response on a link. ``response`` is ``None`` when the exchange failed (``error`` says how)."""
+    """One command and its response on a link. ``response`` is ``None`` when the exchange failed (``error`` says
+    how)."""
 
     link: str
     command: bytes
@@ -18,6 +19,9 @@ class Exchange:
     duration_ns: int
     model: ModeledTime | None = None
     error: str | None = None
+    ahead: bool = False
+    """Sent ahead (:meth:`terminal.channel.Channel.send`): the caller went on with its other link before waiting for
+    this answer, so on a modeled timeline it runs beside what follows until the caller waits (:meth:`Tracer.waited`)."""
 
 
 class Tracer:
@@ -28,6 +32,9 @@ class Tracer:
 
     def exchange(self, exchange: Exchange) -> None:
         """An exchange finished (or failed)."""
+
+    def waited(self, link: str, at_ns: int) -> None:
+        """The caller took the answer of the exchanges it sent ahead on ``link``: from here it needed them."""
 
 
 class Tracers(Tracer):
@@ -43,6 +50,10 @@ class Tracers(Tracer):
     def exchange(self, exchange: Exchange) -> None:
         for tracer in self.tracers:
             tracer.exchange(exchange)
+
+    def waited(self, link: str, at_ns: int) -> None:
+        for tracer in self.tracers:
+            tracer.waited(link, at_ns)
 
 
 class ExchangeLog(Tracer):

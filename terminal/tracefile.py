@@ -8,8 +8,9 @@ error.
 
 A trace carries no key. A PSAM holds its keys and answers MACs; the only exchanges that carry keys in the clear, an M1
 card's LOAD KEY (the sector key, to the reader) and the PSAM's answer of those sector keys, reach the trace with the
-keys zeroed (the channel passes every exchange through :class:`protocols.redact.Redactor` before any tracer sees it). The header may carry the validator's settings and fare file (TOML text), so that
-``ykt replay`` can run a validator that sends the same commands.
+keys zeroed (the channel passes every exchange through :class:`protocols.redact.Redactor` before any tracer sees it).
+The header may carry the validator's settings and fare file (TOML text), so that ``ykt replay`` can run a validator
+that sends the same commands.
 """
 
 from __future__ import annotations
@@ -301,7 +302,8 @@ def _header(doc: Any) -> TraceHeader:
         raise FieldError("format", f"{json.dumps(head['format'])} is not {TRACE_FORMAT!r}")
     version = head["version"]
     if type(version) is not int or version != TRACE_VERSION:
-        raise FieldError("version", f"{json.dumps(version)} is not supported (this software reads version {TRACE_VERSION})")
+        raise FieldError("version",
+                         f"{json.dumps(version)} is not supported (this software reads version {TRACE_VERSION})")
     links = head["links"]
     if not isinstance(links, list):
         raise FieldError("links", "expected a list of links")
@@ -342,7 +344,8 @@ def _event(doc: Any, links: dict[str, str]) -> TraceEvent:
         raise FieldError("response", "a response has at least its status word (2 bytes)")
     error = None if doc.get("error") is None else _text(doc["error"], "error")
     if (response is None) != (error is not None):
-        raise FieldError("error", "a failed exchange (response null) says why in \"error\"; an answered one has no error")
+        raise FieldError("error",
+                         "a failed exchange (response null) says why in \"error\"; an answered one has no error")
     model = None
     if doc.get("model") is not None:
         times = fields(doc["model"], "model", ("line_us", "device_us"), ("line_us", "device_us"))

@@ -67,13 +67,15 @@ from .transit_records import TRANSIT_RECORD, TransitRecord
 
 __all__ = [
     "BUS_PROCESS_RECORD", "CHONGQING", "CITY_APP_INFO", "SHENZHEN_TONG_INFO", "SUZHOU_APP_INFO", "CityAppInfo",
-    "ShenzhenTongInfo", "SuzhouAppInfo", "BUS_RECORD_ID", "BUS_RECORD_IDS", "CARDHOLDER_INFO", "CARDHOLDER_SIZE", "MANAGEMENT_INFO",
+    "ShenzhenTongInfo", "SuzhouAppInfo", "BUS_RECORD_ID", "BUS_RECORD_IDS", "CARDHOLDER_INFO", "CARDHOLDER_SIZE",
+    "MANAGEMENT_INFO",
     "MANAGEMENT_SIZE", "METRO_PROCESS_RECORD", "PROCESS_RECORD_SIZE", "PROCESS_RECORD_TAG", "PUBLIC_APP_INFO",
     "PUBLIC_APP_INFO_SIZE", "RAW_PROCESS_RECORD", "SFI_CARDHOLDER", "SFI_MANAGEMENT", "SFI_PROCESS",
     "SFI_PUBLIC_APP_INFO", "SFI_TRANSACTION_LOG", "SFI_TRANSIT_LOG", "TRANSACTION_LOG_RECORD",
     "TRANSACTION_LOG_RECORDS", "TRANSACTION_LOG_RECORD_SIZE", "TRANSIT_RECORD", "TRANSIT_RECORDS",
     "TRANSIT_RECORD_SIZE", "BusProcessRecord", "BusStop", "CardType", "CardholderInfo", "CardholderView",
-    "Direction", "Industry", "ManagementInfo", "MetroProcessRecord", "ProcessRecord", "ProcessRecordHeader", "PublicAppInfo",
+    "Direction", "Industry", "ManagementInfo", "MetroProcessRecord", "ProcessRecord", "ProcessRecordHeader",
+    "PublicAppInfo",
     "RawProcessRecord", "TradeState", "TransactionLogRecord", "TransactionType", "TransitRecord",
     "TransitRecordType", "alight_bus", "blank_bus_record", "board_bus", "build_process_record", "known",
     "metro_crc", "metro_crc_ok", "parse_process_record", "seal_metro_record",

@@ -71,7 +71,7 @@ TRANSIT_RECORD = Layout(
         # A Beijing metro exit read from a card (T-Union Master's card-format notes): 5.00 CNY, balance 35.85.
         ("04 0000300089000340 01 0800 1900 3000 00 000001F4 00000E01 20241229141740 1000 01011000FFFFFFFF 000000000000",
          TransitRecord(0x04, bytes.fromhex("0000300089000340"), 0x01, b"\x08\x00", b"\x19\x00", b"\x30\x00", 0,
-                       500, 0xE01, dt.datetime(2024, 12, 29, 14, 17, 40), b"\x10\x00", bytes.fromhex("01011000FFFFFFFF"),
-                       bytes(6))),
+                       500, 0xE01, dt.datetime(2024, 12, 29, 14, 17, 40), b"\x10\x00",
+                       bytes.fromhex("01011000FFFFFFFF"), bytes(6))),
     ),
 )

@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, algo
 try:  # cryptography >= 43 keeps TripleDES here; importing it does not warn.
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:  # older releases only have it beside the modern algorithms
-    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[attr-defined,no-redef]
+    from cryptography.hazmat.primitives.ciphers.algorithms import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+        TripleDES,
+    )
 
 from ..errors import ProtocolError, YktError
 from ..hexutil import to_hex
@@ -42,10 +44,13 @@ def describe_length(value: object) -> str:
 
 
 def require_bytes(value: Any, length: int, what: str) -> bytes:
-    """``value`` if it is ``length`` bytes, else a :class:`ProtocolError` naming ``what`` (never the bytes)."""
-    if not isinstance(value, _BYTES) or len(value) != length:
-        raise ProtocolError(f"{what} must be {length} bytes, got {describe_length(value)}")
-    return value
+    """``value`` if it is ``length`` bytes (a bytearray as bytes), else a :class:`ProtocolError` naming ``what``
+    (never the bytes)."""
+    if type(value) is bytes and len(value) == length:
+        return value
+    if isinstance(value, bytearray) and len(value) == length:
+        return bytes(value)
+    raise ProtocolError(f"{what} must be {length} bytes, got {describe_length(value)}")
 
 
 class BlockKey:
@@ -56,8 +61,9 @@ class BlockKey:
     block_size: ClassVar[int]
 
     def __init__(self, key: bytes) -> None:
-        require_bytes(key, self.key_size, f"{type(self).__name__} key")
-        self._key = bytes(key)
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = bytes(require_bytes(key, self.key_size, f"{type(self).__name__} key"))
+        self._key = key
         self._ecb: Any = None
         self._dec: Any = None
         self._cbc: Any = None
@@ -68,7 +74,7 @@ class BlockKey:
 
     def _context(self, mode: modes.Mode, *, decrypt: bool = False) -> Any:
         try:
-            cipher = Cipher(self._algorithm(), mode)
+            cipher: Cipher[Any] = Cipher(self._algorithm(), mode)
         except UnsupportedAlgorithm:
             raise YktError(f"{type(self).__name__}: the cipher is not available in this OpenSSL build") from None
         return cipher.decryptor() if decrypt else cipher.encryptor()

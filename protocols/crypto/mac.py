@@ -27,13 +27,13 @@ def mac_block(key: BlockKey, data: bytes, *, iv: bytes | None = None, pad: bool 
     """The full last block of the MAC of ``data`` (8 bytes for DES/3DES keys, 16 for SM4); IV zeros unless given."""
     if pad:
         data = padding.pad(data, key.block_size)
-    if isinstance(key, TdesKey):
-        if not isinstance(data, (bytes, bytearray)) or not data or len(data) % 8:
-            raise ProtocolError(f"retail MAC input must be a positive multiple of 8 bytes, got {describe_length(data)}")
-        if len(data) > 8:
-            iv = key.left.cbc_last(data[:-8], iv)
-        return key.cbc_last(data[-8:], iv)
-    return key.cbc_last(data, iv)
+    if not isinstance(key, TdesKey):
+        return key.cbc_last(data, iv)
+    if not isinstance(data, (bytes, bytearray)) or not data or len(data) % 8:
+        raise ProtocolError(f"retail MAC input must be a positive multiple of 8 bytes, got {describe_length(data)}")
+    if len(data) > 8:
+        iv = key.left.cbc_last(data[:-8], iv)
+    return key.cbc_last(data[-8:], iv)
 
 
 def pboc_mac(key: BlockKey, data: bytes, *, iv: bytes | None = None, pad: bool = True) -> bytes:

@@ -14,11 +14,13 @@ _TAILS = tuple(b"\x80" + bytes(n) for n in range(16))  # _TAILS[n]: 80 then n ze
 
 def pad(data: bytes, block: int = 8) -> bytes:
     """``data ‖ 80 ‖ 00…`` up to a multiple of ``block`` (8: DES/3DES, 16: SM4); adds 1 to ``block`` bytes."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise ProtocolError(f"padding: data must be bytes, got {describe_length(data)}")
+    if type(data) is not bytes:
+        if not isinstance(data, bytearray):
+            raise ProtocolError(f"padding: data must be bytes, got {describe_length(data)}")
+        data = bytes(data)
     if not 0 < block <= len(_TAILS):
         raise ProtocolError(f"padding: block size must be 1 to {len(_TAILS)}, got {block}")
-    return bytes(data) + _TAILS[block - 1 - len(data) % block]
+    return data + _TAILS[block - 1 - len(data) % block]
 
 
 def unpad(data: bytes, block: int = 8) -> bytes:

@@ -21,7 +21,7 @@ import struct
 
 from ..errors import ProtocolError
 from .ciphers import DesKey, Sm4Key, TdesKey, require_bytes
-from .mac import pboc_mac
+from .padding import pad
 
 CardKey = TdesKey | Sm4Key
 """A card's DPK, DLK or DTK: 16-byte two-key 3DES or SM4."""
@@ -97,6 +97,22 @@ def _when(value: bytes) -> bytes:
     return require_bytes(value, 7, "date-time (BCD YYYYMMDDhhmmss)")
 
 
+def _terminal_and_when(terminal: bytes, when: bytes) -> None:
+    """The terminal number and the BCD date-time must be 6 and 7 bytes (struct would pad or cut them silently)."""
+    if type(terminal) is not bytes or len(terminal) != 6 or type(when) is not bytes or len(when) != 7:
+        _terminal(terminal)
+        _when(when)
+
+
+def _mac(key: SessionKey, data: bytes, *, iv: bytes | None = None) -> bytes:
+    """The 4-byte MAC a purse command carries, under a session key or a TAC key: a plain CBC-MAC over ``data`` padded
+    (ISO 9797-1 method 2), the single-DES case of :func:`~protocols.crypto.mac.pboc_mac` (no retail MAC here: these
+    keys are never two-key 3DES)."""
+    if isinstance(key, TdesKey):
+        raise ProtocolError("purse MACs are made under a single-DES or SM4 session or TAC key, not a 16-byte 3DES key")
+    return key.cbc_last(pad(data, key.block_size), iv)[:4]
+
+
 def _session_key(card_key: CardKey, block: bytes, sm4_pad: bytes) -> SessionKey:
     if isinstance(card_key, TdesKey):
         return DesKey(card_key.encrypt(block))
@@ -143,34 +159,36 @@ def tac_key(dtk: CardKey) -> SessionKey:
 def purchase_mac1(sk: SessionKey, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
                   iv: bytes | None = None) -> bytes:
     """MAC1 (PSAM 8070, checked by the card in 8054) over amount ‖ type ‖ terminal ‖ date ‖ time."""
-    data = _pack(_TRANSACTION, "purchase MAC1 input", amount, tx_type, _terminal(terminal), _when(when))
-    return pboc_mac(sk, data, iv=iv)
+    _terminal_and_when(terminal, when)
+    data = _pack(_TRANSACTION, "purchase MAC1 input", amount, tx_type, terminal, when)
+    return _mac(sk, data, iv=iv)
 
 
 def purchase_mac2(sk: SessionKey, amount: int, *, iv: bytes | None = None) -> bytes:
     """MAC2 (card 8054, checked by the PSAM in 8072) over the amount."""
-    return pboc_mac(sk, _pack(_AMOUNT, "purchase MAC2 input", amount), iv=iv)
+    return _mac(sk, _pack(_AMOUNT, "purchase MAC2 input", amount), iv=iv)
 
 
 def purchase_tac(key: SessionKey, amount: int, tx_type: int, terminal: bytes, tsn: int, when: bytes, *,
                  iv: bytes | None = None) -> bytes:
     """Purchase TAC (card 8054) over amount ‖ type ‖ terminal ‖ TSN ‖ date ‖ time, under :func:`tac_key`."""
-    data = _pack(_PURCHASE_TAC, "purchase TAC input", amount, tx_type, _terminal(terminal), tsn, _when(when))
-    return pboc_mac(key, data, iv=iv)
+    _terminal_and_when(terminal, when)
+    data = _pack(_PURCHASE_TAC, "purchase TAC input", amount, tx_type, terminal, tsn, when)
+    return _mac(key, data, iv=iv)
 
 
 def load_mac1(sk: SessionKey, balance: int, amount: int, tx_type: int, terminal: bytes, *,
               iv: bytes | None = None) -> bytes:
     """Load MAC1 (card, INITIALIZE FOR LOAD) over old balance ‖ amount ‖ type ‖ terminal."""
     data = _pack(_LOAD_MAC1, "load MAC1 input", balance, amount, tx_type, _terminal(terminal))
-    return pboc_mac(sk, data, iv=iv)
+    return _mac(sk, data, iv=iv)
 
 
 def load_mac2(sk: SessionKey, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
               iv: bytes | None = None) -> bytes:
     """Load MAC2 (load host, sent in CREDIT FOR LOAD) over amount ‖ type ‖ terminal ‖ date ‖ time."""
     data = _pack(_TRANSACTION, "load MAC2 input", amount, tx_type, _terminal(terminal), _when(when))
-    return pboc_mac(sk, data, iv=iv)
+    return _mac(sk, data, iv=iv)
 
 
 def load_tac(key: SessionKey, new_balance: int, atc: int, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
@@ -181,4 +199,4 @@ def load_tac(key: SessionKey, new_balance: int, atc: int, amount: int, tx_type: 
     one applet only: UNCONFIRMED by any test vector.
     """
     data = _pack(_LOAD_TAC, "load TAC input", new_balance, atc, amount, tx_type, _terminal(terminal), _when(when))
-    return pboc_mac(key, data, iv=iv)
+    return _mac(key, data, iv=iv)

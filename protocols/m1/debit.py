@@ -25,8 +25,8 @@ in force (the main copy when its check holds, else the backup), and when its fla
 When the flag is even no debit is under way, and the copies are brought back in line (**repair**): a public backup
 that differs from the main copy is rewritten from it (a tear between 6 and 7), and a purse backup that differs from a
 valid purse is rewritten from it. After any of these, the card's counter tells a validator's journal what happened to
-a debit it journaled: counter ``n+1``, the money was taken; counter ``n``, it was not. ``tests/protocols/test_m1_debit.py``
-walks a tear before and after every pseudo-APDU of the debit and of each recovery.
+a debit it journaled: counter ``n+1``, the money was taken; counter ``n``, it was not.
+``tests/protocols/test_m1_debit.py`` walks a tear before and after every pseudo-APDU of the debit and of each recovery.
 
 A torn WRITE that leaves a block half written (outside the model, where an authenticated block operation is the unit)
 is caught by the checks: a public copy whose XOR or filler fails is not used, and a purse that is not a value block is

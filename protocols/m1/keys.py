@@ -61,4 +61,6 @@ class KeyRule:
         of that key type and of :meth:`version`)."""
         if sector == DIRECTORY_SECTOR and key_type is KeyType.A:
             return PUBLIC_KEY_A
-        return diversify(master, self.factor(uid, sector)).export()[:KEY_SIZE]  # type: ignore[type-var]
+        factor = self.factor(uid, sector)
+        key = diversify(master, factor)  # type: ignore[type-var]  # diversify refuses a union (pending)
+        return key.export()[:KEY_SIZE]

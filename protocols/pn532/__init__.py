@@ -68,4 +68,15 @@ from .frames import (
 )
 from .status import ERROR_MASK, STATUS_MI, STATUS_NAD, ChipError, describe_error, format_status
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in ("commands", "frames", "status")]
+__all__ = [
+    "AutoPollTarget", "BadFrame", "COMMANDS", "ChipError", "Command", "CommandCode", "ControlFrame", "Diagnose",
+    "DiagnoseResponse", "DiagnoseTest", "ERROR_MASK", "Event", "FIRMWARE_VERSION", "FirmwareVersion", "Frame",
+    "FrameDecoder", "FrameFault", "GeneralStatus", "GetFirmwareVersion", "GetGeneralStatus", "HSU_WAKEUP", "InAutoPoll",
+    "InAutoPollResponse", "InCommunicateThru", "InCommunicateThruResponse", "InDataExchange", "InDataExchangeResponse",
+    "InDeselect", "InDeselectResponse", "InListPassiveTarget", "InListPassiveTargetResponse", "InRelease",
+    "InReleaseResponse", "InSelect", "InSelectResponse", "MAX_EXCHANGE_DATA", "MAX_LENGTH", "Message", "Modulation",
+    "ParameterFlags", "PowerDown", "PowerDownResponse", "RFConfiguration", "RFItem", "ReadRegister",
+    "ReadRegisterResponse", "SAMConfiguration", "STATUS_MI", "STATUS_NAD", "SamMode", "SetParameters", "TARGET_STATUS",
+    "TFI_CHIP", "TFI_HOST", "TYPE_A_TARGETS", "TargetA", "TargetStatus", "TargetType", "WakeUp", "WriteRegister",
+    "chip_frame", "describe_error", "format_status", "host_frame", "name_of", "parse_command", "parse_frame",
+]

@@ -84,13 +84,22 @@ class Message:
     CODE: ClassVar[int]
 
     def to_bytes(self) -> bytes:
-        return bytes((self.CODE,)) + self._body()  # type: ignore[attr-defined]
+        return bytes((self.CODE,)) + self._body()
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
         if not data or data[0] != cls.CODE:
             raise ProtocolError(f"{cls.__name__}: expected code {cls.CODE:02X}, got {data[:1].hex().upper() or 'none'}")
-        return cls._from_body(bytes(data[1:]))  # type: ignore[attr-defined]
+        return cls._from_body(bytes(data[1:]))
+
+    def _body(self) -> bytes:
+        """The parameters after the code byte; each message class (or its mixin) encodes its own."""
+        raise NotImplementedError
+
+    @classmethod
+    def _from_body(cls, body: bytes) -> Self:
+        """The message from the parameters after the code byte; each message class (or its mixin) decodes its own."""
+        raise NotImplementedError
 
 
 class Command(Message):
@@ -165,7 +174,7 @@ class _OneByte:
     @classmethod
     def _from_body(cls, body: bytes) -> Self:
         _length(body, (1,), cls.__name__)
-        return cls(body[0])  # type: ignore[call-arg]
+        return cls(body[0])  # type: ignore[call-arg]  # a mixin: its dataclass takes the one field
 
 
 @dataclass(slots=True)
@@ -288,7 +297,7 @@ class FirmwareVersion(Message):
         return FIRMWARE_VERSION.build(self)
 
     @classmethod
-    def _from_body(cls, body: bytes) -> Self:
+    def _from_body(cls, body: bytes) -> FirmwareVersion:
         return FIRMWARE_VERSION.parse(body)
 
 
@@ -533,7 +542,7 @@ class RFItem(enum.IntEnum):
     ANALOG_ISO14443_4 = 0x0D
 
 
-_RF_ITEM_LENGTH = {RFItem.FIELD: 1, RFItem.TIMINGS: 3, RFItem.MAX_RETRY_COM: 1, RFItem.MAX_RETRIES: 3,
+_RF_ITEM_LENGTH: dict[int, int] = {RFItem.FIELD: 1, RFItem.TIMINGS: 3, RFItem.MAX_RETRY_COM: 1, RFItem.MAX_RETRIES: 3,
                    RFItem.ANALOG_106_TYPE_A: 11, RFItem.ANALOG_212_424: 8, RFItem.ANALOG_TYPE_B: 3,
                    RFItem.ANALOG_ISO14443_4: 9}
 RF_FIELD_ON, RF_AUTO_RFCA = 0x01, 0x02

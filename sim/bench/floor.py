@@ -1,41 +1,33 @@
 """The cryptography floor of each flow: the cipher operations of one transaction and nothing else.
 
-Each floor makes, operation for operation, what the card and its counterpart (the PSAM, the load host) make in a real
-transaction, with key objects held as their holders hold them: long-lived keys (a card's own keys, a PSAM's
-issuer-level key) keep their cipher contexts, keys made per transaction (diversified card keys, session keys) are new
-objects. Tests count the operations of a real tap and of the floor and require them equal. :func:`measure_floor`
-times a floor; a transaction's cost is reported as a ratio to it.
+A floor is written straight against the ``cryptography`` library's public API, as lean as it allows: a cipher context
+per key, held as its holder holds the key (a card's own keys and a PSAM's or load host's issuer-level keys keep their
+contexts from one transaction to the next; keys made per transaction, the diversified card key a PSAM or host derives
+and every session key, get a new context each time), whole messages through one ``update`` call, constant-time
+compares. It makes, operation for operation, what the card and its counterpart (the PSAM, the load host) make in a
+real transaction; tests count the contexts and ``update`` calls of a real tap and of the floor and require them
+equal. :func:`measure_floor` times a floor; a transaction's cost is reported as a ratio to it.
+
+The floors are those of 3DES cards (the demo key set's algorithm). The M1 debit's floor still goes through
+``protocols.crypto``'s key objects (its sector-key rule and retail MAC are not written out against the library here).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import statistics
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from protocols.card_files import TransactionType
-from protocols.crypto import (
-    CardKey,
-    SessionKey,
-    diversify,
-    load_mac1,
-    load_mac2,
-    load_session_key,
-    load_tac,
-    mac_block,
-    macs_equal,
-    pad,
-    purchase_mac1,
-    purchase_mac2,
-    purchase_session_key,
-    purchase_tac,
-    serial_factor,
-    tac_key,
-)
-from protocols.crypto.ciphers import BlockKey
+from protocols.crypto import Algorithm, CardKey, diversify, mac_block, pad, serial_factor
+from protocols.crypto.ciphers import BlockKey, TripleDES
 from protocols.m1.crypto import PURCHASE_MAC_DATA, auth_code_data, purchase_mac
 from protocols.m1.keys import KeyRule
 from protocols.m1.layout import ISSUANCE, ISSUANCE_BLOCK, VALIDITY_BLOCK, RecordType
@@ -52,6 +44,19 @@ _COMPOSITE = int(TransactionType.COMPOSITE_PURCHASE)
 _EP_LOAD = int(TransactionType.EP_LOAD)
 _WHEN = bytes.fromhex("20260302060000")
 _WORD = 0xFFFFFFFF
+_ECB = modes.ECB()
+_CBC = modes.CBC(bytes(8))
+_INVERT = bytes(range(255, -1, -1))
+# The MAC inputs of spec §3.4, each padded (ISO 9797-1 method 2) to whole blocks by the constant tail after it.
+_PURCHASE_SK = struct.Struct(">4sHH")  # random, offline ATC, TSN low 2 bytes
+_LOAD_SK = struct.Struct(">4sH")  # random, online ATC; then 80 00
+_TRANSACTION = struct.Struct(">IB6s7s")  # purchase MAC1, load MAC2 (18 bytes)
+_PURCHASE_TAC = struct.Struct(">IB6sI7s")  # 22 bytes
+_LOAD_MAC1 = struct.Struct(">IIB6s")  # 15 bytes
+_LOAD_TAC = struct.Struct(">IHIB6s7s")  # 24 bytes
+_PAD_18, _PAD_22, _PAD_15, _PAD_24 = b"\x80" + bytes(5), b"\x80\x00", b"\x80", b"\x80" + bytes(7)
+_AMOUNT_PADDED = struct.Struct(">I4s")  # purchase MAC2: the amount, 80 00 00 00
+_AMOUNT_PAD = b"\x80\x00\x00\x00"
 Key = TypeVar("Key", bound=BlockKey)
 
 
@@ -65,13 +70,46 @@ def measure_floor(run: Callable[[int], None], iterations: int, rounds: int = 5) 
     return statistics.median(times)
 
 
-def _issuer_key(keyset: Keyset, usage: KeyUsage, version: int, issuer: bytes) -> CardKey:
-    """The issuer-level key a PSAM or a load host keeps per issuer (the master key itself with one level of
-    diversification), its ECB context made."""
-    master = keyset.master(usage, version)
-    key = diversify(master, issuer) if keyset.levels == 2 else master  # type: ignore[type-var]
-    key.check_value()
-    return key
+def _card_key_context(key: bytes) -> Any:
+    """An ECB context of a 16-byte two-key 3DES key (K1 K2 K1)."""
+    return Cipher(TripleDES(key + key[:8]), _ECB).encryptor()
+
+
+def _session_context(key: bytes) -> Any:
+    """The CBC-MAC context of an 8-byte single-DES key (K K K), from a zero IV."""
+    return Cipher(TripleDES(key * 3), _CBC).encryptor()
+
+
+class _Mac:
+    """One key's CBC-MAC context, which keeps chaining from message to message: the first block of each new message
+    goes in XORed with the last block of the one before, which starts the chain afresh from the zero IV."""
+
+    __slots__ = ("context", "last")
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.last = 0
+
+    def __call__(self, padded: bytes) -> bytes:
+        if self.last:
+            padded = (int.from_bytes(padded[:8], "big") ^ self.last).to_bytes(8, "big") + padded[8:]
+        block = self.context.update(padded)[-8:]
+        self.last = int.from_bytes(block, "big")
+        return block[:4]
+
+
+def _diversify(context: Any, factor: bytes) -> bytes:
+    """A card's 16-byte key from the ECB context of the key above it: E(K, F) ‖ E(K, ~F)."""
+    return context.update(factor + factor.translate(_INVERT))
+
+
+def _issuer_context(keyset: Keyset, usage: KeyUsage, version: int, issuer: bytes) -> Any:
+    """The ECB context of the issuer-level key a PSAM or a load host keeps per issuer (the master key with one level
+    of diversification, or the master itself for one-level key sets)."""
+    if keyset.algorithm is not Algorithm.TDES:
+        raise BenchError("the cryptography floor is that of 3DES cards; this key set is SM4")
+    master = _card_key_context(keyset.master(usage, version).export())
+    return master if keyset.levels == 1 else _card_key_context(_diversify(master, issuer))
 
 
 def _copy(key: Key) -> Key:
@@ -79,16 +117,21 @@ def _copy(key: Key) -> Key:
     return type(key)(key.export())
 
 
+def _equal(expected: bytes, received: bytes, what: str) -> None:
+    if not hmac.compare_digest(expected, received):
+        raise BenchError(f"cryptography floor: {what}")
+
+
 # --- the composite purchase -------------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
 class FloorKeys:
-    """The keys of one purchase, held as their holders hold them: the PSAM's issuer-level purchase key (kept per
-    issuer), the card's DPK and TAC key (made once per card), the card's diversification factor and the terminal."""
+    """The key contexts of one purchase, held as their holders hold them: the PSAM's issuer-level purchase key (kept per
+    issuer), the card's DPK and TAC key (made once per card); the card's diversification factor and the terminal."""
 
-    issuer_key: CardKey
-    card_dpk: CardKey
-    card_tac: SessionKey
+    issuer: Any
+    card_dpk: Any
+    card_tac: _Mac
     factor: bytes
     terminal: bytes
 
@@ -97,38 +140,46 @@ def floor_purchase(keys: FloorKeys, random: bytes, atc: int, tsn: int, amount: i
     """The cryptography of one composite purchase and nothing else, operation for operation as the PSAM and the card
     do it; returns the TAC.
 
-    PSAM, INIT SAM FOR PURCHASE: the card's DPK from the issuer-level key (one ECB call, a new key object), the
-    session key (the DPK's ECB context, one call), MAC1 (the session key's CBC context). Card, DEBIT: its session key
-    (one ECB call on its DPK), MAC1 checked (a CBC context), MAC2, TAC. PSAM, CREDIT SAM FOR PURCHASE: MAC2 checked.
+    PSAM, INIT SAM FOR PURCHASE: the card's DPK from the issuer-level key (one ECB call), a context for it, the session
+    key (its ECB call), the session key's CBC context, MAC1. Card, DEBIT: its session key (one ECB call on its DPK), a
+    CBC context for it, MAC1 checked, MAC2, the TAC (its TAC key's context). PSAM, CREDIT SAM FOR PURCHASE: MAC2
+    checked.
     """
-    dpk = diversify(keys.issuer_key, keys.factor)  # type: ignore[type-var]
-    psam_session = purchase_session_key(dpk, random, atc, tsn)
-    mac1 = purchase_mac1(psam_session, amount, _COMPOSITE, keys.terminal, when)
-    card_session = purchase_session_key(keys.card_dpk, random, atc, tsn)
-    if not macs_equal(purchase_mac1(card_session, amount, _COMPOSITE, keys.terminal, when), mac1):
-        raise BenchError("cryptography floor: the card's MAC1 differs from the PSAM's")
-    mac2 = purchase_mac2(card_session, amount)
-    tac = purchase_tac(keys.card_tac, amount, _COMPOSITE, keys.terminal, tsn, when)
-    if not macs_equal(purchase_mac2(psam_session, amount), mac2):
-        raise BenchError("cryptography floor: the PSAM's MAC2 differs from the card's")
+    session_input = _PURCHASE_SK.pack(random, atc, tsn & 0xFFFF)
+    mac1_input = _TRANSACTION.pack(amount, _COMPOSITE, keys.terminal, when) + _PAD_18
+    mac2_input = _AMOUNT_PADDED.pack(amount, _AMOUNT_PAD)
+    dpk = _card_key_context(_diversify(keys.issuer, keys.factor))
+    psam = _Mac(_session_context(dpk.update(session_input)))
+    mac1 = psam(mac1_input)
+    card = _Mac(_session_context(keys.card_dpk.update(session_input)))
+    _equal(card(mac1_input), mac1, "the card's MAC1 differs from the PSAM's")
+    mac2 = card(mac2_input)
+    tac = keys.card_tac(_PURCHASE_TAC.pack(amount, _COMPOSITE, keys.terminal, tsn, when) + _PAD_22)
+    _equal(psam(mac2_input), mac2, "the PSAM's MAC2 differs from the card's")
     return tac
 
 
+def _card_contexts(card: SimCard, key_index: int, usage: str) -> tuple[Any, _Mac]:
+    """The ECB context of the card's key of ``usage`` (its DPK or DLK) and the CBC-MAC context of its TAC key, made
+    afresh from the card's key bytes."""
+    slot = card.image.keys[key_index]
+    key = getattr(slot, usage)
+    if key is None or slot.tac is None:
+        raise BenchError(f"the card has no {usage} or TAC key at key index {key_index}")
+    return _card_key_context(key.export()), _Mac(_session_context(slot.tac_key().export()))
+
+
 def floor_keys(card: SimCard, psam: SimPsam) -> FloorKeys:
-    """Fresh key objects equal to those ``card`` and ``psam`` use in a purchase, their long-lived contexts made."""
-    slot = card.image.keys[psam.key_index]
+    """Key contexts equal to those ``card`` and ``psam`` use in a purchase."""
     info = card.info
-    assert slot.purchase is not None, "the card has no purchase key at the PSAM's key index"
-    card_dpk = _copy(slot.purchase)
-    card_dpk.check_value()  # the ECB context a card's long-lived key already has
-    card_tac = _copy(slot.tac_key())
-    card_tac.cbc_last(bytes(card_tac.block_size))  # and the TAC key's CBC context
-    return FloorKeys(_issuer_key(psam.keyset, KeyUsage.PURCHASE, slot.version, info.issuer_id), card_dpk, card_tac,
+    version = card.image.keys[psam.key_index].version
+    card_dpk, card_tac = _card_contexts(card, psam.key_index, "purchase")
+    return FloorKeys(_issuer_context(psam.keyset, KeyUsage.PURCHASE, version, info.issuer_id), card_dpk, card_tac,
                      info.diversification_factor, psam.terminal_number)
 
 
 def purchase_floor(card: SimCard, psam: SimPsam) -> Callable[[int], None]:
-    """``run(n)``: n composite purchases' cryptography over fresh keys equal to ``card``'s and ``psam``'s."""
+    """``run(n)``: n composite purchases' cryptography over key contexts equal to ``card``'s and ``psam``'s."""
     keys = floor_keys(card, psam)
 
     def run(iterations: int) -> None:
@@ -197,14 +248,14 @@ def m1_debit_floor(card: M1Card, psam: SimPsam) -> Callable[[int], None]:
 
 @dataclass(slots=True)
 class LoadFloorKeys:
-    """The keys of one load, held as their holders hold them: the host's issuer-level load and TAC keys (kept per
-    issuer, as its key set keeps them), the card's DLK and TAC key (made once per card), the card's diversification
-    factor and the terminal."""
+    """The key contexts of one load, held as their holders hold them: the host's issuer-level load and TAC keys (kept
+    per issuer, as its key set keeps them), the card's DLK and TAC key (made once per card); the card's
+    diversification factor and the terminal."""
 
-    issuer_load: CardKey
-    issuer_tac: CardKey
-    card_dlk: CardKey
-    card_tac: SessionKey
+    issuer_load: Any
+    issuer_tac: Any
+    card_dlk: Any
+    card_tac: _Mac
     factor: bytes
     terminal: bytes
 
@@ -213,45 +264,43 @@ def floor_load(keys: LoadFloorKeys, random: bytes, atc: int, balance: int, amoun
     """The cryptography of one load and nothing else, operation for operation as the card and the load host do it;
     returns the TAC.
 
-    Card, INITIALIZE FOR LOAD: its session key (one ECB call on its DLK, a new key object), MAC1 (the session key's CBC
-    context). Host, authorizing: the card's DLK from the issuer-level load key (one ECB call, a new key object), the
-    session key (the DLK's ECB context, one call), MAC1 checked (a CBC context), MAC2. Card, CREDIT FOR LOAD: MAC2
-    checked, the TAC (its TAC key's CBC context). Host, confirming: the card's DTK from the issuer-level TAC key (one
-    ECB call, a new key object), the TAC key (its halves folded, a new key object), the TAC checked (a CBC context).
+    Card, INITIALIZE FOR LOAD: its session key (one ECB call on its DLK), the session key's CBC context, MAC1. Host,
+    authorizing: the card's DLK from the issuer-level load key (one ECB call), a context for it, the session key (its
+    ECB call), the session key's CBC context, MAC1 checked, MAC2. Card, CREDIT FOR LOAD: MAC2 checked, the TAC (its
+    TAC key's context). Host, confirming: the card's DTK from the issuer-level TAC key (one ECB call), its halves
+    folded into the TAC key, a CBC context for it, the TAC checked.
     """
-    card_session = load_session_key(keys.card_dlk, random, atc)
-    mac1 = load_mac1(card_session, balance, amount, _EP_LOAD, keys.terminal)
-    host_session = load_session_key(diversify(keys.issuer_load, keys.factor), random, atc)  # type: ignore[type-var]
-    if not macs_equal(load_mac1(host_session, balance, amount, _EP_LOAD, keys.terminal), mac1):
-        raise BenchError("cryptography floor: the host's MAC1 differs from the card's")
-    mac2 = load_mac2(host_session, amount, _EP_LOAD, keys.terminal, when)
-    if not macs_equal(load_mac2(card_session, amount, _EP_LOAD, keys.terminal, when), mac2):
-        raise BenchError("cryptography floor: the card's MAC2 differs from the host's")
-    new_balance = (balance + amount) & _WORD
-    tac = load_tac(keys.card_tac, new_balance, atc, amount, _EP_LOAD, keys.terminal, when)
-    host_tac = tac_key(diversify(keys.issuer_tac, keys.factor))  # type: ignore[type-var]
-    if not macs_equal(load_tac(host_tac, new_balance, atc, amount, _EP_LOAD, keys.terminal, when), tac):
-        raise BenchError("cryptography floor: the host's TAC differs from the card's")
+    session_input = _LOAD_SK.pack(random, atc) + b"\x80\x00"
+    mac1_input = _LOAD_MAC1.pack(balance, amount, _EP_LOAD, keys.terminal) + _PAD_15
+    mac2_input = _TRANSACTION.pack(amount, _EP_LOAD, keys.terminal, when) + _PAD_18
+    card = _Mac(_session_context(keys.card_dlk.update(session_input)))
+    mac1 = card(mac1_input)
+    dlk = _card_key_context(_diversify(keys.issuer_load, keys.factor))
+    host = _Mac(_session_context(dlk.update(session_input)))
+    _equal(host(mac1_input), mac1, "the host's MAC1 differs from the card's")
+    mac2 = host(mac2_input)
+    _equal(card(mac2_input), mac2, "the card's MAC2 differs from the host's")
+    tac_input = _LOAD_TAC.pack((balance + amount) & _WORD, atc, amount, _EP_LOAD, keys.terminal, when) + _PAD_24
+    tac = keys.card_tac(tac_input)
+    dtk = _diversify(keys.issuer_tac, keys.factor)
+    folded = int.from_bytes(dtk[:8], "big") ^ int.from_bytes(dtk[8:], "big")
+    host_tac = _Mac(_session_context(folded.to_bytes(8, "big")))
+    _equal(host_tac(tac_input), tac, "the host's TAC differs from the card's")
     return tac
 
 
 def load_floor_keys(card: SimCard, keyset: Keyset, terminal: bytes, key_index: int = 1) -> LoadFloorKeys:
-    """Fresh key objects equal to those ``card`` and a load host holding ``keyset`` use in a load at ``terminal``,
-    their long-lived contexts made."""
-    slot = card.image.keys[key_index]
+    """Key contexts equal to those ``card`` and a load host holding ``keyset`` use in a load at ``terminal``."""
+    version = card.image.keys[key_index].version
     issuer = card.info.issuer_id
-    assert slot.load is not None, "the card has no load key at that key index"
-    card_dlk = _copy(slot.load)
-    card_dlk.check_value()
-    card_tac = _copy(slot.tac_key())
-    card_tac.cbc_last(bytes(card_tac.block_size))
-    return LoadFloorKeys(_issuer_key(keyset, KeyUsage.LOAD, slot.version, issuer),
-                         _issuer_key(keyset, KeyUsage.TAC, slot.version, issuer), card_dlk, card_tac,
+    card_dlk, card_tac = _card_contexts(card, key_index, "load")
+    return LoadFloorKeys(_issuer_context(keyset, KeyUsage.LOAD, version, issuer),
+                         _issuer_context(keyset, KeyUsage.TAC, version, issuer), card_dlk, card_tac,
                          serial_factor(card.serial), terminal)
 
 
 def load_floor(card: SimCard, keyset: Keyset, terminal: bytes) -> Callable[[int], None]:
-    """``run(n)``: n loads' cryptography over fresh keys equal to ``card``'s and a load host's holding ``keyset``."""
+    """``run(n)``: n loads' cryptography over key contexts equal to ``card``'s and a load host's holding ``keyset``."""
     keys = load_floor_keys(card, keyset, terminal)
 
     def run(iterations: int) -> None:

@@ -52,7 +52,7 @@ def _child(spec: BenchSpec, index: int, barrier: Any, counter: Any, queue: Any, 
         result = loop.run_worker(spec, index, progress=progress, ready=barrier.wait if barrier else None,
                                  measure_extras=extras)
         queue.put((index, result, None))
-    except BaseException as exc:  # noqa: BLE001 (the parent reports it: a child must not die silently)
+    except BaseException as exc:
         queue.put((index, None, f"{type(exc).__name__}: {exc}"))
 
 

@@ -79,7 +79,7 @@ class BenchSpec:
             raise BenchError(f"flow must be one of {', '.join(FLOWS)}, got {self.flow!r}")
         if (self.taps is None) == (self.seconds is None):
             raise BenchError("give a number of taps or of seconds, one of the two")
-        if self.taps is not None and self.taps < 1 or self.seconds is not None and not self.seconds > 0:
+        if (self.taps is not None and self.taps < 1) or (self.seconds is not None and not self.seconds > 0):
             raise BenchError("taps and seconds must be positive")
         if self.journal not in JOURNALS:
             raise BenchError(f"journal must be one of {', '.join(JOURNALS)}, got {self.journal!r}")

@@ -26,43 +26,41 @@ Behaviour, in the order a tap meets it:
 ``execute`` never raises. Each command either fails before touching the image or computes everything it writes and
 then assigns it, so the image after any command is what a real card's atomic EEPROM commit leaves.
 
-Speed: a tap runs through here tens of thousands of times a second in the benchmark. Commands whose bytes repeat
-from tap to tap (SELECT, reads, INITIALIZE) are parsed once and remembered; the FCI is built once per card; the
-session key of a debit is made once and serves MAC1 and MAC2; the TAC key once per card.
+Every command is parsed whole by the codecs (:func:`~protocols.card_commands.parse_card_command`) and its handler
+gets that command object and nothing else: the card answers the APDU it was sent, field for field. What a card keeps
+is what a real one keeps: the FCI (its files 0x15/0x17 are fixed at personalisation), its own keys and their cipher
+contexts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random as _random
-import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from protocols.bcd import encode_datetime
 from protocols.card_commands import (
-    LOAD_INIT_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock, ApplicationUnblock, Command, CreditForLoad,
-    DebitForPurchase, GetBalance, GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase,
-    InitializeForLoad, InitializeForPurchase, Purse, ReadBinary, ReadRecord, RecordMode, SelectByFid, SelectByName,
+    LOAD_INIT_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock, ApplicationUnblock, CreditForLoad, DebitForPurchase,
+    GetBalance, GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase, InitializeForLoad,
+    InitializeForPurchase, MacCommand, Purse, ReadBinary, ReadRecord, RecordMode, SelectByFid, SelectByName,
     UpdateCappDataCache, parse_card_command,
 )
 from protocols.card_files import (
     PROCESS_RECORD_SIZE, PROCESS_RECORD_TAG, PUBLIC_APP_INFO, SFI_CARDHOLDER, SFI_MANAGEMENT, SFI_PROCESS,
-    SFI_PUBLIC_APP_INFO, SFI_TRANSACTION_LOG, SFI_TRANSIT_LOG, TRANSACTION_LOG_RECORDS, TRANSIT_RECORD_SIZE,
-    TRANSIT_RECORDS, PublicAppInfo, TransactionType,
+    SFI_PUBLIC_APP_INFO, SFI_TRANSACTION_LOG, SFI_TRANSIT_LOG, TRANSACTION_LOG_RECORD, TRANSACTION_LOG_RECORDS,
+    TRANSIT_RECORD_SIZE, TRANSIT_RECORDS, PublicAppInfo, TransactionType,
 )
 from protocols.crypto import (
-    ALG_ID_SM4, SessionKey, TdesKey, line_protection_mac, load_mac1, load_mac2, load_session_key, load_tac,
-    macs_equal, purchase_mac1, purchase_mac2, purchase_session_key, purchase_tac,
+    ALG_ID_SM4, SessionKey, TdesKey, line_protection_mac, load_mac1, load_mac2, load_session_key, load_tac, macs_equal,
+    purchase_mac1, purchase_mac2, purchase_session_key, purchase_tac,
 )
+from protocols.status import CardStatus
 from protocols.fci import PPSE_NAME, T_UNION_EP_AID, DirectoryEntry, Fci
 from terminal.link import Activation
 
-from .files import (
-    OK, SW_ATC_EXHAUSTED, SW_CONDITIONS, SW_DATA_NOT_FOUND, SW_FILE_NOT_FOUND, SW_INCOMPATIBLE_FILE,
-    SW_INSUFFICIENT, SW_INTERNAL, SW_KEY_INDEX, SW_MAC, SW_NO_CHALLENGE, SW_NO_PROOF, SW_NOT_SUPPORTED,
-    SW_RECORD_NOT_FOUND, SW_WARNING_BLOCKED, SW_WRONG_DATA, SW_WRONG_LENGTH, SW_WRONG_P1P2, read_binary, read_record,
-    describe_command, status,
-)
-from ..device import ParseMemo
+from ..device import parse_or_status
+from .files import OK, describe_command, read_binary, read_record, status
 from .image import MAX_ATC, MAX_BALANCE, CardImage, KeySlot, Proof, PurseState
 
 log = logging.getLogger(__name__)
@@ -86,31 +84,6 @@ _RECORD_SFIS = frozenset((SFI_TRANSACTION_LOG, SFI_PROCESS, SFI_TRANSIT_LOG))
 
 _SYSTEM_RANDOM = _random.Random()  # seeded from the system; one for all cards (each Random holds 2.5 kB of state)
 
-# Parsed commands, remembered by the bytes the codec's verdict depends on. Parsing is a function of those bytes alone,
-# so every card shares the table. Most commands repeat byte for byte from tap to tap (SELECT, reads, INITIALIZE) and
-# are keyed by their whole APDU. DEBIT and UPDATE CAPP DATA CACHE change every tap only in fields the codec takes as
-# they come (TSN, MAC1, the record): they are keyed by the rest, and their handlers read those fields from the APDU,
-# since the remembered object may come from another APDU of the same shape. Commands seen only on rare paths are not
-# kept. Bounded: a full table is started afresh (DEBIT's shape holds the date-time, which moves on every second and
-# does not come back, so a table that stopped growing would soon serve no DEBIT at all).
-_PARSED = ParseMemo(parse_card_command, 4096)  # by whole APDU
-_PARSED_SHAPES = ParseMemo(parse_card_command, 4096)  # DEBIT and UPDATE CAPP DATA CACHE, by shape
-_UNKEPT_INS = frozenset((0x52, 0x5A, 0x1E, 0x18))
-
-
-def _parse(apdu: bytes) -> Command | int:
-    """The command object, or the status word the card answers to bytes it refuses."""
-    size = len(apdu)
-    ins = apdu[1] if size > 4 else -1
-    if ins == 0x54:  # 80 54 01 00 0F TSN(4) date-time(7) MAC1(4) [Le]: keyed without TSN and MAC1
-        keep = (size == 20 or size == 21) and apdu[4] == 0x0F
-        return _PARSED_SHAPES(apdu, apdu[:5] + apdu[9:16] + apdu[20:] if keep else None)
-    if ins == 0xDC:  # 80 DC P1 P2 Lc record [Le]: keyed without the record
-        lc = apdu[4]
-        keep = lc and (size == 5 + lc or size == 6 + lc)
-        return _PARSED_SHAPES(apdu, apdu[:5] + apdu[5 + lc:] if keep else None)
-    return _PARSED(apdu, None if ins == -1 or ins in _UNKEPT_INS else apdu)
-
 
 class _Transaction:
     """An open INITIALIZE: what DEBIT or CREDIT needs, held in RAM until it completes or anything else arrives.
@@ -118,7 +91,7 @@ class _Transaction:
     One per card, filled by each INITIALIZE (no object per tap).
     """
 
-    __slots__ = ("kind", "purse", "slot", "amount", "terminal", "random", "atc", "session", "staged")
+    __slots__ = ("amount", "atc", "kind", "purse", "random", "session", "slot", "staged", "terminal")
 
     def __init__(self) -> None:
         self.staged: list[tuple[int, int, bytes]] = []  # UPDATE CAPP DATA CACHE: (SFI, record id, record)
@@ -136,16 +109,9 @@ class _Transaction:
         self.staged.clear()
 
 
-_LOG_HEAD = struct.Struct(">H3sIB6s")
-"""A 0x18 record up to its date-time: ATC, overdraft limit (3 bytes), amount, type, terminal number; the card writes
-the date ‖ time bytes of DEBIT/CREDIT after it as they came. That is TRANSACTION_LOG_RECORD's layout as a plain struct,
-because the card writes a record every tap and the layout's BCD date adapters cost twenty times as much; a test holds
-the two to the same bytes."""
-
-
-def log_record(atc: int, overdraft_limit: int, amount: int, kind: int, terminal: bytes, when: bytes) -> bytes:
-    """The 0x18 record the card writes for a debit or load; ``when`` is the 7-byte BCD date-time."""
-    return _LOG_HEAD.pack(atc, overdraft_limit.to_bytes(3, "big"), amount, kind, terminal) + when
+def log_record(atc: int, overdraft_limit: int, amount: int, kind: int, terminal: bytes, when: dt.datetime) -> bytes:
+    """The 0x18 record the card writes for a debit or load."""
+    return TRANSACTION_LOG_RECORD.pack(atc, overdraft_limit, amount, kind, terminal, when.date(), when.time())
 
 
 class SimCard:
@@ -188,16 +154,14 @@ class SimCard:
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
-            command = _PARSED.table.get(apdu)  # the common case, inline: a command seen before, byte for byte
-            if command is None:
-                command = _parse(apdu)
-            if type(command) is int:
+            command = parse_or_status(parse_card_command, apdu)
+            if isinstance(command, int):
                 return status(command)
-            return _HANDLERS[type(command)](self, command, apdu, tx, challenge)
+            return _HANDLERS[type(command)](self, command, tx, challenge)
         except Exception:  # the card contract: a status word for anything; a bug is counted and logged, not raised
             self.internal_errors += 1
             log.exception("simulated card: internal error on %s", describe_command(apdu))
-            return status(SW_INTERNAL)
+            return status(CardStatus.INTERNAL_ERROR)
 
     # --- conveniences for tests, tools and fixtures -----------------------------------------------------------------
 
@@ -225,28 +189,28 @@ class SimCard:
     def _select_application(self, p2: int) -> bytes:
         self._selected = _ADF
         if self.image.blocked:
-            return status(SW_WARNING_BLOCKED)
+            return status(CardStatus.APPLICATION_BLOCKED)
         return OK if p2 == 0x0C else self._fci
 
-    def _select_by_name(self, cmd: SelectByName, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _select_by_name(self, cmd: SelectByName, tx: object, challenge: object) -> bytes:
         if cmd.aid == T_UNION_EP_AID:
             return self._select_application(cmd.p2)
         if cmd.aid == PPSE_NAME and self.image.ppse:
             self._selected = _PPSE
             return OK if cmd.p2 == 0x0C else _PPSE_FCI
-        return status(SW_FILE_NOT_FOUND)
+        return status(CardStatus.FILE_NOT_FOUND)
 
-    def _select_by_fid(self, cmd: SelectByFid, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _select_by_fid(self, cmd: SelectByFid, tx: object, challenge: object) -> bytes:
         if cmd.fid == T_UNION_EP_FID:
             return self._select_application(cmd.p2)
         if cmd.fid == MF_FID:
             self._selected = _MF
             return OK
-        return status(SW_FILE_NOT_FOUND)
+        return status(CardStatus.FILE_NOT_FOUND)
 
-    def _read_binary(self, cmd: ReadBinary, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _read_binary(self, cmd: ReadBinary, tx: object, challenge: object) -> bytes:
         if self._selected != _ADF:
-            return status(SW_FILE_NOT_FOUND)
+            return status(CardStatus.FILE_NOT_FOUND)
         sfi = cmd.sfi
         image = self.image
         if sfi == SFI_PUBLIC_APP_INFO:
@@ -256,29 +220,29 @@ class SimCard:
         elif sfi == SFI_CARDHOLDER:
             content = image.cardholder
         else:
-            return status(SW_INCOMPATIBLE_FILE if sfi in _RECORD_SFIS else SW_FILE_NOT_FOUND)
+            return status(CardStatus.INCOMPATIBLE_FILE if sfi in _RECORD_SFIS else CardStatus.FILE_NOT_FOUND)
         return read_binary(content, cmd.offset, cmd.le)
 
-    def _read_record(self, cmd: ReadRecord, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _read_record(self, cmd: ReadRecord, tx: object, challenge: object) -> bytes:
         if self._selected != _ADF:
-            return status(SW_FILE_NOT_FOUND)
+            return status(CardStatus.FILE_NOT_FOUND)
         sfi, number = cmd.sfi, cmd.record
         image = self.image
         if sfi == SFI_PROCESS:
             if cmd.mode is RecordMode.IDENTIFIER:
                 record = image.process_records.get(number)
-                return status(SW_RECORD_NOT_FOUND) if record is None else read_record(record, cmd.le)
+                return status(CardStatus.RECORD_NOT_FOUND) if record is None else read_record(record, cmd.le)
             records: list[bytes] = list(image.process_records.values())
         elif sfi == SFI_TRANSACTION_LOG or sfi == SFI_TRANSIT_LOG:
             if cmd.mode is RecordMode.IDENTIFIER:
-                return status(SW_WRONG_P1P2)
+                return status(CardStatus.WRONG_P1P2)
             records = image.transaction_log if sfi == SFI_TRANSACTION_LOG else image.transit_log
         else:
-            return status(SW_INCOMPATIBLE_FILE if sfi in _BINARY_SFIS else SW_FILE_NOT_FOUND)
+            return status(CardStatus.INCOMPATIBLE_FILE if sfi in _BINARY_SFIS else CardStatus.FILE_NOT_FOUND)
         if number == 0:  # "the current record": a purse application keeps none
-            return status(SW_WRONG_P1P2)
+            return status(CardStatus.WRONG_P1P2)
         if number > len(records):
-            return status(SW_RECORD_NOT_FOUND)
+            return status(CardStatus.RECORD_NOT_FOUND)
         return read_record(records[number - 1], cmd.le)
 
     # --- purse ------------------------------------------------------------------------------------------------------
@@ -289,34 +253,34 @@ class SimCard:
     def _purse(self, which: Purse) -> PurseState | None:
         return self.image.purse if which == Purse.EP else self.image.passbook  # == on an IntEnum: no enum hashing
 
-    def _get_balance(self, cmd: GetBalance, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _get_balance(self, cmd: GetBalance, tx: object, challenge: object) -> bytes:
         if not self._purse_ready():
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         purse = self._purse(cmd.purse)
         if purse is None:
-            return status(SW_WRONG_P1P2)
+            return status(CardStatus.WRONG_P1P2)
         return (purse.balance & _WORD).to_bytes(4, "big") + OK
 
-    def _initialize(self, cmd: InitializeForPurchase, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _initialize(self, cmd: InitializeForPurchase, tx: object, challenge: object) -> bytes:
         image = self.image
         if self._selected != _ADF or image.blocked:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         on_purse = cmd.purse == Purse.EP
         purse = image.purse if on_purse else image.passbook
         kind = _TRANSACTION_TYPES[type(cmd)][0 if on_purse else 1]
         if purse is None or kind is None:
-            return status(SW_WRONG_P1P2)
+            return status(CardStatus.WRONG_P1P2)
         slot = image.keys.get(cmd.key_index)
         load = kind in _LOADS
         if slot is None or slot.tac is None or (slot.load if load else slot.purchase) is None:
-            return status(SW_KEY_INDEX)
+            return status(CardStatus.KEY_INDEX_UNSUPPORTED)
         amount, terminal, balance = cmd.amount, cmd.terminal_number, purse.balance
         if load:
             atc = purse.online_atc
             if atc >= MAX_ATC:
-                return status(SW_ATC_EXHAUSTED)
+                return status(CardStatus.COUNTER_EXHAUSTED)
             if balance + amount > MAX_BALANCE:
-                return status(SW_WRONG_DATA)
+                return status(CardStatus.WRONG_DATA)
             random = self.randbytes(4)
             session: SessionKey | None = load_session_key(slot.load, random, atc)  # type: ignore[arg-type]
             mac1 = load_mac1(session, balance & _WORD, amount, kind, terminal)  # type: ignore[arg-type]
@@ -324,9 +288,9 @@ class SimCard:
         else:
             atc = purse.offline_atc
             if atc >= MAX_ATC:
-                return status(SW_ATC_EXHAUSTED)
+                return status(CardStatus.COUNTER_EXHAUSTED)
             if amount > balance + purse.overdraft_limit:
-                return status(SW_INSUFFICIENT)
+                return status(CardStatus.INSUFFICIENT_BALANCE)
             random = self.randbytes(4)
             session = None
             answer = PURCHASE_INIT_RESPONSE.pack(balance & _WORD, atc, purse.overdraft_limit, slot.version,
@@ -336,44 +300,45 @@ class SimCard:
         self._tx = tx
         return answer + OK
 
-    def _update_capp_data_cache(self, cmd: UpdateCappDataCache, apdu: bytes, tx: _Transaction | None,
+    def _update_capp_data_cache(self, cmd: UpdateCappDataCache, tx: _Transaction | None,
                                 challenge: object) -> bytes:
         if tx is None or tx.kind != TransactionType.COMPOSITE_PURCHASE:
-            return status(SW_CONDITIONS)
-        sfi, record_id, data = cmd.sfi, cmd.record, apdu[5:5 + apdu[4]]  # the record from the APDU: see _parse
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
+        sfi, record_id, data = cmd.sfi, cmd.record, cmd.data
         if sfi == SFI_PROCESS:
             if cmd.mode is not RecordMode.IDENTIFIER:
-                return status(SW_WRONG_P1P2)
+                return status(CardStatus.WRONG_P1P2)
             if record_id not in self.image.process_records:
-                return status(SW_RECORD_NOT_FOUND)
+                return status(CardStatus.RECORD_NOT_FOUND)
             if len(data) != PROCESS_RECORD_SIZE:
-                return status(SW_WRONG_LENGTH)
+                return status(CardStatus.WRONG_LENGTH)
             if data[0] != PROCESS_RECORD_TAG or data[1] != record_id:
-                return status(SW_WRONG_DATA)
+                return status(CardStatus.WRONG_DATA)
         elif sfi == SFI_TRANSIT_LOG:
             if cmd.mode is not RecordMode.IDENTIFIER or record_id != 0:
-                return status(SW_WRONG_P1P2)
+                return status(CardStatus.WRONG_P1P2)
             if len(data) != TRANSIT_RECORD_SIZE:
-                return status(SW_WRONG_LENGTH)
+                return status(CardStatus.WRONG_LENGTH)
         else:
-            return status(SW_INCOMPATIBLE_FILE if sfi in _BINARY_SFIS or sfi in _RECORD_SFIS else SW_FILE_NOT_FOUND)
+            known = sfi in _BINARY_SFIS or sfi in _RECORD_SFIS
+            return status(CardStatus.INCOMPATIBLE_FILE if known else CardStatus.FILE_NOT_FOUND)
         tx.staged.append((sfi, record_id, data))
         self._tx = tx
         return OK
 
-    def _debit(self, cmd: DebitForPurchase, apdu: bytes, tx: _Transaction | None, challenge: object) -> bytes:
+    def _debit(self, cmd: DebitForPurchase, tx: _Transaction | None, challenge: object) -> bytes:
         if tx is None or tx.kind not in _PURCHASES:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         slot, amount, kind, terminal = tx.slot, tx.amount, tx.kind, tx.terminal
-        # TSN, date-time and MAC1 as sent (see _parse): the MACs cover these bytes
-        tsn, when, mac1 = int.from_bytes(apdu[5:9], "big"), apdu[9:16], apdu[16:20]
+        tsn, mac1 = cmd.tsn, cmd.mac1
+        when = encode_datetime(cmd.when)  # the MACs cover the BCD date-time
         session = purchase_session_key(slot.purchase, tx.random, tx.atc, tsn)  # type: ignore[arg-type]
         if not macs_equal(purchase_mac1(session, amount, kind, terminal, when), mac1):
-            return status(SW_MAC)
+            return status(CardStatus.MAC_INVALID)
         mac2 = purchase_mac2(session, amount)
         tac = purchase_tac(slot.tac_key(), amount, kind, terminal, tsn, when)
         purse = tx.purse
-        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, when)
+        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, cmd.when)
         # Everything is computed; what follows cannot fail, so the commit is all or nothing.
         purse.balance -= amount
         purse.offline_atc = tx.atc + 1
@@ -381,24 +346,24 @@ class SimCard:
         self.image.proofs[kind] = Proof(tx.atc + 1, mac2, tac)
         return tac + mac2 + OK
 
-    def _credit(self, cmd: CreditForLoad, apdu: bytes, tx: _Transaction | None, challenge: object) -> bytes:
+    def _credit(self, cmd: CreditForLoad, tx: _Transaction | None, challenge: object) -> bytes:
         if tx is None or tx.kind not in _LOADS:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         amount, kind, terminal = tx.amount, tx.kind, tx.terminal
-        when = apdu[5:12]
+        when = encode_datetime(cmd.when)
         if not macs_equal(load_mac2(tx.session, amount, kind, terminal, when), cmd.mac2):  # type: ignore[arg-type]
-            return status(SW_MAC)
+            return status(CardStatus.MAC_INVALID)
         purse = tx.purse
         balance = purse.balance + amount
         tac = load_tac(tx.slot.tac_key(), balance & _WORD, tx.atc, amount, kind, terminal, when)
-        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, when)
+        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, cmd.when)
         purse.balance = balance
         purse.online_atc = tx.atc + 1
         self._commit(record, ())
         self.image.proofs[kind] = Proof(tx.atc + 1, cmd.mac2, tac)
         return tac + OK
 
-    def _commit(self, record: bytes, staged: list[tuple[int, int, bytes]]) -> None:
+    def _commit(self, record: bytes, staged: Sequence[tuple[int, int, bytes]]) -> None:
         """Write the card's own 0x18 record and the staged CAPP records (already checked, so nothing can fail)."""
         image = self.image
         image.transaction_log.insert(0, record)
@@ -410,43 +375,43 @@ class SimCard:
                 image.transit_log.insert(0, data)
                 del image.transit_log[TRANSIT_RECORDS:]
 
-    def _prove(self, cmd: GetTransactionProve, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _prove(self, cmd: GetTransactionProve, tx: object, challenge: object) -> bytes:
         if not self._purse_ready():
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         proof = self.image.proofs.get(cmd.transaction_type)
         if proof is None or proof.atc != cmd.atc:
-            return status(SW_NO_PROOF)
+            return status(CardStatus.NO_PROOF)
         return proof.mac2 + proof.tac + OK
 
     # --- line protection --------------------------------------------------------------------------------------------
 
-    def _get_challenge(self, cmd: GetChallenge, apdu: bytes, tx: object, challenge: object) -> bytes:
+    def _get_challenge(self, cmd: GetChallenge, tx: object, challenge: object) -> bytes:
         self._challenge = self.randbytes(cmd.le)
         return self._challenge + OK
 
-    def _line_protected(self, apdu: bytes, mac: bytes, challenge: bytes | None, blocked: bool) -> bytes:
+    def _line_protected(self, cmd: MacCommand, challenge: bytes | None, blocked: bool) -> bytes:
         if self._selected != _ADF:
-            return status(SW_CONDITIONS)
+            return status(CardStatus.CONDITIONS_NOT_SATISFIED)
         key = self.image.maintenance_key
         if key is None:
-            return status(SW_DATA_NOT_FOUND)
+            return status(CardStatus.DATA_NOT_FOUND)
         if not isinstance(key, TdesKey):  # no source shows line protection on an SM4 card
-            return status(SW_NOT_SUPPORTED)
+            return status(CardStatus.NOT_SUPPORTED)
         if challenge is None:
-            return status(SW_NO_CHALLENGE)
-        if not macs_equal(line_protection_mac(key, challenge, apdu[:5]), mac):
-            return status(SW_MAC)
+            return status(CardStatus.NO_CHALLENGE)
+        if not macs_equal(line_protection_mac(key, challenge, cmd.protected_header), cmd.mac):
+            return status(CardStatus.MAC_INVALID)
         self.image.blocked = blocked
         return OK
 
-    def _block(self, cmd: ApplicationBlock, apdu: bytes, tx: object, challenge: bytes | None) -> bytes:
-        return self._line_protected(apdu, cmd.mac, challenge, True)
+    def _block(self, cmd: ApplicationBlock, tx: object, challenge: bytes | None) -> bytes:
+        return self._line_protected(cmd, challenge, True)
 
-    def _unblock(self, cmd: ApplicationUnblock, apdu: bytes, tx: object, challenge: bytes | None) -> bytes:
-        return self._line_protected(apdu, cmd.mac, challenge, False)
+    def _unblock(self, cmd: ApplicationUnblock, tx: object, challenge: bytes | None) -> bytes:
+        return self._line_protected(cmd, challenge, False)
 
-    def _get_response(self, cmd: GetResponse, apdu: bytes, tx: object, challenge: object) -> bytes:
-        return status(SW_CONDITIONS)  # on ISO 14443-4 every answer comes whole: nothing ever waits
+    def _get_response(self, cmd: GetResponse, tx: object, challenge: object) -> bytes:
+        return status(CardStatus.CONDITIONS_NOT_SATISFIED)  # on ISO 14443-4 every answer comes whole: none waits
 
 
 _HANDLERS: dict[type, Callable[..., bytes]] = {

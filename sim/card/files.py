@@ -1,4 +1,5 @@
-"""How a simulated card or PSAM answers reads of its files, and the status words they share.
+"""How a simulated card or PSAM answers reads of its files (the words are :class:`~protocols.status.CardStatus`'s;
+the PSAM's table holds the same ones).
 
 The rules, one place for every simulated device:
 
@@ -9,27 +10,9 @@ The rules, one place for every simulated device:
 
 from __future__ import annotations
 
-from ..device import SW_INTERNAL  # noqa: F401  (re-exported beside the other status words)
+from protocols.status import CardStatus, resend_with_le
 
-OK = b"\x90\x00"
-
-SW_WARNING_BLOCKED = 0x6283
-SW_WRONG_LENGTH = 0x6700
-SW_INCOMPATIBLE_FILE = 0x6981
-SW_NO_CHALLENGE = 0x6984
-SW_CONDITIONS = 0x6985
-SW_WRONG_DATA = 0x6A80
-SW_NOT_SUPPORTED = 0x6A81
-SW_FILE_NOT_FOUND = 0x6A82
-SW_RECORD_NOT_FOUND = 0x6A83
-SW_WRONG_P1P2 = 0x6A86
-SW_DATA_NOT_FOUND = 0x6A88
-SW_WRONG_OFFSET = 0x6B00
-SW_MAC = 0x9302
-SW_INSUFFICIENT = 0x9401
-SW_ATC_EXHAUSTED = 0x9402
-SW_KEY_INDEX = 0x9403
-SW_NO_PROOF = 0x9406
+OK = CardStatus.OK.bytes
 
 _SW_BYTES: dict[int, bytes] = {}
 
@@ -53,11 +36,11 @@ def read_binary(content: bytes, offset: int, le: int) -> bytes:
     """The response APDU to READ BINARY of ``content`` at ``offset`` with ``le`` (256 for ``00``)."""
     left = len(content) - offset
     if left <= 0:
-        return status(SW_WRONG_OFFSET)
+        return status(CardStatus.WRONG_OFFSET)
     if le == 256:
         return content[offset:] + OK
     if le > left:
-        return status(0x6C00 | left)
+        return status(resend_with_le(left))
     return content[offset:offset + le] + OK
 
 
@@ -65,4 +48,4 @@ def read_record(record: bytes, le: int) -> bytes:
     """The response APDU to READ RECORD of ``record`` with ``le``."""
     if le == 256 or le == len(record):
         return record + OK
-    return status(0x6C00 | (len(record) & 0xFF))
+    return status(resend_with_le(len(record)))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from protocols.crypto import Algorithm, CardKey, SessionKey, tac_key
+from protocols.errors import ProtocolError
 from protocols.iso14443 import Ats
 
 MAX_BALANCE = 0x7FFFFFFF
@@ -61,9 +62,11 @@ class KeySlot:
     _tac_key: SessionKey | None = field(default=None, init=False, repr=False, compare=False)
 
     def tac_key(self) -> SessionKey:
-        """The TAC key of this slot; callers check that ``tac`` is present first."""
+        """The TAC key of this slot; callers check that ``tac`` is present first (else 9403, as INITIALIZE answers)."""
         if self._tac_key is None:
-            self._tac_key = tac_key(self.tac)  # type: ignore[arg-type]
+            if self.tac is None:
+                raise ProtocolError(f"key version {self.version:02X} has no TAC key (DTK)", sw=0x9403)
+            self._tac_key = tac_key(self.tac)
         return self._tac_key
 
 

@@ -201,7 +201,7 @@ class M1Card:
             return self._nak()
         image = self.image
         block = image.block(cmd.block)
-        access = image.access(self._sector)  # type: ignore[arg-type]
+        access = image.access(sector_of(cmd.block, image.size))  # the authenticated sector
         if is_trailer(cmd.block, image.size):
             rights = access.trailer_rights()
             access_bytes = block[6:10] if rights.access_read & holder else bytes(4)
@@ -216,7 +216,7 @@ class M1Card:
         if holder is None or cmd.block == 0:
             return self._nak()
         image = self.image
-        access = image.access(self._sector)  # type: ignore[arg-type]
+        access = image.access(sector_of(cmd.block, image.size))  # the authenticated sector
         if is_trailer(cmd.block, image.size):
             return self._write_trailer(cmd, access, holder)
         if not access.data_rights(access_group(cmd.block, image.size)).write & holder:
@@ -246,7 +246,7 @@ class M1Card:
         self._buffer = None
         if holder is None or is_trailer(cmd.block, image.size):
             return self._nak()
-        rights = image.access(self._sector).data_rights(access_group(cmd.block, image.size))  # type: ignore[arg-type]
+        rights = image.access(sector_of(cmd.block, image.size)).data_rights(access_group(cmd.block, image.size))
         allowed = rights.increment if cmd.operation is ValueOperation.INCREMENT else rights.decrement
         if not allowed & holder:
             return self._nak()
@@ -270,7 +270,7 @@ class M1Card:
         image = self.image
         if holder is None or self._buffer is None or is_trailer(cmd.block, image.size) or cmd.block == 0:
             return self._nak()
-        rights = image.access(self._sector).data_rights(access_group(cmd.block, image.size))  # type: ignore[arg-type]
+        rights = image.access(sector_of(cmd.block, image.size)).data_rights(access_group(cmd.block, image.size))
         if not rights.decrement & holder:
             return self._nak()
         image.set_block(cmd.block, self._buffer.to_bytes())

@@ -141,8 +141,9 @@ def generate_m1_population(keyset: Keyset, n: int, seed: int, *, odd_share: floa
                            card_type: int | None = None) -> list[M1Card]:
     """``n`` M1 cards of ``city`` issued from ``keyset``, the same for the same arguments (``on`` defaults to today):
     the card types (or every card ``card_type``), validity and balances of :func:`sim.issuing.generate_population`,
-    distinct issuer serials, UIDs fixed by the card numbers. ``odd_share`` of the cards get one odd trait each: expired, not yet valid, blocked (the
-    black flag set), a low balance, or issued by another city (M1 cards are valid in their own city only)."""
+    distinct issuer serials, UIDs fixed by the card numbers. ``odd_share`` of the cards get one odd trait each:
+    expired, not yet valid, blocked (the black flag set), a low balance, or issued by another city (M1 cards are valid
+    in their own city only)."""
     _check(isinstance(n, int) and 0 <= n < 10**8, "n", "a count of cards, 0 to 99999999")
     _check(0.0 <= odd_share <= 1.0, "odd_share", "a share between 0 and 1")
     on = dt.date.today() if on is None else on

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from sim.bench.spec import CARD_KINDS, FLOWS
 
 from . import cli
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 @cli.command()
@@ -70,14 +75,15 @@ def bench(ctx: click.Context, flow: str, seconds: float | None, taps: int | None
     spec = BenchSpec(taps=taps, seconds=seconds, flow=flow, journal=journal, group_commit=group_commit, cards=cards,
                      card_kind=card_kind, seed=seed, directory=None if directory is None else str(directory),
                      profile_taps=FLOWS[flow].profile_taps if profile_taps is None else profile_taps)
-    bar = None
+    bar = progress = None
     if not as_json and sys.stderr.isatty():
         from tqdm import tqdm
 
         total = None if taps is None else taps * (workers + (workers > 1))
         bar = tqdm(total=total, unit="tap", unit_scale=True, file=sys.stderr, leave=False)
+        progress = _updates(bar)
     try:
-        report = run_bench(spec, workers, progress=bar.update if bar is not None else None)
+        report = run_bench(spec, workers, progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -86,6 +92,15 @@ def bench(ctx: click.Context, flow: str, seconds: float | None, taps: int | None
         click.echo(json.dumps(report))
     else:
         _print(report)
+
+
+def _updates(bar: tqdm[NoReturn]) -> Callable[[int], None]:
+    """The bench's progress callback: ``n`` more taps on ``bar`` (tqdm's own ``update`` answers a flag)."""
+
+    def update(n: int) -> None:
+        bar.update(n)
+
+    return update
 
 
 def _print(r: dict) -> None:

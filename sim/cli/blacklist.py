@@ -6,11 +6,14 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import cli
+
+if TYPE_CHECKING:
+    from terminal.blacklist import Progress
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
@@ -24,7 +27,7 @@ def _report(as_json: bool, doc: dict[str, Any], text: str) -> None:
 
 
 @contextlib.contextmanager
-def _progress_bars() -> Iterator[object]:
+def _progress_bars() -> Iterator[Progress | None]:
     """A progress callback drawing tqdm bars on stderr, or ``None`` when stderr is not a terminal."""
     if not sys.stderr.isatty():
         yield None
@@ -73,7 +76,7 @@ def build(src: Path, out: Path, fmt: str, generation: int, as_json: bool) -> Non
 
     with _progress_bars() as progress:
         report = build_blacklist(src, out, fmt=None if fmt == "auto" else fmt, generation=generation,
-                                 progress=progress)  # type: ignore[arg-type]
+                                 progress=progress)
     _report(as_json, {"path": report.path, "count": report.count, "entries": report.entries,
                       "duplicates": report.duplicates, "generation": report.generation},
             f"{report.path}: {report.count:,} serials ({report.entries:,} read, {report.duplicates:,} duplicates), "
@@ -93,7 +96,7 @@ def update(file: Path, add: Path | None, remove: Path | None, out: Path | None, 
     if add is None and remove is None:
         raise click.UsageError("nothing to do: give --add and/or --remove")
     with _progress_bars() as progress:
-        report = apply_delta(file, add=add, remove=remove, out=out, progress=progress)  # type: ignore[arg-type]
+        report = apply_delta(file, add=add, remove=remove, out=out, progress=progress)
     _report(as_json, {"path": report.path, "count": report.count, "generation": report.generation,
                       "added": report.added, "already_present": report.already_present, "removed": report.removed,
                       "absent": report.absent},
@@ -118,10 +121,10 @@ def check(ctx: click.Context, file: Path, serials: tuple[str, ...], as_json: boo
     wanted = [parse_serial(text) for text in serials]
     with Blacklist.open(file) as listed:
         hits = [serial in listed for serial in wanted]
-    lines = [f"{bcd.digits(serial)}  {'listed' if hit else 'not listed'}" for serial, hit in zip(wanted, hits)]
-    _report(as_json, {"file": file, "serials": [{"serial": bcd.digits(serial), "listed": hit}
-                                                 for serial, hit in zip(wanted, hits)], "any_listed": any(hits)},
-            "\n".join(lines))
+    answers = list(zip(wanted, hits, strict=True))
+    lines = [f"{bcd.digits(serial)}  {'listed' if hit else 'not listed'}" for serial, hit in answers]
+    found = [{"serial": bcd.digits(serial), "listed": hit} for serial, hit in answers]
+    _report(as_json, {"file": file, "serials": found, "any_listed": any(hits)}, "\n".join(lines))
     if any(hits):
         ctx.exit(1)
 

@@ -178,7 +178,8 @@ def _block(image: Any, number: int, newest_slot: int | None) -> dict[str, Any]:
         except ProtocolError as exc:
             out.update(valid=False, error=str(exc))
         else:
-            out.update(valid=True, **{item.name: to_plain(getattr(info, item.name)) for item in dataclasses.fields(info)})
+            out.update(valid=True,
+                       **{item.name: to_plain(getattr(info, item.name)) for item in dataclasses.fields(info)})
             out["check"] = f"{info.check:02X}"
             out["process_flag_name"] = ("debit under way" if ProcessFlag.in_progress(info.process_flag)
                                         else "no debit under way")

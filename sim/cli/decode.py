@@ -28,10 +28,9 @@ from sim.render import text_lines, to_json
 
 def decode_pn532(raw: bytes) -> dict[str, Any]:
     """A PN532 frame: ACK, NACK, error frame, or an information frame with its command or response decoded."""
-    for control in pn532.ControlFrame:
-        if raw == control.value:
-            return {"frame": control.name}
     frame = pn532.parse_frame(raw)
+    if isinstance(frame, pn532.ControlFrame):
+        return {"frame": frame.name}
     out: dict[str, Any] = {"frame": "information", "direction": "host to chip" if frame.tfi == pn532.TFI_HOST
                            else "chip to host", "extended": frame.extended, "code": f"{frame.code:02X}",
                            "name": pn532.name_of(frame.code)}
@@ -93,7 +92,8 @@ def _captured(what: str, raw: bytes, scheme: Scheme | None, keep_sw: bool) -> di
 @click.option("--no-sw", "keep_sw", is_flag=True,
               help="The data has no status word at its end: decode every byte (by default a trailing 9000, 62xx "
                    "or 63xx is taken off and shown).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: amounts as numbers, bytes as hex, dates ISO 8601.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: amounts as numbers, bytes as hex, dates ISO 8601.")
 def decode(what: str, hexdata: tuple[str, ...], command_hex: str | None, scheme: str | None, keep_sw: bool,
            as_json: bool) -> None:
     """Decode HEX as WHAT and print every field by name.

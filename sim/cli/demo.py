@@ -33,7 +33,8 @@ from .trace import TRACE_HELP, open_trace
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help=TRACE_HELP)
 def demo(taps: int, seed: int, kind: str, population: int | None, config_path: Path | None,
-         journal_path: Path | None, tear_share: float, load_share: float, as_json: bool, trace_path: Path | None) -> None:
+         journal_path: Path | None, tear_share: float, load_share: float, as_json: bool,
+         trace_path: Path | None) -> None:
     """Run a simulated bus validator session and check that the money adds up.
 
     A generated population of T-Union CPU cards, legacy M1 cards or both (demo keys, test only) taps a validator
@@ -43,7 +44,6 @@ def demo(taps: int, seed: int, kind: str, population: int | None, config_path: P
     ledger and the machine's journal are written next to the journal). The summary checks the money: loaded (the
     host's ledger) less journaled must equal the change of the cards' balances, read back from the cards themselves.
     """
-    from protocols.errors import YktError
     from sim.demo import DEMO_FARES, DEMO_START, demo_config, run_demo
     from terminal.clock import ManualClock
     from terminal.config import load_config
@@ -72,8 +72,6 @@ def demo(taps: int, seed: int, kind: str, population: int | None, config_path: P
         report = run_demo(taps, seed, journal_path, population=population, cards=kind, config=config,
                           tear_share=tear_share, load_share=load_share, tracer=tracer, clock=clock,
                           progress=(lambda n: bar.update(1)) if bar else None)
-    except YktError:
-        raise
     finally:
         if bar is not None:
             bar.close()

@@ -181,7 +181,8 @@ def summarize(found: list[Any]) -> list[dict[str, Any]]:
             rule["events"] += 1
             rule["cards"].add(event.card_serial)
     return [{"kind": k["kind"], "events": k["events"], "cards": len(k["cards"]),
-             "by_rule": {detail: {"events": r["events"], "cards": len(r["cards"])} for detail, r in k["by_rule"].items()}}
+             "by_rule": {detail: {"events": r["events"], "cards": len(r["cards"])}
+                         for detail, r in k["by_rule"].items()}}
             for k in kinds.values()]
 
 

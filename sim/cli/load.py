@@ -92,8 +92,9 @@ def _line(outcome: LoadOutcome) -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome as one JSON object (status, balance_before, balance_after, amount, load_id, "
                    "tac, ...).")
-@click.option("--save", is_flag=True, help="With a sim: card, write its state back to the fixture file, atomically, before "
-              "each answer that changed it.")
+@click.option("--save", is_flag=True,
+              help="With a sim: card, write its state back to the fixture file, atomically, before each answer that "
+                   "changed it.")
 def load(reader: str, amount: int, host_url: str | None, token: str | None, terminal_hex: str, journal_path: Path,
          ledger_path: Path, purse: str, key_index: int, wait_s: float, as_json: bool, save: bool) -> None:
     from protocols.card_commands import Purse

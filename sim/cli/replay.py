@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import cli
+
+if TYPE_CHECKING:
+    from terminal.tracefile import Trace
 
 
 @cli.command()
@@ -42,7 +46,7 @@ def replay(trace_path: Path, fixture: Path | None, config_path: Path | None, far
         _against_terminal(trace, config_path, fares, as_json)
 
 
-def _against_terminal(trace, config_path: Path | None, fares: Path | None, as_json: bool) -> None:
+def _against_terminal(trace: Trace, config_path: Path | None, fares: Path | None, as_json: bool) -> None:
     from sim.replay import replay_settings, replay_terminal
 
     config, rules, source = replay_settings(trace, config=config_path, fares=fares)
@@ -63,7 +67,7 @@ def _against_terminal(trace, config_path: Path | None, fares: Path | None, as_js
         raise click.exceptions.Exit(1)
 
 
-def _against_card(trace, fixture: Path, as_json: bool) -> None:
+def _against_card(trace: Trace, fixture: Path, as_json: bool) -> None:
     from sim.card.m1_card import M1Image
     from sim.fixture import FixtureError, load_image
     from sim.replay import ReplayError, replay_card

@@ -28,7 +28,7 @@ def report_dict(report: TapReport, fixture: Path) -> dict[str, Any]:
     outcome = report.outcome
     return {
         "fixture": str(fixture), "kbps": report.kbps, "kbps_to_card": report.kbps_to_card,
-        "kbps_to_reader": report.kbps_to_reader, "baud": report.baud,
+        "kbps_to_reader": report.kbps_to_reader, "baud": report.baud, "pps": report.pps,
         "outcome": {"status": outcome.status.value, "technology": outcome.technology,
                     "decline": outcome.decline.name.lower() if outcome.decline else None,
                     "message": outcome.message, "fare": outcome.fare, "balance_before": outcome.balance_before,
@@ -41,7 +41,8 @@ def report_dict(report: TapReport, fixture: Path) -> dict[str, Any]:
                        "start_us": s.start_us, "line_us": s.line_us, "device_us": s.device_us,
                        "total_us": s.total_us} for s in report.steps],
         "totals": {"air_us": report.air_us, "card_us": report.card_us, "psam_line_us": report.psam_line_us,
-                   "psam_us": report.psam_us, "total_us": report.total_us, "limit_us": LIMIT_US,
+                   "psam_us": report.psam_us, "overlap_us": report.overlap_us, "total_us": report.total_us,
+                   "limit_us": LIMIT_US,
                    "within_limit": report.within_limit},
     }
 
@@ -51,7 +52,7 @@ def print_report(report: TapReport, fixture: Path) -> None:
 
     click.echo(f"One tap of {fixture} on the simulated reader: {report.kbps} kbit/s asked, the card at "
                f"{report.kbps_to_card} kbit/s in and {report.kbps_to_reader} kbit/s out; "
-               f"PSAM T=0 at {report.baud} baud")
+               f"PSAM T=0 at {report.baud} baud{' (PPS at start-up)' if report.pps else ''}")
     outcome = report.outcome
     tac = f"  TAC {outcome.tac.hex().upper()}" if outcome.tac is not None else ""
     click.echo(f"outcome: {outcome.status.value}: {outcome.message}{tac}")
@@ -70,6 +71,9 @@ def print_report(report: TapReport, fixture: Path) -> None:
     click.echo(f"  card computing      {_ms(report.card_us):>10} ms")
     click.echo(f"  PSAM contact line   {_ms(report.psam_line_us):>10} ms")
     click.echo(f"  PSAM computing      {_ms(report.psam_us):>10} ms")
+    if report.overlap_us > 0.5:
+        click.echo(f"  side by side       -{_ms(report.overlap_us):>10} ms   (the PSAM's work on a command sent ahead, "
+                   "while the card was busy)")
     margin = LIMIT_US - report.total_us
     verdict = f"within it, {_ms(margin)} ms to spare" if report.within_limit else f"OVER it by {_ms(-margin)} ms"
     click.echo(f"  total               {_ms(report.total_us):>10} ms of the {LIMIT_US / 1000:g} ms DB31/T 239-2020 "
@@ -81,8 +85,9 @@ def print_report(report: TapReport, fixture: Path) -> None:
               type=click.Path(dir_okay=False, exists=True, path_type=Path), help="The card fixture to tap.")
 @click.option("--bitrate", type=click.Choice(["106", "212", "424", "848"]), default="106", show_default=True,
               help="Bit rate the reader asks for, kbit/s (the card's ATS may allow less).")
-@click.option("--baud", type=click.IntRange(min=1), default=9600, show_default=True,
-              help="The PSAM's T=0 line speed.")
+@click.option("--baud", type=click.IntRange(min=1),
+              help="A fixed T=0 line speed for the PSAM. Default: the rate its ATR offers (TA1), negotiated by PPS "
+                   "when the validator starts, up to 115200 baud.")
 @click.option("--at", "when", type=click.DateTime(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
               help="The validator's clock at the tap (local time). Default: now.")
 @click.option("--timeline", "timeline", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png|FILE.svg",
@@ -91,7 +96,7 @@ def print_report(report: TapReport, fixture: Path) -> None:
               help=TRACE_HELP)
 @click.option("--save", is_flag=True, help="Write the card's new state (balance, counter, records) back to FIXTURE.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, times in µs.")
-def tap(fixture: Path, bitrate: str, baud: int, when: dt.datetime | None, timeline: Path | None,
+def tap(fixture: Path, bitrate: str, baud: int | None, when: dt.datetime | None, timeline: Path | None,
         trace_path: Path | None, save: bool, as_json: bool) -> None:
     """Tap a fixture card once on the simulated reader and show where the time goes.
 

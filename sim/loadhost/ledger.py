@@ -22,7 +22,7 @@ from typing import Any
 
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
-from terminal.sqlitedb import FileKind, SqliteFile, failure, write_transaction
+from terminal.sqlitedb import FileKind, SqliteFile, failure, inserted_id, write_transaction
 
 APPLICATION_ID = 0x594B5448  # "YKTH"
 SCHEMA_VERSION = 1
@@ -154,7 +154,7 @@ class LedgerTransaction:
         names = [name for name in _COLUMNS if name != "load_id"]
         row = [_stored(name, values[name]) for name in names]
         self._cur.execute(f"INSERT INTO load ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", row)
-        return self._cur.lastrowid  # type: ignore[return-value]
+        return inserted_id(self._cur, LedgerError)
 
     def change(self, load_id: int, state: LedgerState, *, note: str, changed_at: str, tac: bytes | None = None) -> None:
         """Set a load's state and note (and the TAC it received, when given)."""

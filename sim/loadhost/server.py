@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: LoadHostServer  # type: ignore[assignment]
+    server: LoadHostServer
     protocol_version = "HTTP/1.1"
     timeout = 10  # seconds a connection may stay silent (a stop waits at most that long for an idle one)
     server_version = "yikatong-loadhost"

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.errors import ProtocolError
@@ -166,15 +165,6 @@ class Pn532Chip:
         self._rest = b""  # the part of an answer that did not fit a frame
         self._picc_block = 1  # ISO 14443-4 block number of the card
         self._last_i_block: bytes | None = None
-        self._handlers: dict[type[Command], Callable[[Command, float], bytes | None]] = {
-            Diagnose: self._diagnose, GetFirmwareVersion: self._firmware_version,
-            GetGeneralStatus: self._general_status, ReadRegister: self._read_register,
-            WriteRegister: self._write_register, SetParameters: self._set_parameters,
-            SAMConfiguration: self._bare, PowerDown: self._power_down, RFConfiguration: self._rf_configuration,
-            InListPassiveTarget: self._list, InDataExchange: self._data_exchange,
-            InCommunicateThru: self._communicate_thru, InDeselect: self._deselect, InRelease: self._release,
-            InSelect: self._select, InAutoPoll: self._auto_poll,
-        }
 
     # --- the card in the field ------------------------------------------------------------------------------------
 
@@ -289,7 +279,7 @@ class Pn532Chip:
             return ACK + ERROR_FRAME
         shown = data[:2] + without_key(data[2:]) if data[:1] == b"\x40" else data  # no MIFARE key in the log
         log.debug("host > %s %s", name_of(data[0]), to_hex(shown))
-        answer = self._handlers[type(command)](command, now)
+        answer = self._run(command, now)
         if answer is None:
             return ACK
         return ACK + self._answer(answer)
@@ -312,6 +302,43 @@ class Pn532Chip:
         return None
 
     # --- commands -------------------------------------------------------------------------------------------------
+
+    def _run(self, command: Command, now: float) -> bytes | None:
+        """The answer of the handler of ``command``'s class (``None``: answered later, or never)."""
+        match command:
+            case Diagnose():
+                return self._diagnose(command, now)
+            case GetFirmwareVersion():
+                return self._firmware_version(command, now)
+            case GetGeneralStatus():
+                return self._general_status(command, now)
+            case ReadRegister():
+                return self._read_register(command, now)
+            case WriteRegister():
+                return self._write_register(command, now)
+            case SetParameters():
+                return self._set_parameters(command, now)
+            case SAMConfiguration():
+                return self._bare(command, now)
+            case PowerDown():
+                return self._power_down(command, now)
+            case RFConfiguration():
+                return self._rf_configuration(command, now)
+            case InListPassiveTarget():
+                return self._list(command, now)
+            case InDataExchange():
+                return self._data_exchange(command, now)
+            case InCommunicateThru():
+                return self._communicate_thru(command, now)
+            case InDeselect():
+                return self._deselect(command, now)
+            case InRelease():
+                return self._release(command, now)
+            case InSelect():
+                return self._select(command, now)
+            case InAutoPoll():
+                return self._auto_poll(command, now)
+        raise ProtocolError(f"the emulated PN532 has no handler for {type(command).__name__}")
 
     def _bare(self, command: Command, now: float) -> bytes:
         return command.bare_response()
@@ -422,7 +449,8 @@ class Pn532Chip:
         self.last_error = ChipError(status & ERROR_MASK)
         response = command.RESPONSE
         assert response is not None
-        return (response(status, data) if data else response(status)).to_bytes()  # type: ignore[call-arg]
+        answer = response(status, data) if data else response(status)  # type: ignore[call-arg]  # a status response
+        return answer.to_bytes()
 
     def _execute(self, apdu: bytes) -> bytes | None:
         """The card's answer, or ``None`` when it has left the field."""

@@ -33,7 +33,7 @@ import collections
 import enum
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import serial
 
@@ -284,7 +284,7 @@ class Pn532Wire:
         raise ChipSilent(f"{self.name}: no ACK to {name_of(code)} after {send + 1} tries")
 
     @staticmethod
-    def _is_answer(event: Event, expected: int) -> bool:
+    def _is_answer(event: Event | None, expected: int) -> TypeGuard[Frame]:
         return isinstance(event, Frame) and event.tfi == TFI_CHIP and event.data[0] == expected
 
     def _acknowledged(self, expected: int, deadline: float) -> tuple[_Heard, bytes | None]:
@@ -298,7 +298,6 @@ class Pn532Wire:
             if event is ControlFrame.ERROR:
                 return _Heard.REFUSED, None
             if self._is_answer(event, expected):
-                assert isinstance(event, Frame)
                 return _Heard.TAKEN, event.data  # the ACK was lost, the answer was not
             if event is ControlFrame.ACK or isinstance(event, BadFrame):
                 return _Heard.TAKEN, None
@@ -321,8 +320,7 @@ class Pn532Wire:
                 if answer is None:
                     self.write(ACK)  # abort the command in the chip, so that its late answer is not taken for the next
                 return heard, answer
-            if self._is_answer(event, expected):  # type: ignore[arg-type]
-                assert isinstance(event, Frame)
+            if self._is_answer(event, expected):
                 return _Heard.TAKEN, event.data
             if event is ControlFrame.ERROR:
                 return _Heard.REFUSED, None

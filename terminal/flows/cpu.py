@@ -42,7 +42,7 @@ from protocols.card_files import (
 from protocols.errors import ProtocolError
 from protocols.fci import T_UNION_EP_AID, Fci
 from protocols.schemes import scheme_of
-from protocols.status import format_sw
+from protocols.status import CardStatus, format_sw
 
 from ..errors import ConfigError, LinkError, OutOfService, StatusError
 from ..fares import NEED_BUS_RECORD, NEED_TRANSIT_RECORD, FareQuote
@@ -63,9 +63,11 @@ _GET_CHALLENGE = cc.GetChallenge(4).to_bytes()
 _UPDATE_1E = cc.UpdateCappDataCache(SFI_TRANSIT_LOG, 0, bytes(TRANSIT_RECORD.size)).to_bytes()[:5]
 """``80 DC 00 F0 30``: what goes before every 0x1E record, which is always TRANSIT_RECORD.size bytes."""
 _INITIALIZE_KEPT = 256  # INITIALIZE commands kept by amount: a fare file has a handful of amounts
-_NO_RECORD = (0x6A83, 0x6A82)
-_SELECT_DECLINES = {0x6283: Decline.CARD_LOCKED, 0x6284: Decline.CARD_INVALID, 0x9303: Decline.CARD_INVALID,
-                    0x6A82: Decline.NOT_TRANSIT_CARD, 0x6A81: Decline.NOT_TRANSIT_CARD}
+_NO_RECORD = (CardStatus.RECORD_NOT_FOUND, CardStatus.FILE_NOT_FOUND)
+_SELECT_DECLINES: dict[int, Decline] = {
+    CardStatus.APPLICATION_BLOCKED: Decline.CARD_LOCKED, CardStatus.APPLICATION_LOCKED: Decline.CARD_INVALID,
+    CardStatus.APPLICATION_INVALID: Decline.CARD_INVALID, CardStatus.FILE_NOT_FOUND: Decline.NOT_TRANSIT_CARD,
+    CardStatus.NOT_SUPPORTED: Decline.NOT_TRANSIT_CARD}
 _READ_18 = tuple(cc.ReadRecord(SFI_TRANSACTION_LOG, number, le=TRANSACTION_LOG_RECORD.size).to_bytes()
                  for number in range(1, TRANSACTION_LOG_RECORDS + 1))
 _MAC2_FLAGGED = "MAC2 not verified by the PSAM: debit kept, flagged for the back office"
@@ -124,7 +126,7 @@ class CpuFlow:
         :func:`~terminal.selection.identify_scheme`), else as not a T-Union card."""
         card = self.host.card
         answer = card.transmit(_SELECT)
-        if answer.sw != 0x9000:
+        if answer.sw != CardStatus.OK:
             reason = _SELECT_DECLINES.get(answer.sw, Decline.CARD_ERROR)
             scheme = identify_scheme(card) if reason is Decline.NOT_TRANSIT_CARD else None
             if scheme is not None:
@@ -181,7 +183,7 @@ class CpuFlow:
         answer = self.host.card.transmit(command)
         if answer.sw in _NO_RECORD:
             return None
-        if answer.sw != 0x9000:
+        if answer.sw != CardStatus.OK:
             raise StatusError(what, answer.sw)
         return answer.data
 
@@ -213,22 +215,29 @@ class CpuFlow:
             if len(self._initialize) < _INITIALIZE_KEPT:
                 self._initialize[amount] = command
         answer = host.card.transmit(command)
-        if answer.sw == 0x9401:
+        if answer.sw == CardStatus.INSUFFICIENT_BALANCE:
             raise host.decline(Decline.INSUFFICIENT_FUNDS, serial, f"fare {amount / 100:.2f}", fare=amount,
                                card_type=card_type, balance_before=self._balance())
-        if answer.sw != 0x9000:
+        if answer.sw != CardStatus.OK:
             raise StatusError("INITIALIZE FOR PURCHASE", answer.sw)
         init = cc.PURCHASE_INIT_RESPONSE.parse(answer.data)
         if unsettled:
             host.settle_by_counter(unsettled, init.offline_atc, card_type)
         trans_type = TransactionType.COMPOSITE_PURCHASE if self.composite else TransactionType.EP_PURCHASE
-        tsn, mac1 = psam.purchase_mac1(
+        mac1_coming = psam.send_purchase_mac1(
             random=init.random, offline_atc=init.offline_atc, amount=amount, transaction_type=trans_type, when=now,
             key_version=init.key_version, algorithm_id=init.algorithm_id, card_serial=info.diversification_factor,
             issuer_id=info.issuer_id)
         balance_after = init.balance - amount
-        if self.composite:
-            self._stage_records(quote, tsn, balance_after, now)
+        if self.composite and quote.bus_record is None:
+            # the 0x1E record needs nothing of the PSAM's: the card stages it while the PSAM computes MAC1
+            self._stage_transit_record(quote, balance_after, now)
+            tsn, mac1 = mac1_coming.result()
+        else:
+            tsn, mac1 = mac1_coming.result()
+            if self.composite:  # the 0x1A bus record carries the TSN: it waits for the PSAM, and 0x1E follows it
+                self._stage_bus_record(quote, tsn)
+                self._stage_transit_record(quote, balance_after, now)
         record = DebitRecord(serial, info.issuer_id, card_type, init.offline_atc, amount, init.balance,
                              int(trans_type), terminal_id, tsn, now, init.key_version, init.algorithm_id, mac1,
                              fare_note=quote.rule)
@@ -237,9 +246,9 @@ class CpuFlow:
                              rule=quote.rule, balance_before=init.balance, balance_after=balance_after, journal_row=row)
         try:
             answer = host.card.transmit(cc.DebitForPurchase(tsn, now, mac1).to_bytes())
-            if answer.sw != 0x9000:
+            if answer.sw != CardStatus.OK:
                 host.journal.void(row, f"DEBIT answered {format_sw(answer.sw)}", evidence=Evidence.DEBIT)
-                reason = Decline.MAC1_REJECTED if answer.sw == 0x9302 else Decline.CARD_ERROR
+                reason = Decline.MAC1_REJECTED if answer.sw == CardStatus.MAC_INVALID else Decline.CARD_ERROR
                 return TapOutcome(TapStatus.DECLINED, reason, f"DEBIT: {format_sw(answer.sw)}", card_serial=serial,
                                   card_type=card_type, fare=amount, balance_before=init.balance)
             debit = cc.DEBIT_RESPONSE.parse(answer.data)
@@ -256,19 +265,23 @@ class CpuFlow:
         """The balance to show with an insufficient-funds decline; ``None`` when the card will not say."""
         try:
             answer = self.host.card.transmit(_GET_BALANCE)
-            return cc.BALANCE_RESPONSE.parse(answer.data).balance if answer.sw == 0x9000 else None
+            return cc.BALANCE_RESPONSE.parse(answer.data).balance if answer.sw == CardStatus.OK else None
         except (LinkError, ProtocolError):
             return None
 
-    def _stage_records(self, quote: FareQuote, tsn: int, balance_after: int, now: dt.datetime) -> None:
-        """UPDATE CAPP DATA CACHE: the card stages these and commits them with the debit, or drops them."""
+    def _stage_bus_record(self, quote: FareQuote, tsn: int) -> None:
+        """UPDATE CAPP DATA CACHE 0x1A with the PSAM's TSN: the card stages it and commits it with the debit, or drops
+        it."""
+        assert quote.bus_record is not None
+        bus = dataclasses.replace(quote.bus_record, transaction_serial=tsn.to_bytes(8, "big"))
+        self.host.card.call(cc.UpdateCappDataCache(SFI_PROCESS, bus.record_id, build_process_record(bus)).to_bytes(),
+                            "UPDATE CAPP DATA CACHE 0x1A")
+
+    def _stage_transit_record(self, quote: FareQuote, balance_after: int, now: dt.datetime) -> None:
+        """UPDATE CAPP DATA CACHE 0x1E: staged likewise."""
         host = self.host
         stop = host.stop
         assert stop is not None
-        if quote.bus_record is not None:
-            bus = dataclasses.replace(quote.bus_record, transaction_serial=tsn.to_bytes(8, "big"))
-            host.card.call(cc.UpdateCappDataCache(SFI_PROCESS, bus.record_id, build_process_record(bus)).to_bytes(),
-                           "UPDATE CAPP DATA CACHE 0x1A")
         transit = TRANSIT_RECORD.pack(quote.record_type, stop.device, host.config.place.industry_code, stop.line,
                                       stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount,
                                       balance_after, now, stop.city_code, stop.institution_id, bytes(6))
@@ -326,7 +339,7 @@ class CpuFlow:
         """
         host, rec = self.host, entry.record
         answer = host.card.transmit(cc.GetTransactionProve(rec.trans_type, (rec.offline_atc + 1) & 0xFFFF).to_bytes())
-        proof = cc.PROVE_RESPONSE.parse(answer.data) if answer.sw == 0x9000 else None
+        proof = cc.PROVE_RESPONSE.parse(answer.data) if answer.sw == CardStatus.OK else None
         verified: bool | None = None
         if proof is not None and host.psam.session_tsn == rec.tsn:
             verified = host.psam.check_mac2(proof.mac2)

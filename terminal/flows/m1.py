@@ -68,6 +68,7 @@ from protocols.m1.layout import (
     TripRecord,
 )
 from protocols.mifare import BLOCK_SIZE, auth_uid, sector_of
+from protocols import pcsc_mifare
 from protocols.pcsc_mifare import ReadBlock, is_storage_atr
 
 from ..errors import LinkError, StatusError
@@ -126,7 +127,7 @@ class M1Flow:
 
     def _call(self, apdu: bytes, what: str) -> bytes:
         answer = self.host.card.transmit(apdu)
-        if answer.sw != 0x9000:
+        if answer.sw != pcsc_mifare.OK:
             raise StatusError(what, answer.sw)
         return answer.data
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from terminal.clock import Clock, SystemClock
 from terminal.records import DebitRecord, DebitState, Evidence, Technology
@@ -409,7 +409,7 @@ class Journal(abc.ABC):
         """Stored events in id order."""
 
 
-def refuse_change(row_id: int, current: object, target: DebitState) -> None:
+def refuse_change(row_id: int, current: object, target: DebitState) -> NoReturn:
     """Raise the error for a change that found the row missing (``current`` is None) or in the wrong state."""
     if current is None:
         raise UnknownRow(f"no journal row {row_id}")

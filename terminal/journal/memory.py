@@ -64,8 +64,8 @@ class RowStore:
         row = self.rows.get(row_id)
         if row is None:
             return False
-        if row[STATE] not in (SOURCES[target] if sources is None else sources):
-            refuse_change(row_id, row[STATE], target)
+        if isinstance(row, tuple) or row[STATE] not in (SOURCES[target] if sources is None else sources):
+            refuse_change(row_id, row[STATE], target)  # a row kept as a tuple is final
         row[CHANGE] = values
         row[CHANGED_AT] = stamp
         if target is DebitState.VOID:
@@ -75,7 +75,7 @@ class RowStore:
             if self._freeze:
                 # a final row never changes again: as a tuple of plain values the garbage collector stops tracking
                 # it, which keeps collections cheap in a journal of millions of rows
-                self.rows[row_id] = tuple(row)  # type: ignore[assignment]
+                self.rows[row_id] = tuple(row)
         return True
 
     def select(self, *, states: tuple[str, ...] | None = None, card: str | None = None,

@@ -201,7 +201,7 @@ def decode_entry(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
     """The stored row (in :data:`COLUMNS` order) back into a :class:`JournalEntry`; :class:`DamagedRow` when any
     field is not what the journal writes."""
     f = _Fields(row, COLUMNS, "debit")
-    technology = _TECHNOLOGIES.get(row[TECHNOLOGY])  # type: ignore[call-overload]
+    technology = _TECHNOLOGIES.get(row[TECHNOLOGY])
     if technology is None:
         f.fail(TECHNOLOGY, f"unknown technology {_kind(row[TECHNOLOGY])}")
     m1 = technology is Technology.M1
@@ -209,11 +209,12 @@ def decode_entry(row: list[Any] | tuple[Any, ...]) -> JournalEntry:
     long_uid = type(stored_uid) is str and len(stored_uid) == 2 * UID_SIZES[1]
     card_uid = f.optional_hex(CARD_UID, UID_SIZES[long_uid])
     if m1 != (card_uid is not None):
-        f.fail(CARD_UID, f"a row of technology {technology.value} {'has a' if m1 else 'has no'} card UID, found {_kind(stored_uid)}")
-    state = _STATES.get(row[STATE])  # type: ignore[call-overload]
+        f.fail(CARD_UID, f"a row of technology {technology.value} {'has a' if m1 else 'has no'} card UID, "
+               f"found {_kind(stored_uid)}")
+    state = _STATES.get(row[STATE])
     if state is None:
         f.fail(STATE, f"unknown state {_kind(row[STATE])}")
-    evidence = _EVIDENCE.get(row[EVIDENCE])  # type: ignore[call-overload]
+    evidence = _EVIDENCE.get(row[EVIDENCE])
     if evidence is None or evidence not in _EVIDENCE_BY_STATE[technology][state]:
         f.fail(EVIDENCE, f"{_kind(row[EVIDENCE])} is not evidence a {state.value} row of technology {technology.value} "
                "can have")

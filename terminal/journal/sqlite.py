@@ -47,6 +47,7 @@ from typing import Any
 
 from terminal.clock import Clock
 from terminal.records import DebitState
+from terminal.sqlitedb import inserted_id
 
 from .base import SOURCES, Journal, refuse_change
 from .errors import DamagedRow, DuplicateDebit, JournalError, JournalStorageError
@@ -255,7 +256,7 @@ class SqliteJournal(Journal):
                 raise self._duplicate(row, exc) from None
             except _ERRORS as exc:
                 raise self._failed("record_intent", exc) from None
-            return self._cur.lastrowid  # type: ignore[return-value]
+            return inserted_id(self._cur, JournalStorageError)
         if self._batch_intents >= self.group_commit:
             self._commit_batch()
         batch = self._batch if self._batch is not None else self._open_batch()
@@ -310,7 +311,7 @@ class SqliteJournal(Journal):
             self._cur.execute(_INSERT_EVENT, row)
         except _ERRORS as exc:
             raise self._failed("record_event", exc) from None
-        return self._cur.lastrowid  # type: ignore[return-value]
+        return inserted_id(self._cur, JournalStorageError)
 
     def _open_batch(self) -> RowStore:
         """The open batch, starting one (and taking the write lock) if there is none."""
@@ -346,7 +347,7 @@ class SqliteJournal(Journal):
         if batch is None:
             return 0
         self._batch = None
-        rejected: list[list[Any]] = []
+        rejected: list[list[Any] | tuple[Any, ...]] = []
         try:
             self._cur.execute("SAVEPOINT batch")
             try:

@@ -34,16 +34,18 @@ class HttpLoadHost:
 
     def __init__(self, url: str, token: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        host = parsed.hostname
+        if parsed.scheme not in ("http", "https") or not host:
             raise ConfigError(f"load host URL {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")
         try:
-            parsed.port  # noqa: B018 (a bad port raises here)
+            self._port = parsed.port  # a bad port raises here
         except ValueError as exc:
             raise ConfigError(f"load host URL {url!r}: {exc}") from None
         if not token or any(ch.isspace() for ch in token):
             raise ConfigError("the load host token must be non-empty text without spaces")
         self.url = url.rstrip("/")
-        self._parsed = parsed
+        self._https = parsed.scheme == "https"
+        self._host = host
         self._prefix = parsed.path.rstrip("/")
         self._token = token
         self.timeout = timeout
@@ -62,8 +64,8 @@ class HttpLoadHost:
     # -- one call -----------------------------------------------------------------------------------------------------
 
     def _connection(self) -> http.client.HTTPConnection:
-        kind = http.client.HTTPSConnection if self._parsed.scheme == "https" else http.client.HTTPConnection
-        return kind(self._parsed.hostname, self._parsed.port, timeout=self.timeout)  # type: ignore[arg-type]
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return kind(self._host, self._port, timeout=self.timeout)
 
     def _post(self, path: str, document: dict[str, Any]) -> Any:
         body = encode(document)

@@ -31,7 +31,7 @@ from typing import Any
 from protocols.errors import YktError
 from protocols.hexutil import to_hex
 from terminal.clock import Clock, SystemClock
-from terminal.sqlitedb import FileKind, SqliteFile, failure, write_transaction
+from terminal.sqlitedb import FileKind, SqliteFile, failure, inserted_id, write_transaction
 
 APPLICATION_ID = 0x594B544C  # "YKTL"
 SCHEMA_VERSION = 1
@@ -164,7 +164,7 @@ class LoadJournal(SqliteFile):
         try:
             with write_transaction(self._conn) as cur:
                 cur.execute(f"INSERT INTO load ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * len(row))})", row)
-                return cur.lastrowid  # type: ignore[return-value]
+                return inserted_id(cur, LoadJournalError)
         except sqlite3.IntegrityError:
             raise DuplicateLoad(f"card {to_hex(record.card_serial)} online counter {record.online_atc} is already "
                                 "journaled") from None

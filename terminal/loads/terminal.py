@@ -32,7 +32,7 @@ from protocols import card_commands as cc
 from protocols.card_files import PUBLIC_APP_INFO, SFI_PUBLIC_APP_INFO, PublicAppInfo, TransactionType
 from protocols.errors import ProtocolError
 from protocols.fci import T_UNION_EP_AID, Fci
-from protocols.status import format_sw
+from protocols.status import CardStatus, format_sw
 from terminal.channel import Channel
 from terminal.clock import Clock
 from terminal.errors import CardRemoved, ConfigError, LinkError, LinkTimeout, StatusError
@@ -50,10 +50,13 @@ _LOAD_TYPE = {cc.Purse.EP: TransactionType.EP_LOAD.value, cc.Purse.ED: Transacti
 MAX_AMOUNT = 0x7FFFFFFF
 
 # Why a card or the terminal refused, by status word of SELECT and INITIALIZE FOR LOAD.
-_SELECT_REFUSALS = {0x6283: "card_blocked", 0x6284: "card_invalid", 0x9303: "card_invalid",
-                    0x6A82: "not_transit_card", 0x6A81: "not_transit_card"}
-_INIT_REFUSALS = {0x6A80: "over_max_balance", 0x9403: "no_load_key", 0x9402: "counter_exhausted",
-                  0x6985: "card_blocked"}
+_SELECT_REFUSALS: dict[int, str] = {
+    CardStatus.APPLICATION_BLOCKED: "card_blocked", CardStatus.APPLICATION_LOCKED: "card_invalid",
+    CardStatus.APPLICATION_INVALID: "card_invalid", CardStatus.FILE_NOT_FOUND: "not_transit_card",
+    CardStatus.NOT_SUPPORTED: "not_transit_card"}
+_INIT_REFUSALS: dict[int, str] = {
+    CardStatus.WRONG_DATA: "over_max_balance", CardStatus.KEY_INDEX_UNSUPPORTED: "no_load_key",
+    CardStatus.COUNTER_EXHAUSTED: "counter_exhausted", CardStatus.CONDITIONS_NOT_SATISFIED: "card_blocked"}
 
 
 class LoadStatus(str, enum.Enum):
@@ -209,7 +212,7 @@ class LoadTerminal:
 
     def _select(self) -> PublicAppInfo:
         answer = self.card.transmit(_SELECT)
-        if answer.sw != 0x9000:
+        if answer.sw != CardStatus.OK:
             reason = _SELECT_REFUSALS.get(answer.sw, "card_error")
             status = LoadStatus.FAILED if reason == "card_error" else LoadStatus.REFUSED
             raise self._stop(status, reason, f"SELECT: {format_sw(answer.sw)}")
@@ -231,7 +234,7 @@ class LoadTerminal:
         serial = info.serial
         init_command = cc.InitializeForLoad(self.key_index, amount, self.terminal_id, self.purse).to_bytes()
         answer = self.card.transmit(init_command)
-        if answer.sw != 0x9000:
+        if answer.sw != CardStatus.OK:
             reason = _INIT_REFUSALS.get(answer.sw, "card_error")
             return LoadOutcome(LoadStatus.FAILED if reason == "card_error" else LoadStatus.REFUSED, reason,
                                f"INITIALIZE FOR LOAD: {format_sw(answer.sw)}", card_serial=serial, amount=amount,
@@ -267,9 +270,9 @@ class LoadTerminal:
         outcome.load_id = authorization.load_id
         try:
             answer = self.card.transmit(cc.CreditForLoad(now, authorization.mac2).to_bytes())
-            if answer.sw != 0x9000:
+            if answer.sw != CardStatus.OK:
                 self.journal.void(row, f"CREDIT FOR LOAD answered {format_sw(answer.sw)}")
-                reason = "mac2_refused" if answer.sw == 0x9302 else "card_error"
+                reason = "mac2_refused" if answer.sw == CardStatus.MAC_INVALID else "card_error"
                 return self._not_loaded(outcome, LoadStatus.FAILED, reason, f"CREDIT FOR LOAD: {format_sw(answer.sw)}")
             tac = cc.CREDIT_RESPONSE.parse(answer.data).tac
         except (LinkError, ProtocolError) as exc:
@@ -323,8 +326,9 @@ class LoadTerminal:
             answer = self.card.transmit(prove)
         except (CardRemoved, LinkTimeout) as exc:
             raise self._stop(LoadStatus.RETRY, "card_removed", f"GET TRANSACTION PROVE unanswered: {exc}",
-                             card_serial=rec.card_serial, amount=rec.amount, pending=True, journal_row=entry.row_id)
-        if answer.sw != 0x9000:
+                             card_serial=rec.card_serial, amount=rec.amount, pending=True,
+                             journal_row=entry.row_id) from None
+        if answer.sw != CardStatus.OK:
             return False
         proof = cc.PROVE_RESPONSE.parse(answer.data)
         if proof.mac2 != rec.mac2:

@@ -103,7 +103,7 @@ def test_card_leaving_mid_exchange(serve) -> None:
     with PcscLink(CARD_READER) as link:
         assert link.activate(10.0) is not None
         assert link.transceive(SELECT_EP, 1.0)[-2:] == b"\x90\x00"
-        with pytest.raises(CardRemoved, match="answered nothing|removed"):
+        with pytest.raises(CardRemoved, match=r"answered nothing|removed"):
             link.transceive(GET_BALANCE, 1.0)
         # pcscd sees the card leave; the server puts it back a second later, as a rider tapping again
         wait_reader(CARD_READER, present=False)

@@ -62,7 +62,8 @@ def test_random_bytes_parse_or_raise_protocol_error(raw: bytes):
         assert apdu.to_bytes() == raw
 
 
-@pytest.mark.parametrize("hexstr", ["", "00", "00A404", "00A4040008A0000006", "00A404000000", "00A40400000005AA", "00A4040000000000"])
+@pytest.mark.parametrize("hexstr", ["", "00", "00A404", "00A4040008A0000006", "00A404000000", "00A40400000005AA",
+                                    "00A4040000000000"])
 def test_malformed(hexstr):
     with pytest.raises(ProtocolError) as info:
         CommandAPDU.parse(bytes.fromhex(hexstr))

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from protocols.apdu import CommandAPDU
 from protocols.card_commands import (
-    BALANCE_RESPONSE, DEBIT_RESPONSE, CardCommand, LOAD_INIT_RESPONSE, PROVE_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock,
-    ApplicationUnblock, BalanceResponse, CommandSet, CreditForLoad, DebitForPurchase, DebitResponse, GetBalance,
-    GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase, InitializeForLoad, InitializeForPurchase,
-    LoadInitResponse, ProveResponse, Purse, PurchaseInitResponse, ReadBinary, ReadRecord, RecordMode, SelectByFid,
-    SelectByName, UpdateCappDataCache, parse_card_command,
+    BALANCE_RESPONSE, DEBIT_RESPONSE, CardCommand, LOAD_INIT_RESPONSE, PROVE_RESPONSE, PURCHASE_INIT_RESPONSE,
+    ApplicationBlock, ApplicationUnblock, BalanceResponse, CommandSet, CreditForLoad, DebitForPurchase, DebitResponse,
+    GetBalance, GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase, InitializeForLoad,
+    InitializeForPurchase, LoadInitResponse, ProveResponse, Purse, PurchaseInitResponse, ReadBinary, ReadRecord,
+    RecordMode, SelectByFid, SelectByName, UpdateCappDataCache, parse_card_command,
 )
 from protocols.errors import ProtocolError
 from protocols.fci import PPSE_NAME, T_UNION_EP_AID

@@ -114,7 +114,7 @@ def test_a_non_bcd_serial_parses_but_has_no_digits():
     info = cf.PUBLIC_APP_INFO.parse(bytes(raw))
     assert info.diversification_factor == bytes.fromhex("477004006744282A")
     with pytest.raises(ProtocolError, match="application serial"):
-        info.card_number
+        _ = info.card_number
 
 
 def test_public_app_info_rejects_an_impossible_date():

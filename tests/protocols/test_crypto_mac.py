@@ -78,7 +78,7 @@ def ecb(algorithm, block: bytes, *, decrypt: bool = False) -> bytes:
 
 
 def xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b))
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
 def cbc_mac_definition(algorithm, data: bytes, iv: bytes) -> bytes:

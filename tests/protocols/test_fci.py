@@ -157,7 +157,8 @@ optional_bytes = st.none() | st.binary(max_size=20)
 priorities = st.none() | st.integers(0, 255)
 
 
-@given(names, optional_bytes, priorities, optional_bytes, optional_bytes, st.none() | st.binary(min_size=30, max_size=30))
+@given(names, optional_bytes, priorities, optional_bytes, optional_bytes,
+       st.none() | st.binary(min_size=30, max_size=30))
 def test_application_fci_round_trips(aid, label, priority, version, preferred_name, file15):
     fci = Fci.application(aid, label=label, priority=priority, version=version, preferred_name=preferred_name,
                           file15=file15)

@@ -69,8 +69,8 @@ def retail_mac(key: bytes, data: bytes) -> bytes:
     data += b"\x80" + bytes(-(len(data) + 1) % 8)
     chain = bytes(8)
     for i in range(0, len(data) - 8, 8):
-        chain = des(key[:8], bytes(a ^ b for a, b in zip(chain, data[i:i + 8])))
-    return tdes(key, bytes(a ^ b for a, b in zip(chain, data[-8:])))[:4]
+        chain = des(key[:8], bytes(a ^ b for a, b in zip(chain, data[i:i + 8], strict=True)))
+    return tdes(key, bytes(a ^ b for a, b in zip(chain, data[-8:], strict=True)))[:4]
 
 
 def invert(data: bytes) -> bytes:

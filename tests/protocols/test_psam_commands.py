@@ -1,4 +1,5 @@
-"""PSAM commands: the spec's §3.5/§3.6 APDUs byte for byte, the §5.2 purchase flow end to end, refusals and round trips."""
+"""PSAM commands: the spec's §3.5/§3.6 APDUs byte for byte, the §5.2 purchase flow end to end, refusals and round
+trips."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import tempfile
 import pytest
 
 import sim.psam as sim_psam
-from protocols.crypto import ciphers, diversify, purchase_tac
+from protocols.crypto import ciphers
 from sim.bench import loop, profiler
 from sim.bench.floor import floor_keys, floor_m1_debit, floor_purchase, m1_floor_keys
 from sim.bench.loop import RIGS, WorkerResult, drive, run_worker
@@ -28,7 +28,7 @@ from terminal.journal import SqliteJournal
 from terminal.records import DebitState
 from terminal.validator import Validator
 
-from .bench_support import tap_and_floor
+from .bench_support import count_operations, tap_and_floor
 
 SMALL = BenchSpec(taps=120, cards=12, journal="memory", profile_taps=60, floor_iterations=10)
 KEYS = ("tx_per_s", "us_per_tx_mean", "us_per_tx_p50", "us_per_tx_p90", "us_per_tx_p99", "crypto_floor_us_per_tx",
@@ -186,29 +186,31 @@ def test_share_out_keeps_the_category_order_and_the_total():
 # --- the floor makes exactly the cipher operations of a real tap -----------------------------------------------------
 
 def test_floor_makes_the_cipher_operations_of_one_purchase(monkeypatch):
+    counts = count_operations(monkeypatch)
     rig = PurchaseRig(dataclasses.replace(SMALL, cards=2))
     drive(rig, WorkerResult(0), taps=2)  # each card's first tap makes its long-lived key contexts
     keys = floor_keys(rig.cards[0], rig.psam)
     in_tap, in_floor = tap_and_floor(
-        monkeypatch, rig, lambda: floor_purchase(keys, b"\x01\x02\x03\x04", 5, 6, 200, bytes.fromhex("20260302060000")))
+        counts, rig, lambda: floor_purchase(keys, b"\x01\x02\x03\x04", 5, 6, 200, bytes.fromhex("20260302060000")))
     assert in_floor == in_tap
     # card: its session key (ECB on its DPK), MAC1 checked, MAC2, TAC; PSAM: DPK from the issuer key, its session
-    # key, MAC1, MAC2 checked. New: the PSAM's DPK and two session keys; contexts: the DPK's ECB, two CBC-MACs.
-    assert in_tap == {"new TdesKey": 1, "new DesKey": 2, "context ECB": 1, "context CBC": 2, "encrypt": 3,
-                      "cbc_last": 5, "macs_equal": 2}
+    # key, MAC1, MAC2 checked. New contexts: the PSAM's DPK (ECB) and the two session keys' CBC-MACs.
+    assert in_tap == {"context 3DES ECB": 1, "context 3DES CBC": 2, "update 3DES ECB": 3, "update 3DES CBC": 5,
+                      "compare": 2}
 
 
 def test_floor_keys_are_the_keys_of_the_card_and_the_psam():
     rig = PurchaseRig(dataclasses.replace(SMALL, cards=2))
     card = rig.cards[1]
     keys = floor_keys(card, rig.psam)
-    assert diversify(keys.issuer_key, keys.factor).export() == keys.card_dpk.export()  # the PSAM's DPK is the card's
     tapped = WorkerResult(0)
     drive(rig, tapped, taps=2)
     log = card.image.transaction_log[0]  # ATC, overdraft limit, amount, type, terminal, date-time
-    amount, when = int.from_bytes(log[5:9], "big"), log[16:23]
+    atc, amount, when = int.from_bytes(log[:2], "big"), int.from_bytes(log[5:9], "big"), log[16:23]
     tsn = rig.psam.tsn - 1  # the card tapped last
-    assert purchase_tac(keys.card_tac, amount, 0x09, keys.terminal, tsn, when) == card.image.proofs[0x09].tac
+    proof = card.image.proofs[0x09]
+    random = bytes(4)  # any: the floor's TAC does not depend on it, its MACs do (checked inside)
+    assert floor_purchase(keys, random, atc, tsn, amount, when) == proof.tac
 
 
 def test_floor_refuses_keys_that_disagree():
@@ -228,16 +230,17 @@ def test_an_m1_run_counts_m1_debits_and_conserves_money():
 
 
 def test_the_m1_floor_makes_the_cipher_operations_of_one_m1_debit(monkeypatch):
+    counts = count_operations(monkeypatch)
     rig = PurchaseRig(dataclasses.replace(SMALL, cards=2, card_kind="m1"))
     drive(rig, WorkerResult(0), taps=2)
     keys = m1_floor_keys(rig.cards[0], rig.psam)  # type: ignore[arg-type]
-    in_tap, in_floor = tap_and_floor(monkeypatch, rig, lambda: floor_m1_debit(
+    in_tap, in_floor = tap_and_floor(counts, rig, lambda: floor_m1_debit(
         keys, 7, 2, 100_000, 200, dt.datetime(2026, 3, 2, 6, 0), rig.psam.terminal_number))
     assert in_floor == in_tap
     # the PSAM: six sector keys (a new key, one ECB call each), the auth code's and the MAC's card keys (the same),
     # two retail MACs (a single-DES key of the left half and two CBC passes each); the M1 card has no cryptography of
     # its own here (Crypto1 is the reader chip's)
-    assert in_tap == {"new TdesKey": 8, "encrypt": 8, "new DesKey": 2, "context CBC": 4, "cbc_last": 4}
+    assert in_tap == {"update 3DES ECB": 8, "context 3DES CBC": 4, "update 3DES CBC": 4}
 
 
 def test_the_m1_floor_computes_the_psams_mac():

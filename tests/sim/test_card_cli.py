@@ -26,7 +26,8 @@ def test_new_with_a_seed_is_deterministic(tmp_path: Path, capsys: pytest.Capture
     assert err == "note: the demo key set is test-only; this card is for simulation only\n"
     image = load_image(tmp_path / "a.json")
     number = image.public_info[10:20].hex()[1:]
-    assert out == f"{tmp_path / 'a.json'}: card {number} of issuer 02403640FFFFFFFF, normal, balance 50.00 CNY (5000 fen)\n"
+    assert out == (f"{tmp_path / 'a.json'}: card {number} of issuer 02403640FFFFFFFF, normal, "
+                   "balance 50.00 CNY (5000 fen)\n")
     assert image.purse.balance == 5000 and image.public_info[:8] == h("02403640FFFFFFFF")
     assert run(["card", "new", "--seed", "5", "--out", str(tmp_path / "b.json")]) == 0
     assert run(["card", "new", "--seed", "6", "--out", str(tmp_path / "c.json")]) == 0

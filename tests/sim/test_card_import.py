@@ -47,7 +47,7 @@ BEIJING_LOG = """\
 00B201F400 -> 0400000000182115030100180021000000000001900000085C20201227140456290012002900FFFFFFFF000000000000 9000
 00B202F400 -> 030000000018221A550100180022000000000000000000085C20201227140056290012002900FFFFFFFF000000000000 9000
 00B203F400 -> 6A83
-"""
+"""  # noqa: E501 (a reader's log as it was written, one exchange a line)
 
 
 def tap(card: SimCard) -> TapOutcome:
@@ -97,8 +97,9 @@ def test_read_prints_the_card_decoded(tmp_path, capsys):
     assert run(["read", "--reader", f"sim:{FIXTURES / 'torn-debit.json'}"]) == 0
     out = capsys.readouterr().out
     for line in ("reader: sim:" + str(FIXTURES / "torn-debit.json"), "scheme: T-Union purse 交通联合",
-                 "balance: 98.00 CNY (9800 fen)", "  offline_atc: 55", "      transaction_type_name: composite_purchase",
-                 "      record_type_name: entry/board", "exchanges: 16", "capture: -"):
+                 "balance: 98.00 CNY (9800 fen)", "  offline_atc: 55",
+                 "      transaction_type_name: composite_purchase", "      record_type_name: entry/board",
+                 "exchanges: 16", "capture: -"):
         assert line + "\n" in out, line
     assert run(["read", "--reader", f"sim:{FIXTURES / 'demo-card.json'}", "--json", "--no-initialize"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -167,7 +168,8 @@ def test_a_trace_of_a_tap_makes_the_card_as_it_came(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("00A4040008A000000632010105", "log: line 1: expected a command and its response, got '00A4040008A000000632010105'"),
+    ("00A4040008A000000632010105",
+     "log: line 1: expected a command and its response, got '00A4040008A000000632010105'"),
     ("00A4 | 9000", "log: line 1: a command has at least 4 bytes and a response its status word"),
     ("# nothing\n\n", "log: no exchange in it"),
     ("00A4040008A000000632010105 | 6Z82", "log: line 1: response: 'Z' is not a hex digit"),

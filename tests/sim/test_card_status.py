@@ -3,7 +3,6 @@ the order of a transaction, line protection, and what the codecs refuse (wrong l
 
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
 
@@ -12,9 +11,7 @@ from protocols.card_commands import Purse, RecordMode
 from protocols.crypto import Algorithm, Sm4Key, line_protection_mac, purchase_mac1, purchase_session_key
 from protocols.fci import PPSE_NAME
 from protocols.hexutil import parse_hex as h
-from protocols.card_files import TRANSACTION_LOG_RECORD, TransactionLogRecord
 from sim.card import MAX_BALANCE, KeySlot, PurseState, SimCard
-from sim.card.cpu_card import log_record
 from sim.issuing import personalise
 
 from .card_support import SELECT_EP, SERIAL, TERMINAL, WHEN, call, e2e_card, fixed_random, sw
@@ -333,9 +330,3 @@ def test_codec_refusals(card: SimCard, apdu: str, expected: int) -> None:
 def test_bytearray_and_memoryless_inputs(card: SimCard) -> None:
     assert card.execute(bytearray(cc.GetBalance().to_bytes())) == h("000003E8 9000")
     assert card.internal_errors == 0
-
-
-def test_log_record_is_the_layouts_bytes() -> None:
-    record = log_record(0x36, 0x12C, 200, 0x09, TERMINAL, h("20180313164329"))
-    assert record == TRANSACTION_LOG_RECORD.build(TransactionLogRecord(
-        0x36, 0x12C, 200, 0x09, TERMINAL, dt.date(2018, 3, 13), dt.time(16, 43, 29)))

@@ -111,6 +111,8 @@ def test_pn532_is_opened_lazily_and_only_for_cards(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("terminal.drivers.pn532.Pn532Link", FakePn532)
     assert isinstance(open_link("pn532:/tmp/pty@230400", role="card"), FakePn532)
     assert opened == [("/tmp/pty", 230400)]
+    open_link(DeviceSpec("pn532", "/tmp/pty"), role="card")  # a spec made in code, without a baud rate
+    assert opened[-1] == ("/tmp/pty", DEFAULT_BAUD)
     with pytest.raises(DeviceError, match="a PN532 reads contactless cards, it holds no SAM"):
         open_link("pn532:/tmp/pty", role="sam")
     monkeypatch.setitem(sys.modules, "terminal.drivers.pn532", None)
@@ -173,7 +175,7 @@ def test_ykt_validate_runs_in_the_same_second_never_repeat_a_psam_serial(capsys:
     in the same second on one journal never hand out a serial twice (which would take the validator out of service)."""
     monkeypatch.setattr("sim.devices.time.time", lambda: 1_790_000_000.25)  # every run in the same second
     db = tmp_path / "v.db"
-    for n in range(3):
+    for _ in range(3):
         code, out, err = ykt(capsys, "validate", "--reader", "sim:random", "--sam", "sim:psam", "--journal", str(db),
                              "--json")
         assert code == 0, err

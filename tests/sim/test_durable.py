@@ -68,8 +68,8 @@ def _validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
 def test_ykt_validate_save_keeps_the_sim_card_in_its_fixture(capsys, tmp_path: Path) -> None:
     fixture = tmp_path / "card.json"
     save_fixture(card(balance=1000), fixture)
-    code, out, err = _validate(capsys, "--reader", f"sim:{fixture}", "--sam", "sim:psam", "--taps", "2", "--save", "--json",
-                               "--journal", str(tmp_path / "v.db"), "--config", str(_config(tmp_path)))
+    code, out, err = _validate(capsys, "--reader", f"sim:{fixture}", "--sam", "sim:psam", "--taps", "2", "--save",
+                               "--json", "--journal", str(tmp_path / "v.db"), "--config", str(_config(tmp_path)))
     assert code == 0, err
     taps = [json.loads(line) for line in out.splitlines()]
     assert [tap["status"] for tap in taps] == ["accepted", "accepted"]
@@ -89,7 +89,8 @@ def test_ykt_validate_without_save_leaves_the_fixture(capsys, tmp_path: Path) ->
 
 @pytest.mark.parametrize("reader", ["sim:random", "pcsc:0", "pn532:/dev/null"])
 def test_ykt_validate_save_needs_a_sim_fixture(capsys, reader: str, tmp_path: Path) -> None:
-    code, _, err = _validate(capsys, "--reader", reader, "--sam", "sim:psam", "--save", "--journal", str(tmp_path / "v.db"))
+    code, _, err = _validate(capsys, "--reader", reader, "--sam", "sim:psam", "--save",
+                             "--journal", str(tmp_path / "v.db"))
     assert code == 2
     assert "--save needs a sim:<fixture file> card reader" in err
 

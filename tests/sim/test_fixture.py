@@ -24,7 +24,8 @@ from .card_support import SELECT_EP, TERMINAL, call, composite_purchase, e2e_car
 FIXTURES = Path(__file__).resolve().parents[2] / "sim" / "fixtures"
 DEMO_MASTERS = ("00112233445566778899AABBCCDDEEFF", "F0E1D2C3B4A5968778695A4B3C2D1E0F",
                 "FFEEDDCCBBAA99887766554433221100", "404142434445464748494A4B4C4D4E4F")
-RECORD_1E = h("03 0000000279001102 04 0000 0000 0000 15 00000000 0000224A 20250114142937 5840 12215840FFFFFFFF 000000000000")
+RECORD_1E = h("03 0000000279001102 04 0000 0000 0000 15 00000000 0000224A 20250114142937 5840 12215840FFFFFFFF "
+              "000000000000")
 
 
 def used_card():  # type: ignore[no-untyped-def]
@@ -170,7 +171,8 @@ CASES = [
     ("passbook/balance", -21, "passbook.balance: must be -20 to 2147483647, got -21"),
     ("passbook", 0, "passbook: expected an object"),
     ("files/15", "02403640FFFFFFFF0201031049915850000113832020010120401231", "files.15: expected 30 bytes, got 28"),
-    ("files/15", "02403640FFFFFFFF02010310499158500001138320200101204012310", "files.15: odd number of hex digits (57)"),
+    ("files/15", "02403640FFFFFFFF02010310499158500001138320200101204012310",
+     "files.15: odd number of hex digits (57)"),
     ("files/16", "00", "files.16: expected 55 bytes, got 1"),
     ("files/17", None, "files.17: expected a string of hex digits"),
     ("files/18", "00", "files.18: unknown field"),

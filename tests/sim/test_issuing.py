@@ -11,6 +11,7 @@ import pytest
 from protocols import card_commands as cc
 from protocols.card_files import MANAGEMENT_INFO, PUBLIC_APP_INFO, CardType
 from protocols.crypto import Algorithm, TdesKey, diversify
+from protocols.errors import ProtocolError
 from protocols.hexutil import parse_hex as h
 from sim.card import DEFAULT_ATS, KeySlot
 from sim.fixture import dumps
@@ -134,16 +135,23 @@ def test_key_set_without_purchase_keys() -> None:
                            "diversification_levels": 1, "master_keys": {"tac": {"01": MASTERS["tac"]}}})
     with pytest.raises(IssueError, match="keys: the key set has no purchase key"):
         issue_card(keyset, serial=SERIAL)
-    with pytest.raises(IssueError, match="keys.03: the key set has no purchase key at this index"):
+    with pytest.raises(IssueError, match=r"keys\.03: the key set has no purchase key at this index"):
         issue_card(KEYSET, serial=SERIAL, key_indexes=[3])
 
 
 def test_personalise_checks_key_algorithms() -> None:
-    with pytest.raises(IssueError, match="keys.01.purchase: not a SM4 key"):
+    with pytest.raises(IssueError, match=r"keys\.01\.purchase: not a SM4 key"):
         personalise(issuer_id=ISSUER, serial=SERIAL, algorithm=Algorithm.SM4,
                     keys={1: KeySlot(1, purchase=TdesKey(bytes(16)))})
     with pytest.raises(IssueError, match="keys: a card needs at least one key index"):
         personalise(issuer_id=ISSUER, serial=SERIAL, algorithm=Algorithm.TDES, keys={})
+
+
+def test_a_key_slot_without_a_tac_key_answers_9403() -> None:
+    slot = KeySlot(2, purchase=TdesKey(bytes(16)))
+    with pytest.raises(ProtocolError, match=r"^key version 02 has no TAC key \(DTK\)$") as raised:
+        slot.tac_key()
+    assert raised.value.sw == 0x9403
 
 
 # --- populations ------------------------------------------------------------------------------------------------------

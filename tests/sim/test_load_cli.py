@@ -67,8 +67,9 @@ def test_ykt_load_over_http_as_the_phone(fixture: Path, tmp_path: Path, capsys: 
         common = ["load", "--reader", f"sim:{fixture}", "--amount", "1000", "--host", server.url,
                   "--journal", str(tmp_path / "phone.db"), "--save"]
         assert run([*common, "--token", PHONE.token]) == 1  # the phone's token with the top-up machine's number
-        assert capsys.readouterr().err == ("ykt: not loaded onto card 3103640000000000077: the token is not that of "
-                                           f"terminal 200041590001 (unauthorized)\nsaved the card's state to {fixture}\n")
+        assert capsys.readouterr().err == (
+            "ykt: not loaded onto card 3103640000000000077: the token is not that of terminal 200041590001 "
+            f"(unauthorized)\nsaved the card's state to {fixture}\n")
         assert run([*common, "--token", PHONE.token, "--terminal", PHONE.number.hex()]) == 0
         assert "loaded 10.00 CNY" in capsys.readouterr().out
     finally:

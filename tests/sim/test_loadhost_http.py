@@ -155,7 +155,7 @@ def test_concurrent_terminals_lose_and_duplicate_nothing(tmp_path: Path) -> None
                 outcome = terminal.load(100 * (k + 1))
                 reader.take()
                 assert outcome is not None and outcome.status is LoadStatus.LOADED and outcome.confirmed, outcome
-        except BaseException as exc:  # noqa: BLE001 (reported by the main thread)
+        except BaseException as exc:  # reported by the main thread
             failures.append(exc)
 
     shared = demo_card("03103640000099000001")

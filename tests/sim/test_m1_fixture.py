@@ -170,7 +170,8 @@ def test_card_show_m1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert run(["card", "show", str(path)]) == 0
     out = capsys.readouterr().out
     assert "  sector 2: purse\n" in out and "      enable_flag_name: normal\n" in out
-    assert "        block 9: read key A or B; write key B; increment key B; decrement/transfer/restore key A or B" in out
+    assert ("        block 9: read key A or B; write key B; increment key B; decrement/transfer/restore key A or B"
+            in out)
     assert "  sector 15: not used by the purse (data blocks all zero)\n" in out
 
 

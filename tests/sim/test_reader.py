@@ -393,8 +393,10 @@ def test_composite_purchase_with_modeled_times() -> None:
     composite_purchase(card, lane, psam)
     assert card.balance == 9_800
     by_ins = {(exchange.link, exchange.command[1]): exchange.model for exchange in log.exchanges}
-    assert by_ins["sam", 0x70] == ContactTime(544 / 9600 * 1e6, 10_000.0, 44)  # 8070 at 9600 Bd, answered 61 08
-    assert by_ins["sam", 0xC0] == ContactTime(200 / 9600 * 1e6, 200.0, 16)
+    # 8070 answered 61 08, at 115200 Bd: the rate of the demo PSAM's TA1, taken by PPS at activation
+    init_sam, get_response = by_ins["sam", 0x70], by_ins["sam", 0xC0]
+    assert (init_sam.line_us, init_sam.device_us) == (pytest.approx(544 / 115200 * 1e6), 10_000.0)
+    assert (get_response.line_us, get_response.device_us) == (pytest.approx(200 / 115200 * 1e6), 200.0)
     assert by_ins["reader", 0xDC].blocks_out == 3  # type: ignore[union-attr]  # the card's ATS says FSC 64
     assert by_ins["reader", 0x54].device_us == 25_000.0  # type: ignore[union-attr]
     total = sum(exchange.model.total_us for exchange in log.exchanges)  # type: ignore[union-attr]

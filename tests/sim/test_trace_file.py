@@ -294,7 +294,8 @@ def test_settings_file_text():
         'format = 1\npurchase = "composite"\napplication_types = [2]\nmin_application_version = 1\n'
         'accepted_issuers = []\nrecovery_window_s = 30\nrepeat_tap_s = 60\nrepeat_tap_scope = "validator"\n'
         'card_timeout_s = 0.5\nsam_timeout_s = 2.0\n'
-        'maintenance_key_version = 1\npsam_two_level = true\ndamaged_rows = "stop"\nretap_same_ride_s = 3600\n\n[place]\ncity_code = "2900"\n'
+        'maintenance_key_version = 1\npsam_two_level = true\ndamaged_rows = "stop"\nretap_same_ride_s = 3600\n\n'
+        '[place]\ncity_code = "2900"\n'
         'institution_id = "02002900FFFFFFFF"\noperator_code = "0001"\nline = 1\nstation = 1\n'
         'vehicle = "0000000000000001"\nindustry_code = 2\n')
 

@@ -290,7 +290,7 @@ def test_unreadable_source_and_unknown_format(tmp_path):
         build_blacklist(tmp_path / "nope.txt", tmp_path / "out.bin")
     with pytest.raises(BlacklistError, match="unknown list format 'xml'"):
         build_blacklist([S1], tmp_path / "out.bin", fmt="xml")
-    with pytest.raises(BlacklistError, match="no-such-dir/out.bin: cannot create a file next to it"):
+    with pytest.raises(BlacklistError, match=r"no-such-dir/out\.bin: cannot create a file next to it"):
         build_blacklist([S1], tmp_path / "no-such-dir" / "out.bin")
     with pytest.raises(BlacklistError, match="no-such-dir: cannot write sort runs: No such file or directory"):
         build_blacklist([S1, S2], tmp_path / "no-such-dir" / "out.bin", chunk_records=1)

@@ -54,7 +54,8 @@ def test_the_settings_survive_a_trace_header() -> None:
     ('[cutover.m1]\nnormal = "maybe"', 'cutover.m1.normal: must be "accepted", "refused" or the last day accepted'),
     ("[cutover.m1]\nnormal = 2026-11-30T00:00:00", "cutover.m1.normal: must be"),
     ('[cutover.m1]\npupil = "refused"', "cutover.m1.pupil: unknown card type"),
-    ('[cutover.m1]\nnormal = "refused"\n1 = "accepted"', "cutover.m1.1: card type 1 is also given as cutover.m1.normal"),
+    ('[cutover.m1]\nnormal = "refused"\n1 = "accepted"',
+     "cutover.m1.1: card type 1 is also given as cutover.m1.normal"),
     ('cutover = "m1"', "cutover: must be a table"),
 ])
 def test_bad_settings_name_the_field(text: str, message: str) -> None:

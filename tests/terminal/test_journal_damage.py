@@ -198,7 +198,7 @@ def test_a_damaged_event_is_named_too(tmp_path: Path) -> None:
         journal.record_event(EventKind.DUPLICATE_CARD, "ATC 3 already journaled", card_serial=spec_record().card_serial,
                              row_ref=1)
     _sql(path, "UPDATE event SET at = 'yesterday'")
-    with SqliteJournal(path, readonly=True) as journal, pytest.raises(DamagedRow, match="^journal event 1: at: "):
+    with SqliteJournal(path, readonly=True) as journal, pytest.raises(DamagedRow, match=r"^journal event 1: at: "):
         list(journal.events())
     with SqliteJournal(path, readonly=True, damaged="quarantine") as journal:
         assert list(journal.events()) == [] and list(journal.quarantined_events) == [1]

@@ -162,7 +162,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_constructor_checks_levels_and_key_lengths() -> None:
     with pytest.raises(ConfigError, match="diversification levels must be 1 or 2, got 3"):
         Keyset(algorithm=Algorithm.TDES, levels=3, keys={}, test_only=True)
-    with pytest.raises(ConfigError, match="^master key tac 01: must be 16 bytes$"):
+    with pytest.raises(ConfigError, match=r"^master key tac 01: must be 16 bytes$"):
         Keyset(algorithm=Algorithm.TDES, levels=2, keys={(KeyUsage.TAC, 1): bytes(8)}, test_only=True)
 
 

@@ -53,8 +53,9 @@ def test_a_load_goes_through_its_states_and_survives_reopening(journal: LoadJour
 ])
 def test_changes_outside_the_rules_are_refused(journal: LoadJournal, steps, change: str, message: str) -> None:
     row = journal.record_request(RECORD)
-    calls = {"authorized": lambda: journal.authorized(row, 1, bytes(4)), "credited": lambda: journal.credited(row, bytes(4)),
-             "confirmed": lambda: journal.confirmed(row), "void": lambda: journal.void(row, "why"),
+    calls = {"authorized": lambda: journal.authorized(row, 1, bytes(4)),
+             "credited": lambda: journal.credited(row, bytes(4)), "confirmed": lambda: journal.confirmed(row),
+             "void": lambda: journal.void(row, "why"),
              "unconfirmed": lambda: journal.unconfirmed(row, "why")}
     for step in steps:
         calls[step]()

@@ -401,7 +401,7 @@ def test_a_reader_that_never_answers_costs_the_timeout_and_no_more(fake: FakeSca
         link.activate(1.0)
         fake.hold = threading.Event()
         start = time.monotonic()
-        with pytest.raises(LinkTimeout, match="no answer from the PC/SC layer within 0.2 s"):
+        with pytest.raises(LinkTimeout, match=r"no answer from the PC/SC layer within 0\.2 s"):
             link.transceive(b"\x80\x54\x01\x00\x0f", 0.2)
         with pytest.raises(LinkTimeout):
             link.transceive(b"\x00\xb0\x95\x00\x00", 0.2)  # waits for the stuck call first, in vain

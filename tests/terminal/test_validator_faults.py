@@ -104,7 +104,8 @@ def test_wrong_psam_keys_mac1_rejected_and_voided():
     from sim.psam import SimPsam
     from terminal.keyset import parse_keyset
 
-    wrong = parse_keyset({"format": "yikatong-keyset", "version": 1, "test_only": True, "algorithm": "3DES", "diversification_levels": 2,
+    wrong = parse_keyset({"format": "yikatong-keyset", "version": 1, "test_only": True, "algorithm": "3DES",
+                          "diversification_levels": 2,
                           "master_keys": {"purchase": {"01": "0F" * 16}, "tac": {"01": "1E" * 16}}}, source="wrong")
     rig, c = Rig(psam=SimPsam(wrong, bytes.fromhex("200041599997"))), card()
     outcome = rig.tap(c)

@@ -377,7 +377,7 @@ def test_a_tear_anywhere_in_the_tap_that_recovers() -> None:
     for first in Tear.everywhere(TAP):
         rig, c, status = _torn(first)
         key = (bytes(c.image.memory), tuple(e.record.state.value for e in rig.journal.entries()))
-        if key in seen or status is TapStatus.ACCEPTED and first.at == TAP - 1 and first.committed:
+        if key in seen or (status is TapStatus.ACCEPTED and first.at == TAP - 1 and first.committed):
             continue
         seen.add(key)
         probe_rig, probe_card, _ = _torn(first)

@@ -219,6 +219,6 @@ def test_a_journal_failing_when_a_window_ends_puts_the_validator_out_of_service(
     rig.reader.plan_tear(Tear.after("8054"))
     rig.tap(c)
     rig.clock.advance(30)
-    with pytest.raises(OutOfService, match="^journal: disk full$"):
+    with pytest.raises(OutOfService, match=r"^journal: disk full$"):
         rig.validator.poll()
     assert rig.validator.out_of_service == "journal: disk full"
