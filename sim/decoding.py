@@ -20,14 +20,15 @@ from typing import Any
 from protocols import card_commands as cc
 from protocols import card_files as cf
 from protocols.apdu import CommandAPDU, ResponseAPDU, ends_with_data_sw
-from protocols.card_commands import parse_card_command
+from protocols.card_commands import CardCommand, parse_card_command
 from protocols.errors import ProtocolError
 from protocols.fci import PPSE_NAME, Fci
 from protocols.layout import Layout
-from protocols.pcsc_mifare import parse_storage_command
+from protocols.pcsc_mifare import StorageCommand, parse_storage_command
 from protocols.psam_commands import (
     SFI_KEY_INDEX,
     SFI_TERMINAL_NUMBER,
+    PsamCommand,
     parse_psam_command,
 )
 from protocols.schemes import COMPANION, MOHURD, T_UNION, Scheme, scheme_of
@@ -37,6 +38,8 @@ from terminal.jsondoc import activation_to_json
 from terminal.readout import CardReading
 
 TOP_BIT = 0x80000000
+Command = CardCommand | PsamCommand
+"""A command object a card or a PSAM is sent: what tells what its answer's data holds."""
 UNNAMED = Scheme("unnamed", "an application no public source names", COMPANION)
 """The scheme of an application whose DF name no table knows: its files are shown raw, never in T-Union's layout."""
 
@@ -68,7 +71,7 @@ def code_name(enum: type[IntEnum], value: int) -> str | None:
 
 
 def _field_names(layout: Layout) -> list[str]:
-    return [item.name for item in dataclasses.fields(layout.model)]  # type: ignore[arg-type]
+    return [item.name for item in dataclasses.fields(layout.model)]
 
 
 def layout_fields(layout: Layout, data: bytes, what: str) -> dict[str, Any]:
@@ -116,8 +119,8 @@ def layout_fields(layout: Layout, data: bytes, what: str) -> dict[str, Any]:
     return out
 
 
-def _derive(model: type, prop: str, values: dict[str, Any], warnings: list[str]) -> Any:
-    partial: Any = object.__new__(model)  # the fields that are there; reading one that is not raises AttributeError
+def _derive(model: type, prop: str, values: dict[str, Any], warnings: list[str]) -> object:
+    partial: object = object.__new__(model)  # the fields that are there; reading one that is not raises AttributeError
     for name, value in values.items():
         setattr(partial, name, value)
     try:
@@ -259,7 +262,7 @@ def decode_command(raw: bytes) -> dict[str, Any]:
     header = {"cla": f"{apdu.cla:02X}", "ins": f"{apdu.ins:02X}", "p1": f"{apdu.p1:02X}", "p2": f"{apdu.p2:02X}",
               "case": apdu.case, "extended": apdu.extended}
     try:
-        command: Any = parse_storage_command(raw) if apdu.cla == 0xFF else parse_card_command(raw)
+        command: Command | StorageCommand = parse_storage_command(raw) if apdu.cla == 0xFF else parse_card_command(raw)
     except ProtocolError as card_error:
         try:
             command = parse_psam_command(raw)
@@ -269,7 +272,7 @@ def decode_command(raw: bytes) -> dict[str, Any]:
     return {"command": type(command).__name__, **header, "fields": command}
 
 
-def parse_command(raw: bytes, role: str = "card") -> Any:
+def parse_command(raw: bytes, role: str = "card") -> Command | None:
     """The command object of a card (or PSAM) command, ``None`` when it is not one."""
     try:
         return parse_psam_command(raw) if role == "sam" else parse_card_command(raw)
@@ -277,7 +280,8 @@ def parse_command(raw: bytes, role: str = "card") -> Any:
         return None
 
 
-def _answer_decoder(command: Any, role: str, scheme: Scheme | None) -> Callable[[bytes], Any] | None:
+def _answer_decoder(command: Command | None, role: str,
+                    scheme: Scheme | None) -> Callable[[bytes], dict[str, Any]] | None:
     if role == "sam":
         if isinstance(command, cc.ReadBinary) and command.sfi == SFI_TERMINAL_NUMBER:
             return lambda data: {"terminal_number": data}
@@ -297,7 +301,8 @@ def _answer_decoder(command: Any, role: str, scheme: Scheme | None) -> Callable[
     return lambda data: layout_fields(layout, data, f"{type(command).__name__} answer")
 
 
-def decode_answer(command: Any, data: bytes, *, role: str = "card", scheme: Scheme | None = None) -> Any:
+def decode_answer(command: Command | bytes | None, data: bytes, *, role: str = "card",
+                  scheme: Scheme | None = None) -> dict[str, Any] | None:
     """The data of an answer decoded by the command it answers (a command object, or raw bytes); ``None`` when the
     command does not tell what the data holds. Bytes that do not decode are a note, never an exception."""
     if isinstance(command, (bytes, bytearray)):
@@ -311,7 +316,7 @@ def decode_answer(command: Any, data: bytes, *, role: str = "card", scheme: Sche
         return raw_fields(data, f"does not decode: {exc}")
 
 
-def decode_response(raw: bytes, command: Any = None, *, role: str = "card",
+def decode_response(raw: bytes, command: Command | bytes | None = None, *, role: str = "card",
                     scheme: Scheme | None = None) -> dict[str, Any]:
     """A response APDU: data and status word (named, or flagged when no table names it), and the data decoded by
     ``command`` (an APDU or command object) when given, else when the data is an FCI (a SELECT answer tells itself)."""

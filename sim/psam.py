@@ -218,9 +218,9 @@ class SimPsam:
             except ConfigError:
                 return None
             if upper:
-                key = diversify(key, *upper)  # type: ignore[type-var]  # diversify refuses a union (pending)
+                key = diversify(key, *upper)
             self._upper_keys[cache_key] = key
-        return diversify(key, factors[0])  # type: ignore[type-var]  # diversify refuses a union (pending)
+        return diversify(key, factors[0])
 
     def _init_for_purchase(self, cmd: InitSamForPurchase, session: object) -> bytes:
         if self._selected != _DF:

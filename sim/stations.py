@@ -30,6 +30,7 @@ from terminal.settlement import verify
 from terminal.trace import Tracer
 from terminal.validator import Validator
 
+from .device import Device
 from .issuing import load_demo_keyset
 from .loadhost import (
     DEMO_TERMINALS,
@@ -113,11 +114,14 @@ class Station(abc.ABC):
         self.longest = 1
         """The most card exchanges a tap here has made so far."""
 
-    def tap(self, card: Witness, tear: Tear | None = None) -> TapResult | None:
-        """The card enters the field (to be torn away as ``tear`` says), the terminal looks once, the card leaves."""
+    def tap(self, card: Device, tear: Tear | None = None) -> TapResult | None:
+        """The card enters the field (to be torn away as ``tear`` says), the terminal looks once, the card leaves. A
+        :class:`~sim.witness.Witness` learns the terminal it is tapped at (an M1 card's records do not name it); any
+        other device (a card whose answers are garbled on purpose) is tapped as it is."""
         if tear is not None:
             self.reader.plan_tear(tear)
-        card.at = self.terminal
+        if isinstance(card, Witness):
+            card.at = self.terminal
         self.reader.put(card)
         torn = len(self.reader.torn)
         try:
@@ -132,8 +136,9 @@ class Station(abc.ABC):
                 self.reader.take()
             self.reader.cancel_tears()
 
+    @abc.abstractmethod
     def begin_ride(self, rng: random.Random) -> None:
-        """A new ride begins here (a bus stop for section fares); nothing by default."""
+        """A new ride begins here: the bus calls at a stop (section fares), a rider picks what to load."""
 
     @abc.abstractmethod
     def _poll(self) -> TapResult | None: ...

@@ -48,12 +48,12 @@ RETAPS = 6  # tries after which a rider gives up for good
 @dataclass
 class TearReport:
     """What a run did and what it found. ``double_charges`` (rides whose card committed more than one debit at that
-    validator, or loads credited twice for one request), ``free_rides`` (a rider back past ``retap_same_ride_s``
-    after walking away from a torn debit the card made, whose new ride was taken for that one), ``lost`` (debits or loads a card committed that the records
-    hold neither settled nor open), ``phantom`` (rows settled that no card committed), ``unverifiable`` (settled rows
-    whose TAC does not verify) and ``out_of_service`` must all be 0. The money figures are the validators' (debits):
-    ``fen_taken`` from the cards, ``fen_complete`` in complete rows, ``fen_open_committed`` in open rows the cards
-    did commit; ``audits`` has every station's."""
+    validator, or loads credited twice for one request), ``free_rides`` (a rider back past ``retap_same_ride_s`` after
+    walking away from a torn debit the card made, whose new ride was taken for that one), ``lost`` (debits or loads a
+    card committed that the records hold neither settled nor open), ``phantom`` (rows settled that no card committed),
+    ``unverifiable`` (settled rows whose TAC does not verify) and ``out_of_service`` must all be 0. The money figures
+    are the validators' (debits): ``fen_taken`` from the cards, ``fen_complete`` in complete rows,
+    ``fen_open_committed`` in open rows the cards did commit; ``audits`` has every station's."""
 
     rides: int = 0
     taps: int = 0

@@ -2,9 +2,10 @@
 
 The validator, the load terminal and their journals say what they believe; a :class:`Witness` says what the card did.
 It wraps a card and, after each command, looks at its purse: a T-Union card's offline counter moved, the card
-committed a debit, its online counter, a load; an M1 card's purse value went down, a debit. Each is recorded with the card's serial, its counter before, the amount,
-and the terminal and date-time its new 0x18 record names. A ride whose taps made a card commit two debits is a double
-charge, whatever the validator believed; a debit the card made that no journal holds is lost money.
+committed a debit, its online counter, a load; an M1 card's purse value went down, a debit. Each is recorded with the
+card's serial, its counter before, the amount, and the terminal and date-time its new record names (0x18; an M1 card's
+trip record). A ride whose taps made a card commit two debits is a double charge, whatever the validator believed; a
+debit the card made that no journal holds is lost money.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ class Witness:
         """The T-Union card witnessed (an error for an M1 card)."""
         if not isinstance(self.card, SimCard):
             raise TypeError("not a T-Union card")
+        return self.card
+
+    @property
+    def m1_card(self) -> M1Card:
+        """The M1 card witnessed (an error for a T-Union card)."""
+        if not isinstance(self.card, M1Card):
+            raise TypeError("not an M1 card")
         return self.card
 
     @property

@@ -33,23 +33,22 @@ class Place:
 class ValidatorConfig:
     """What a validator checks and how long it waits.
 
-    ``accepted_issuers``: issuer IDs (file 0x15 bytes 0..7) accepted; empty accepts every issuer. A card whose issuer city
-    (issuer ID bytes 2..3) is not ``place.city_code`` is non-local and must carry a non-zero interoperability class in
-    file 0x17. ``purchase``: ``composite`` (INITIALIZE FOR CAPP PURCHASE, transaction type 09, with 0x1E and, for section
-    fares, 0x1A records) or ``simple`` (type 06, no records: only for flat fares). ``recovery_window_s``: how long a
-    torn debit stays ``pending`` before it is reported to the back office as ``unconfirmed`` (it stays open: the card
-    settles it whenever it comes back). ``retap_same_ride_s``: a card back this soon after a torn debit it did make
+    ``accepted_issuers``: issuer IDs (file 0x15 bytes 0..7) accepted; empty accepts every issuer. A card whose issuer
+    city (issuer ID bytes 2..3) is not ``place.city_code`` is non-local and must carry a non-zero interoperability class
+    in file 0x17. ``purchase``: ``composite`` (INITIALIZE FOR CAPP PURCHASE, transaction type 09, with 0x1E and, for
+    section fares, 0x1A records) or ``simple`` (type 06, no records: only for flat fares). ``recovery_window_s``: how
+    long a torn debit stays ``pending`` before it is reported to the back office as ``unconfirmed`` (it stays open: the
+    card settles it whenever it comes back). ``retap_same_ride_s``: a card back this soon after a torn debit it did make
     (proven by the card) is the same rider on the same ride: the tap is that ride's, "recovered", nothing more charged;
-    later, the rider walked away with that ride, the row is settled from the card's evidence all the same and the tap
-    is charged as a new ride. Default an hour, the length of a long bus trip; at least ``recovery_window_s``.
-    ``repeat_tap_s``: a card accepted less than this long ago is not charged
-    again; ``repeat_tap_scope`` says by whom: ``validator`` (by this validator, from its own memory) or ``line``
-    (also by any validator of this operator on this line, from the card's newest 0x1E record: one more READ RECORD
-    per tap unless the fares read it anyway; for vehicles with several validators). ``damaged_rows``: what a damaged
-    journal row does at start-up and on a tap, ``stop`` (the validator does not start: a typed error names the row and
-    the field) or ``quarantine`` (the row is set aside, journaled as an event, and the validator goes on).
-    ``cutover``: which card technologies and types are still accepted while a city moves to new cards
-    (:mod:`terminal.cutover`; by default every card).
+    later, the rider walked away with that ride, the row is settled from the card's evidence all the same and the tap is
+    charged as a new ride. Default an hour, the length of a long bus trip; at least ``recovery_window_s``.
+    ``repeat_tap_s``: a card accepted less than this long ago is not charged again; ``repeat_tap_scope`` says by whom:
+    ``validator`` (by this validator, from its own memory) or ``line`` (also by any validator of this operator on this
+    line, from the card's newest 0x1E record: one more READ RECORD per tap unless the fares read it anyway; for vehicles
+    with several validators). ``damaged_rows``: what a damaged journal row does at start-up and on a tap, ``stop`` (the
+    validator does not start: a typed error names the row and the field) or ``quarantine`` (the row is set aside,
+    journaled as an event, and the validator goes on). ``cutover``: which card technologies and types are still accepted
+    while a city moves to new cards (:mod:`terminal.cutover`; by default every card).
     """
 
     place: Place = field(default_factory=Place)

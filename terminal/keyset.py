@@ -116,13 +116,13 @@ class Keyset:
         master = self.master(usage, index)
         factor = serial_factor(card_serial)
         if self.levels == 1:
-            return diversify(master, factor)  # type: ignore[type-var]  # diversify refuses a union (pending)
+            return diversify(master, factor)
         cache_key = (usage, index, bytes(issuer_id))
         issuer_key = self._issuer_keys.get(cache_key)
         if issuer_key is None:
-            issuer_key = diversify(master, issuer_id)  # type: ignore[type-var]  # diversify refuses a union (pending)
+            issuer_key = diversify(master, issuer_id)
             self._issuer_keys[cache_key] = issuer_key
-        return diversify(issuer_key, factor)  # type: ignore[type-var]  # diversify refuses a union (pending)
+        return diversify(issuer_key, factor)
 
     def m1_sector_key(self, key_type: KeyType, uid: bytes, sector: int, card_version: int) -> bytes:
         """The 6-byte key ``key_type`` of ``sector`` of the M1 card with ``uid`` whose block 4 names key version
@@ -134,7 +134,7 @@ class Keyset:
     def m1_card_key(self, usage: KeyUsage, version: int, card_number: bytes) -> CardKey:
         """An M1 card's auth-code or transaction-MAC key: the master diversified by the 8-byte card number."""
         master = self.master(usage, version)
-        return diversify(master, card_number)  # type: ignore[type-var]  # diversify refuses a union (pending)
+        return diversify(master, card_number)
 
     def __repr__(self) -> str:
         held = ", ".join(f"{usage.value} {index:02X}" for usage, index in sorted(self._masters))

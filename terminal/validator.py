@@ -22,8 +22,8 @@ card image) is declined and journaled as an event for the operator. Only the val
 silent or repeating a transaction serial; its journal unwritable or damaged under the ``stop`` policy) put it out of
 service.
 
-The validator is driven by its caller, one :meth:`Validator.poll` at a time: it never sleeps, starts no thread, and reads
-time only from the injected clock.
+The validator is driven by its caller, one :meth:`Validator.poll` at a time: it never sleeps, starts no thread, and
+reads time only from the injected clock.
 """
 
 from __future__ import annotations
@@ -329,8 +329,8 @@ class Validator:
         """Before anything is charged to a card with open rows, the flow settles each from the card's own evidence. A
         debit proven to be the card's newest purchase, made less than ``retap_same_ride_s`` ago, ends the tap: this tap
         is that ride's (accepted, recovered); an older one was the ride the rider walked away with, and this tap is a
-        new ride. Returns the rows the flow left for its purchase to settle (a CPU card's counter at INITIALIZE). A card that
-        leaves meanwhile ends the tap with "please tap again"; what was settled stays settled.
+        new ride. Returns the rows the flow left for its purchase to settle (a CPU card's counter at INITIALIZE). A
+        card that leaves meanwhile ends the tap with "please tap again"; what was settled stays settled.
         """
         rows = self._open.rows(card.serial)
         if self.journal.quarantined:

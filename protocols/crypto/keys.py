@@ -19,7 +19,9 @@ from typing import TypeVar
 from ..errors import ProtocolError
 from .ciphers import Sm4Key, TdesKey, describe_length, require_bytes
 
-MasterKey = TypeVar("MasterKey", TdesKey, Sm4Key)
+# Bound to the union, not constrained to its members: a caller holding either kind (a key set's master) gets that
+# union back, a caller holding one kind gets that kind.
+MasterKey = TypeVar("MasterKey", bound=TdesKey | Sm4Key)
 
 _INVERT = bytes(range(255, -1, -1))  # bytes.translate table: each byte to its bitwise NOT
 

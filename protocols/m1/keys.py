@@ -62,5 +62,5 @@ class KeyRule:
         if sector == DIRECTORY_SECTOR and key_type is KeyType.A:
             return PUBLIC_KEY_A
         factor = self.factor(uid, sector)
-        key = diversify(master, factor)  # type: ignore[type-var]  # diversify refuses a union (pending)
+        key = diversify(master, factor)
         return key.export()[:KEY_SIZE]

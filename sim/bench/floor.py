@@ -214,10 +214,10 @@ def floor_m1_debit(keys: M1FloorKeys, tsn: int, counter: int, balance: int, amou
     M1 PURCHASE MAC: the card's MAC key (a new key object), the MAC of the debit (a CBC context)."""
     for sector in PURSE_SECTORS:
         keys.rule.key(keys.key_a, keys.uid, sector, KeyType.A)
-    mac_block(diversify(keys.auth, keys.card_number), pad(keys.auth_data), iv=bytes(8), pad=False)  # type: ignore[type-var]
+    mac_block(diversify(keys.auth, keys.card_number), pad(keys.auth_data), iv=bytes(8), pad=False)
     data = PURCHASE_MAC_DATA.pack(keys.card_number, keys.uid, counter, balance, amount, RecordType.PURCHASE, terminal,
                                   tsn, when)
-    return purchase_mac(diversify(keys.tac, keys.card_number), data)  # type: ignore[type-var]
+    return purchase_mac(diversify(keys.tac, keys.card_number), data)
 
 
 def m1_floor_keys(card: M1Card, psam: SimPsam) -> M1FloorKeys:

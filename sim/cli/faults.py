@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,9 +18,10 @@ from . import cli
 
 if TYPE_CHECKING:
     from sim.faults import CampaignReport, Figures
+    from sim.faults.campaign import Figure
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Figure | bool) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -138,8 +139,10 @@ def faults(quick: bool, seed: int, as_json: bool, workdir: Path | None, only: tu
 
 
 def _verdict(report: CampaignReport) -> str:
-    machine = report.as_dict()["machine"]
-    where = f"{machine['cpus']} CPUs ({machine['cpu']}), Python {machine['python']}"
+    from sim.faults.campaign import machine
+
+    computer = machine()
+    where = f"{computer['cpus']} CPUs ({computer['cpu']}), Python {computer['python']}"
     if report.ok:
         return (f"result: no loss, no double charge, no stop, no hang, no untyped exception "
                 f"({len(report.scenarios)} scenarios, {report.seconds:.1f} s on {where})")

@@ -11,17 +11,21 @@ was to show.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias, TypedDict
 
 from tqdm import tqdm
 
 from .keyring import KeyRing
+
+Figure: TypeAlias = int | float | dict[str, int]
+"""A count, a time or a size, or counts by name (outcomes, inputs per target)."""
 
 
 @dataclass(slots=True)
@@ -32,13 +36,13 @@ class Figures:
 
     name: str
     title: str
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Figure] = field(default_factory=dict)
     zero: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def count(self, name: str, value: Any) -> None:
+    def count(self, name: str, value: Figure) -> None:
         """A figure shown for what it is."""
         self.values[name] = value
 
@@ -60,7 +64,7 @@ class Figures:
         found += [f"{name}: does not hold" for name, holds in self.checks.items() if not holds]
         return found
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"title": self.title, "seconds": round(self.seconds, 1), "figures": self.values,
                 "must_be_zero": self.zero, "checks": self.checks, "problems": self.problems, "notes": self.notes}
 
@@ -139,16 +143,23 @@ class CampaignReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"mode": "quick" if self.quick else "full", "seed": self.seed, "ok": self.ok,
                 "seconds": round(self.seconds, 1), "workdir": str(self.workdir), "machine": machine(),
                 "problems": self.problems, "scenarios": {s.name: s.as_dict() for s in self.scenarios}}
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    import os
+class Machine(TypedDict):
+    """What the figures were measured on: the CPUs the system shows, their model, Python's version, the kernel."""
 
+    cpus: int | None
+    cpu: str
+    python: str
+    system: str
+
+
+def machine() -> Machine:
+    """What the figures were measured on."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -164,7 +175,7 @@ def run_scenario(scenario: Scenario, name: str, campaign: Campaign) -> Figures:
     started = time.monotonic()
     try:
         figures = scenario(campaign)
-    except Exception as exc:  # noqa: BLE001  the harness's own failure: reported, a problem, never a traceback
+    except Exception as exc:  # the harness's own failure: reported, a problem, never a traceback
         figures = Figures(name, name)
         figures.must_be_zero("harness_failure", 1)
         figures.note(f"{type(exc).__name__}: {exc}")

@@ -27,7 +27,8 @@ STATIONS: dict[str, Callable[[ManualClock, Path], Station]] = {
     "simple": lambda clock, where: ValidatorStation(
         "simple", bytes.fromhex("200041590011"), clock, config=ValidatorConfig(purchase="simple"),
         journal_path=where / "simple.db"),
-    "composite": lambda clock, where: ValidatorStation("composite", TERMINAL, clock, journal_path=where / "composite.db"),
+    "composite": lambda clock, where: ValidatorStation(
+        "composite", TERMINAL, clock, journal_path=where / "composite.db"),
     "composite-b": lambda clock, where: ValidatorStation(
         "composite-b", bytes.fromhex("200041590002"), clock, journal_path=where / "composite-b.db"),
     "sections": lambda clock, where: ValidatorStation(

@@ -21,7 +21,8 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as seeded
@@ -32,6 +33,8 @@ from .campaign import Campaign, Figures
 from .keyring import KeyRing
 from .loaders import LOADERS, Loaders
 from .parsers import Target, Terminals, recorded, targets
+
+T = TypeVar("T")
 
 LIMIT_S = 5.0
 """Per-input time limit, seconds (generous: a loaded machine, and loaders that write and read SQLite files)."""
@@ -64,7 +67,8 @@ class Tally:
     notes: list[str] = field(default_factory=list)
 
 
-def run_target(target: Target, count: int, seed: int, ring: KeyRing, advance: Any = None) -> Tally:
+def run_target(target: Target[T], count: int, seed: int, ring: KeyRing,
+               advance: Callable[[int], None] | None = None) -> Tally:
     """``count`` hostile inputs to ``target``, each under the time limit; drawn by hypothesis from ``seed``."""
     tally = Tally()
 
@@ -72,7 +76,7 @@ def run_target(target: Target, count: int, seed: int, ring: KeyRing, advance: An
     @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(target.inputs)
-    def one(value: Any) -> None:
+    def one(value: T) -> None:
         tally.inputs += 1
         started = time.monotonic()
         signal.setitimer(signal.ITIMER_REAL, LIMIT_S)
@@ -91,7 +95,7 @@ def run_target(target: Target, count: int, seed: int, ring: KeyRing, advance: An
         except _Hang:
             tally.hangs += 1
             _note(tally, f"no answer in {LIMIT_S:g} s", value)
-        except Exception as exc:  # noqa: BLE001  what this scenario is here to find: counted and noted
+        except Exception as exc:  # what this scenario is here to find: counted and noted
             tally.untyped += 1
             _note(tally, f"{type(exc).__name__}: {exc}", value)
         finally:
@@ -108,20 +112,20 @@ def run_target(target: Target, count: int, seed: int, ring: KeyRing, advance: An
     return tally
 
 
-def _bytes_of(value: Any) -> bytes:
+def _bytes_of(value: object) -> bytes:
     """Every byte string in an input (bytes, or tuples, lists and dicts of them), joined by a zero byte."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
     if isinstance(value, dict):
-        value = list(value.values())
+        return _bytes_of(list(value.values()))
     if isinstance(value, (list, tuple)):
         return b"\0".join(_bytes_of(item) for item in value)
     return b""
 
 
-def _note(tally: Tally, what: str, value: Any) -> None:
+def _note(tally: Tally, what: str, value: object) -> None:
     if len(tally.notes) < 3:
         shown = repr(value)
         tally.notes.append(f"{what} on {shown[:160]}{'...' if len(shown) > 160 else ''}")
@@ -137,7 +141,8 @@ def hostile_input(campaign: Campaign) -> Figures:
     terminals = Terminals(outputs)
     try:
         corpus = recorded(outputs)
-        for image in (*corpus.images, *(card.card.image for card in (*terminals.cards, *terminals.m1_cards))):
+        for image in (*corpus.card_images, *corpus.m1_images,
+                      *(card.card.image for card in (*terminals.cards, *terminals.m1_cards))):
             campaign.keys.add_card(image)
         every = targets(corpus, terminals)
         every += [Target(f"loader.{kind}", loaders.inputs(kind), functools.partial(loaders.load, kind),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TypeAlias
 
 from hypothesis import strategies as st
 
@@ -44,34 +45,57 @@ JSON_VALUES = st.recursive(
     max_leaves=6)
 
 
-def _places(doc: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """Every (container, key) of a JSON document."""
+Json: TypeAlias = "bool | int | float | str | list[Json] | dict[str, Json] | None"
+"""A JSON document as :func:`json.loads` gives it."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Member:
+    """A value's place in a JSON object: the object and the member's name."""
+
+    members: dict[str, Json]
+    name: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Item:
+    """A value's place in a JSON array: the array and the index."""
+
+    items: list[Json]
+    index: int
+
+
+def _places(doc: Json, out: list[_Member | _Item]) -> list[_Member | _Item]:
+    """Every place of a value in a JSON document."""
     if isinstance(doc, dict):
         for key, value in doc.items():
-            out.append((doc, key))
+            out.append(_Member(doc, key))
             _places(value, out)
     elif isinstance(doc, list):
         for index, value in enumerate(doc):
-            out.append((doc, index))
+            out.append(_Item(doc, index))
             _places(value, out)
     return out
 
 
-def _json_edit(draw: st.DrawFn, doc: Any) -> Any:
+def _json_edit(draw: st.DrawFn, doc: Json) -> Json:
     for _ in range(draw(st.integers(1, 3))):
         places = _places(doc, [])
         if not places:
             return draw(JSON_VALUES)
-        container, key = draw(st.sampled_from(places))
+        place = draw(st.sampled_from(places))
         op = draw(st.sampled_from(("replace", "replace", "delete", "add")))
-        if op == "replace":
-            container[key] = draw(JSON_VALUES)
+        if isinstance(place, _Member):
+            if op == "delete":
+                del place.members[place.name]
+            else:
+                place.members[place.name if op == "replace" else draw(st.text(max_size=8))] = draw(JSON_VALUES)
+        elif op == "replace":
+            place.items[place.index] = draw(JSON_VALUES)
         elif op == "delete":
-            del container[key]
-        elif isinstance(container, dict):
-            container[draw(st.text(max_size=8))] = draw(JSON_VALUES)
+            del place.items[place.index]
         else:
-            container.insert(key, draw(JSON_VALUES))
+            place.items.insert(place.index, draw(JSON_VALUES))
     return doc
 
 

@@ -19,6 +19,9 @@ from protocols.crypto import diversify
 from protocols.mifare import CardSize, trailer_block
 from terminal.keyset import Keyset, KeyUsage
 
+from ..card.image import CardImage
+from ..card.m1_card import M1Image
+
 PUBLIC_M1_KEYS = frozenset(bytes.fromhex(k) for k in ("FFFFFFFFFFFF", "A0A1A2A3A4A5", "D3F7D3F7D3F7", "000000000000",
                                                          "B0B1B2B3B4B5"))
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]{12,}")
@@ -55,27 +58,22 @@ class KeyRing:
                 if keyset.levels == 2 and usage in (KeyUsage.PURCHASE, KeyUsage.LOAD, KeyUsage.TAC,
                                                      KeyUsage.MAINTENANCE):
                     for issuer in issuers:
-                        self.add(diversify(master, issuer).export())  # type: ignore[type-var]
+                        self.add(diversify(master, issuer).export())
 
-    def add_card(self, image: object) -> None:
-        """A card's own keys: a T-Union :class:`~sim.card.image.CardImage` or an M1 image (its sector trailers)."""
-        keys = getattr(image, "keys", None)
-        if isinstance(keys, dict):
-            for slot in keys.values():
-                for key in (slot.purchase, slot.load, slot.tac):
-                    if key is not None:
-                        self.add(key.export())
-            maintenance = getattr(image, "maintenance_key", None)
-            if maintenance is not None:
-                self.add(maintenance.export())
-            return
-        memory = getattr(image, "memory", None)
-        if isinstance(memory, (bytes, bytearray)):
-            size = CardSize.K4 if len(memory) > 1024 else CardSize.K1
-            sectors = 40 if size is CardSize.K4 else 16
-            for sector in range(sectors):
+    def add_card(self, image: CardImage | M1Image) -> None:
+        """A card's own keys: a T-Union card's key slots and maintenance key, or an M1 card's sector trailers."""
+        if isinstance(image, M1Image):
+            memory, size = image.memory, image.size
+            for sector in range(40 if size is CardSize.K4 else 16):
                 block = trailer_block(sector, size) * 16
                 self.add(bytes(memory[block:block + 6]), bytes(memory[block + 10:block + 16]))
+            return
+        for slot in image.keys.values():
+            for key in (slot.purchase, slot.load, slot.tac):
+                if key is not None:
+                    self.add(key.export())
+        if image.maintenance_key is not None:
+            self.add(image.maintenance_key.export())
 
     def save(self, path: Path) -> None:
         """Keep the ring in a file (one key in hex a line), for a later run on the same work directory."""

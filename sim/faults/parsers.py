@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from hypothesis import strategies as st
 
@@ -41,7 +41,8 @@ from terminal.loads import messages
 from terminal.trace import ExchangeLog
 
 from ..card import SimCard
-from ..card.m1_card import M1Card
+from ..card.image import CardImage
+from ..card.m1_card import M1Card, M1Image
 from ..card.m1_issuing import issue_m1_card
 from ..decoding import decode_command, decode_file, decode_response
 from ..device import Device
@@ -54,6 +55,7 @@ from ..tears import START, TERMINAL, m1_riders, riders
 from .inputs import hostile
 
 FILES = (0x15, 0x16, 0x17, 0x18, 0x1A, 0x1E)
+T = TypeVar("T")
 
 
 class Undocumented(Exception):
@@ -81,9 +83,10 @@ class Corpus:
     psam: list[tuple[bytes, bytes]] = field(default_factory=list)  # (command, answer) of the PSAM
     m1_blocks: list[bytes] = field(default_factory=list)
     m1_commands: list[bytes] = field(default_factory=list)
-    images: list[Any] = field(default_factory=list)
-    """The cards the exchanges are of, a T-Union card's and the M1 card's images (the fuzzed devices start from
-    copies of them; their keys go in the key ring)."""
+    card_images: list[CardImage] = field(default_factory=list)
+    m1_images: list[M1Image] = field(default_factory=list)
+    """The cards the exchanges are of, T-Union and M1 (the fuzzed devices start from copies of the first T-Union
+    card and the last M1 card; every one's keys go in the key ring)."""
 
     @property
     def card_commands(self) -> tuple[bytes, ...]:
@@ -134,7 +137,8 @@ def recorded(directory: Path) -> Corpus:
         pair = (exchange.command, exchange.response)
         (corpus.psam if exchange.link == "sam" else corpus.card).append(pair)
     m1 = issue_m1_card(load_demo_keyset(), issuer_serial=bytes.fromhex("00000042"), balance=10000)
-    corpus.images = [card.card.image, torn.card.image, loaded.card.image, m1_rider.card.image, m1.image]
+    corpus.card_images = [card.cpu.image, torn.cpu.image, loaded.cpu.image]
+    corpus.m1_images = [m1_rider.m1_card.image, m1.image]
     memory = bytes(m1.image.memory)
     corpus.m1_blocks = [memory[n:n + 16] for n in range(0, len(memory), 16)]
     uid = m1.image.uid[:4]
@@ -171,13 +175,13 @@ def _changes(answers: tuple[bytes, ...], most: int = 14) -> st.SearchStrategy[di
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Target(Generic[T]):
     """A fuzzing target: its ``name``, the hostile ``inputs`` it takes, what it ``run``s on each, and its share of
     the campaign's inputs (``weight``)."""
 
     name: str
-    inputs: st.SearchStrategy[Any]
-    run: Callable[[Any], object]
+    inputs: st.SearchStrategy[T]
+    run: Callable[[T], object]
     weight: float = 1.0
 
 
@@ -220,7 +224,7 @@ class Terminals:
     def _tap(self, station: Station, device: Device) -> None:
         self.clock.advance(61)
         try:
-            station.tap(device)  # type: ignore[arg-type]
+            station.tap(device)
         except (OutOfService, ReaderGone):
             if isinstance(station, ValidatorStation):
                 station.validator.out_of_service = None  # a PSAM fault: the next input starts it again
@@ -228,15 +232,15 @@ class Terminals:
             raise Undocumented(f"{type(exc).__name__}: {exc}") from exc
 
 
-def targets(corpus: Corpus, terminals: Terminals) -> list[Target]:
+def targets(corpus: Corpus, terminals: Terminals) -> list[Target[Any]]:
     """Every parser target (the loaders are :mod:`.loaders`')."""
     commands, answers = corpus.card_commands, corpus.card_answers
     psam_commands = corpus.psam_commands
     every_command = commands + psam_commands
     layouts = all_layouts()
-    card = SimCard(copy.deepcopy(corpus.images[0]))
+    card = SimCard(copy.deepcopy(corpus.card_images[0]))
     psam = demo_psam(TERMINAL)
-    m1 = M1Card(copy.deepcopy(corpus.images[-1]))
+    m1 = M1Card(copy.deepcopy(corpus.m1_images[-1]))
     pairs = tuple(corpus.card + corpus.psam)
     host_documents = (messages.encode({"load_id": 7, "mac2": "0011AABB"}),
                       messages.encode({"load_id": 7, "confirmed": True}),
@@ -245,7 +249,7 @@ def targets(corpus: Corpus, terminals: Terminals) -> list[Target]:
                                        "online_counter": 3, "random": "01020304", "datetime": "20260302081500",
                                        "mac1": "0A0B0C0D"}))
     frames = corpus.frames
-    responses = tuple(command for command in pn532.COMMANDS if command.RESPONSE is not None)
+    responses = tuple(command.RESPONSE for command in pn532.COMMANDS if command.RESPONSE is not None)
 
     def session(device: SimCard | M1Card) -> Callable[[list[bytes]], None]:
         def run(apdus: list[bytes]) -> None:
@@ -302,7 +306,7 @@ def targets(corpus: Corpus, terminals: Terminals) -> list[Target]:
                pn532.parse_command),
         Target("pn532.response", st.tuples(st.sampled_from(responses), hostile(tuple(f[5:-2] for f in frames
                                                                                     if len(f) > 7), max_size=300)),
-               lambda pair: pair[0].RESPONSE.parse(pair[1])),  # type: ignore[union-attr]
+               lambda pair: pair[0].parse(pair[1])),
         Target("pn532.chip", st.lists(hostile(frames, max_size=200), min_size=1, max_size=5), chip),
         Target("ats", hostile((bytes.fromhex("0575777002"),), max_size=40), Ats.parse),
         Target("mifare.command", hostile(tuple(corpus.m1_commands), max_size=40), mifare.parse_command),

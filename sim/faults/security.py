@@ -217,7 +217,7 @@ def _clone(bench: _Bench) -> list[str]:
     if first is None or not first.accepted or copied is None or copied.decline is not Decline.DUPLICATE_CARD \
             or clone.committed:
         failed.append("clones_not_declined")
-    if copied is not None and copied.status is TapStatus.OUT_OF_SERVICE or not bench.serves():
+    if (copied is not None and copied.status is TapStatus.OUT_OF_SERVICE) or not bench.serves():
         failed.append("stopped_by_a_card")
     return failed
 

@@ -8,8 +8,8 @@ believed:
   of coming back (:data:`MODES`): early, late (past the recovery window, the same ride), at the next ride (past
   ``retap_same_ride_s``) and never. A fresh card for each, at the flow's own stations.
 * **A population of riders** (T-Union and M1 cards) at every station at once (simple and composite purchases,
-  section fares, a second validator of the line, a top-up machine), random tears (half at the command that commits), random delays, walking
-  away, restarts: the bulk of the taps.
+  section fares, a second validator of the line, a top-up machine), random tears (half at the command that commits),
+  random delays, walking away, restarts: the bulk of the taps.
 
 Must be 0: rides charged twice (or loads credited twice), new rides taken for a torn one, debits or loads a card
 committed that no record holds, settled rows no card committed, TACs that do not verify, taps that put a terminal out
