@@ -75,9 +75,13 @@ def _logged(path: Path) -> Iterator[None]:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the campaign writes its journals, traces, logs and card fixtures (kept). Default: a "
                    "temporary directory, removed at the end unless a problem was found.")
+@click.option("--inputs", type=click.IntRange(min=1), metavar="N",
+              help="Hostile inputs in all for the fuzzing, shared out by the targets' weights. Default: 1,000,000 in "
+                   "the full run, 40 a target with --quick. Less fits the full run in less time.")
 @click.option("--only", "only", multiple=True, metavar="SCENARIO",
               help="Run only this scenario (repeat for more): tears, power, serial, security, fuzz, keys.")
-def faults(quick: bool, seed: int, as_json: bool, workdir: Path | None, only: tuple[str, ...]) -> None:
+def faults(quick: bool, seed: int, as_json: bool, workdir: Path | None, inputs: int | None,
+           only: tuple[str, ...]) -> None:
     """Run the fault campaign and print its figures; exit status 1 when any loss, double charge, stop, hang or
     exception that is not the project's was seen.
 
@@ -115,10 +119,12 @@ def faults(quick: bool, seed: int, as_json: bool, workdir: Path | None, only: tu
     keep = workdir is not None
     directory = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="ykt-faults-"))
     directory.mkdir(parents=True, exist_ok=True)
-    campaign = Campaign(quick, seed, directory)
+    campaign = Campaign(quick, seed, directory, inputs)
     campaign.keys.add_keyset(load_demo_keyset(), issuers=(LOCAL_ISSUER, bytes.fromhex("02403640FFFFFFFF")))
     if not as_json:
-        click.echo(f"ykt faults: {'quick' if quick else 'full'} campaign, seed {seed}; work directory {directory}")
+        sized = "" if inputs is None else f", {inputs:,} fuzzing inputs"
+        click.echo(f"ykt faults: {'quick' if quick else 'full'} campaign, seed {seed}{sized}; work directory "
+                   f"{directory}")
 
     def done(figures: Figures) -> None:
         if not as_json:

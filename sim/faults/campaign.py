@@ -75,11 +75,13 @@ class Campaign:
     ``workdir`` for every file it writes (journals, traces, logs, exports: all scanned for keys at the end, apart from
     the card fixtures under :attr:`cards` that hold the cards' own keys by their format), the :class:`KeyRing` of every
     key the run used (kept in :attr:`ring_file` after each scenario, and taken up again by a later run on the same
-    work directory), and the error messages met on the way (scanned for keys too)."""
+    work directory), and the error messages met on the way (scanned for keys too). ``inputs``: the fuzzing's hostile
+    inputs in all, when not the mode's own (a machine with less time than the full run takes)."""
 
     quick: bool
     seed: int
     workdir: Path
+    inputs: int | None = None
     keys: KeyRing = field(default_factory=KeyRing)
     messages: list[str] = field(default_factory=list)
     show_progress: bool = True

@@ -19,10 +19,10 @@ import functools
 import signal
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as seeded
@@ -147,9 +147,7 @@ def hostile_input(campaign: Campaign) -> Figures:
         every = targets(corpus, terminals)
         every += [Target(f"loader.{kind}", loaders.inputs(kind), functools.partial(loaders.load, kind),
                          LOADER_WEIGHT) for kind in LOADERS]
-        weights = sum(t.weight for t in every)
-        counts = {t.name: (QUICK_PER_TARGET if campaign.quick else round(FULL_INPUTS * t.weight / weights) + 1)
-                  for t in every}
+        counts = _shares(every, campaign)
         tallies: dict[str, Tally] = {}
         with campaign.progress("fuzz", sum(counts.values()), "input") as advance:
             for target in every:
@@ -158,6 +156,17 @@ def hostile_input(campaign: Campaign) -> Figures:
         terminals.close()
     _figures(figures, tallies)
     return figures
+
+
+def _shares(every: list[Target[Any]], campaign: Campaign) -> dict[str, int]:
+    """Each target's inputs: :data:`QUICK_PER_TARGET` each in a quick run, else the campaign's inputs in all
+    (:data:`FULL_INPUTS` unless it says otherwise) shared out by the targets' weights, one more each so that the
+    whole is at least what was asked."""
+    if campaign.quick and campaign.inputs is None:
+        return {t.name: QUICK_PER_TARGET for t in every}
+    total = FULL_INPUTS if campaign.inputs is None else campaign.inputs
+    weights = sum(t.weight for t in every)
+    return {t.name: round(total * t.weight / weights) + 1 for t in every}
 
 
 def _figures(figures: Figures, tallies: dict[str, Tally]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from protocols.crypto import diversify
@@ -26,6 +26,19 @@ PUBLIC_M1_KEYS = frozenset(bytes.fromhex(k) for k in ("FFFFFFFFFFFF", "A0A1A2A3A
                                                          "B0B1B2B3B4B5"))
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]{12,}")
 _LITERAL = re.compile(r"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*\"""")
+
+
+def _windows(data: bytes, width: int) -> Iterator[bytes]:
+    """Every ``width``-byte slice of ``data``, made without a Python step per byte."""
+    return map(data.__getitem__, map(slice, range(len(data) - width + 1), range(width, len(data) + 1)))
+
+
+def _occurrences(data: bytes, part: bytes) -> int:
+    """How many times ``part`` starts in ``data`` (overlapping ones too)."""
+    count, at = 0, data.find(part)
+    while at >= 0:
+        count, at = count + 1, data.find(part, at + 1)
+    return count
 
 
 class KeyRing:
@@ -85,19 +98,19 @@ class KeyRing:
             self.add(*(bytes.fromhex(line) for line in path.read_text(encoding="ascii").split()))
 
     def found_in_bytes(self, data: bytes) -> Counter[bytes]:
-        """The keys that show in ``data``, hex (either case) or raw, with how many times each does."""
+        """The keys that show in ``data``, hex (either case) or raw, with how many times each does.
+
+        Each window of ``data`` as long as a key is looked up in the ring (a set), so the cost grows with the data,
+        not with the data times the keys (tens of thousands in a full run)."""
         found: Counter[bytes] = Counter()
         for run in _HEX_RUN.finditer(data):
             text = run.group().lower()
             for size in self._sizes:
-                width = 2 * size
-                found.update(self._hex[window] for window in (text[at:at + width]
-                                                              for at in range(len(text) - width + 1))
-                             if window in self._hex)
-        for key in self.keys:
-            count = data.count(key)
-            if count:
-                found[key] += count
+                for hit in self._hex.keys() & _windows(text, 2 * size):
+                    found[self._hex[hit]] += _occurrences(text, hit)
+        for size in self._sizes:
+            for key in self.keys.intersection(_windows(data, size)):
+                found[key] += _occurrences(data, key)
         return found
 
     def found_in_text(self, text: str) -> Counter[bytes]:

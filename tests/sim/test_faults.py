@@ -5,6 +5,7 @@ power scenario's checks of the files, the campaign's verdict. (``ykt faults --qu
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -154,3 +155,21 @@ def test_a_later_run_on_the_same_work_directory_looks_for_the_keys_of_the_earlie
     assert KEY in later.keys.keys
     (later.workdir / "late.log").write_text(KEY.hex())
     assert scan_for_keys(later).values["key_strings_in_files"] == 1
+
+
+def test_the_fuzzing_s_inputs_are_shared_by_weight_and_at_least_what_was_asked(tmp_path: Path) -> None:
+    every = [Target("light", st.just(b""), len, 0.5), Target("heavy", st.just(b""), len, 2.0)]
+    assert fuzz._shares(every, campaign(tmp_path)) == {"light": 40, "heavy": 40}
+    full = Campaign(False, 1, tmp_path / "full", show_progress=False)
+    assert fuzz._shares(every, full) == {"light": 200_001, "heavy": 800_001}
+    asked = Campaign(True, 1, tmp_path / "asked", inputs=1_000, show_progress=False)
+    assert fuzz._shares(every, asked) == {"light": 201, "heavy": 801}
+
+
+def test_ykt_faults_inputs_sizes_the_fuzzing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["faults", "--quick", "--only", "fuzz", "--inputs", "100", "--json", "--workdir",
+                str(tmp_path / "work")]) == 0
+    figures = json.loads(capsys.readouterr().out)["scenarios"]["fuzz"]["figures"]
+    # each target's share is rounded, plus one: the whole is what was asked and at most 1.5 more a target
+    assert figures["targets"] == 46 and 100 <= figures["inputs"] <= 100 + 1.5 * 46
+    assert figures["inputs_per_target"]["layouts"] > figures["inputs_per_target"]["loader.keyset"]
