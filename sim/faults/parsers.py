@@ -36,7 +36,6 @@ from protocols.pcsc_mifare import parse_storage_command
 from protocols.psam_commands import parse_psam_command
 from terminal.clock import ManualClock
 from terminal.errors import OutOfService, ReaderGone
-from terminal.link import Activation
 from terminal.loads import messages
 from terminal.trace import ExchangeLog
 
@@ -53,6 +52,7 @@ from ..reader import Tear
 from ..stations import LoadStation, Station, ValidatorStation
 from ..tears import START, TERMINAL, m1_riders, riders
 from .inputs import hostile
+from .intercept import Intercepted
 
 FILES = (0x15, 0x16, 0x17, 0x18, 0x1A, 0x1E)
 T = TypeVar("T")
@@ -152,21 +152,14 @@ def recorded(directory: Path) -> Corpus:
     return corpus
 
 
-class _Garbled:
+class _Garbled(Intercepted):
     """A device whose answers at the exchanges of ``changes`` (index since power-on → bytes) are replaced."""
 
     def __init__(self, device: Device, changes: dict[int, bytes]) -> None:
-        self.device = device
+        super().__init__(device)
         self.changes = changes
-        self.exchanges = 0
 
-    def power_on(self) -> Activation:
-        self.exchanges = 0
-        return self.device.power_on()
-
-    def execute(self, apdu: bytes) -> bytes:
-        answer = self.device.execute(apdu)
-        index, self.exchanges = self.exchanges, self.exchanges + 1
+    def answer(self, index: int, apdu: bytes, answer: bytes) -> bytes:
         return self.changes.get(index, answer)
 
 

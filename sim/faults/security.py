@@ -31,7 +31,6 @@ from terminal.blacklist import Blacklist, build_blacklist
 from terminal.clock import ManualClock
 from terminal.config import ValidatorConfig
 from terminal.errors import OutOfService
-from terminal.link import Activation
 from terminal.outcome import Decline, TapOutcome, TapStatus
 from terminal.records import DebitState
 from terminal.settlement import export
@@ -45,24 +44,21 @@ from ..stations import FARES, ValidatorStation
 from ..tears import START, riders
 from ..witness import Witness
 from .campaign import Campaign, Figures
+from .intercept import Intercepted
 
 TERMINAL = bytes.fromhex("200041590021")
 
 
-class _Changed:
+class _Changed(Intercepted):
     """``device`` with its answers to the commands starting with ``header`` changed by ``change`` on their way (a
     man in the middle, a card or a PSAM that forges)."""
 
     def __init__(self, device: Device, header: bytes, change: Callable[[bytes], bytes]) -> None:
-        self.device = device
+        super().__init__(device)
         self.header = header
         self.change = change
 
-    def power_on(self) -> Activation:
-        return self.device.power_on()
-
-    def execute(self, apdu: bytes) -> bytes:
-        answer = self.device.execute(apdu)
+    def answer(self, index: int, apdu: bytes, answer: bytes) -> bytes:
         return self.change(answer) if apdu.startswith(self.header) else answer
 
 

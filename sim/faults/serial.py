@@ -29,7 +29,6 @@ from protocols.errors import YktError
 from terminal.clock import ManualClock
 from terminal.errors import OutOfService, ReaderGone
 from terminal.journal import MemoryJournal
-from terminal.link import Activation
 from terminal.outcome import TapOutcome
 from terminal.records import DebitState
 from terminal.validator import Validator
@@ -41,6 +40,7 @@ from ..noise_taps import START, line_validator, pn532_on_a_line, run_noisy_taps
 from ..pn532 import Pn532Chip, Pn532PtyServer
 from ..serial_noise import LineNoise
 from .campaign import Campaign, Figures
+from .intercept import Intercepted
 
 RATES = ((0.001, 0.999), (0.01, 0.99))
 """Noise rates and the share of taps that must complete at each (full run)."""
@@ -50,27 +50,19 @@ BALANCE = 1_000_000
 RETAPS = 5
 
 
-class _FallsSilent:
+class _FallsSilent(Intercepted):
     """A card in the emulator's field; once it has processed command ``at`` of a tap (counted from 0 since it was
     powered), every byte on the line is lost both ways until :meth:`speak` brings the line back."""
 
     def __init__(self, card: SimCard, line: tuple[LineNoise, LineNoise]) -> None:
-        self.card = card
+        super().__init__(card)
         self.line = line
         self.at: int | None = None
-        self.commands = 0
 
-    def power_on(self) -> Activation:
-        self.commands = 0
-        return self.card.power_on()
-
-    def execute(self, apdu: bytes) -> bytes:
-        response = self.card.execute(apdu)
-        if self.commands == self.at:
-            for noise in self.line:
-                noise.rate, noise.drop_share = 1.0, 1.0
-        self.commands += 1
-        return response
+    def answer(self, index: int, apdu: bytes, answer: bytes) -> bytes:
+        if index == self.at:
+            self.silence()
+        return answer
 
     def silence(self) -> None:
         for noise in self.line:
