@@ -128,6 +128,7 @@ class Layout(Generic[M]):
         named = [p for p in plan if p.name is not None]
         self._build_steps = tuple((i, p.encode, p.width, p.name) for i, p in enumerate(named)
                                   if p.encode or p.width is not None)
+        self._wire_widths = tuple((i, p.size, p.name) for i, p in enumerate(named) if p.code.endswith("s"))
         self._fields = len(declared)
         getter = operator.attrgetter(*declared)
         self._values: Any = getter if len(declared) > 1 else (lambda obj: (getter(obj),))
@@ -192,6 +193,24 @@ class Layout(Generic[M]):
                     values.insert(i, const)  # type: ignore[attr-defined]
             return self._struct.pack(*values)
         except (struct.error, OverflowError, TypeError, AttributeError) as exc:
+            raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
+
+    def pack_wire(self, *values: Any) -> bytes:
+        """:meth:`pack` of field values already in their wire form: a BCD date-time as its 7 bytes, a byte-string
+        integer as its bytes. For a value encoded once and carried by several messages (a tap's date-time goes into
+        INIT SAM FOR PURCHASE, the 0x1E record and DEBIT); every byte string's width is checked as :meth:`pack` does."""
+        if len(values) != self._fields:
+            raise ProtocolError(f"{self.name}: cannot build: {self._fields} field values needed, got {len(values)}")
+        try:
+            for i, width, name in self._wire_widths:
+                if len(values[i]) != width:
+                    raise ProtocolError(f"{self.name}.{name}: expected {width} bytes, got {len(values[i])}")
+            if self._const_positions:
+                values = list(values)  # type: ignore[assignment]
+                for i, const in self._const_positions:
+                    values.insert(i, const)  # type: ignore[attr-defined]
+            return self._struct.pack(*values)
+        except (struct.error, OverflowError, TypeError) as exc:
             raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
 
     def parse_partial(self, data: bytes) -> PartialParse:
