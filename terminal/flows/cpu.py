@@ -41,7 +41,7 @@ from protocols.card_files import (
     parse_process_record,
 )
 from protocols.errors import ProtocolError
-from protocols.fci import T_UNION_EP_AID, Fci
+from protocols.fci import T_UNION_EP_AID, Fci, t_union_file15
 from protocols.schemes import scheme_of
 from protocols.status import CardStatus, format_sw
 
@@ -136,16 +136,23 @@ class CpuFlow:
             if scheme is not None:
                 raise TapStop(TapOutcome(TapStatus.DECLINED, Decline.SCHEME_NOT_ACCEPTED, scheme.name))
             raise TapStop(TapOutcome(TapStatus.DECLINED, reason, f"SELECT: {format_sw(answer.sw)}"))
-        fci = Fci.parse(answer.data)
+        raw = t_union_file15(answer.data)  # the FCI nearly every T-Union card sends, read by its fixed bytes
+        if raw is None:
+            raw = self._file15(answer.data)
+        info = PUBLIC_APP_INFO.parse(raw)
+        return CpuCard(self.technology, info.serial, info=info)
+
+    def _file15(self, data: bytes) -> bytes:
+        """File 0x15 of any other FCI: its 9F0C, else READ BINARY 0x15; an FCI of another application declines."""
+        fci = Fci.parse(data)
         if fci.df_name != T_UNION_EP_AID:
             scheme = scheme_of(fci.df_name)
             raise TapStop(TapOutcome(TapStatus.DECLINED, Decline.SCHEME_NOT_ACCEPTED,
                                      fci.df_name.hex().upper() if scheme is None else scheme.name))
         raw = fci.file15
         if raw is None:
-            raw = card.call(_READ_15, "READ BINARY 0x15").data
-        info = PUBLIC_APP_INFO.parse(raw)
-        return CpuCard(self.technology, info.serial, info=info)
+            raw = self.host.card.call(_READ_15, "READ BINARY 0x15").data
+        return raw
 
     def check(self, card: CardView, now: dt.datetime) -> None:
         """Application type and version, dates, issuer; then file 0x17: the card type, and the interoperability of a

@@ -8,6 +8,8 @@ import datetime as dt
 import pytest
 
 from protocols.card_files import TRANSACTION_LOG_RECORD
+from protocols.fci import T_UNION_EP_AID, Fci
+from sim.card import SimCard
 from sim.psam import demo_psam
 from terminal.blacklist import build_blacklist, Blacklist
 from terminal.config import ValidatorConfig
@@ -42,6 +44,22 @@ def test_composite_purchase_in_seven_exchanges():
         (DebitState.COMPLETE, 200, 10000, 0x09, TERMINAL, outcome.tac)
     assert (rec.offline_atc, rec.tsn, rec.when, rec.mac2_verified) == (0, 0, START, True)
     rig.check_tacs()
+
+
+@pytest.mark.parametrize("label, file15, reads", [(b"MOT_T_EP", True, []), (None, False, ["reader:00B0"])])
+def test_a_purse_fci_of_another_shape_is_read_through_its_tree(label, file15, reads):
+    """The common FCI is read by its fixed bytes; one with a label and priority takes file 0x15 from its tree, one
+    without 9F0C by READ BINARY 0x15."""
+    image = card().image
+    fci = Fci.application(T_UNION_EP_AID, label=label, priority=2, version=b"\x02",
+                          file15=image.public_info if file15 else None)
+    c = SimCard(image, fci=fci)
+    outcome = Rig().tap(c)
+    assert outcome.status is TapStatus.ACCEPTED and outcome.card_serial == serial_of(c)
+    assert _ins(outcome) == ["reader:00A4", *reads, "reader:00B0", "reader:8050", "sam:8070", "reader:80DC",
+                             "reader:8054", "sam:8072"]
+    if reads:
+        assert outcome.exchanges[1].command == bytes.fromhex("00B095001E")
 
 
 def test_initialize_follows_the_amount_and_the_psam_after_a_restart():
