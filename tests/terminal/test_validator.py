@@ -14,7 +14,9 @@ from sim.psam import demo_psam
 from terminal.blacklist import build_blacklist, Blacklist
 from terminal.config import ValidatorConfig
 from terminal.errors import ConfigError
-from terminal.journal import SqliteJournal
+from terminal.journal import MemoryJournal, SqliteJournal
+from terminal.trace import ExchangeLog
+from terminal.validator import Validator
 from terminal.outcome import Decline, TapStatus
 from terminal.records import DebitState
 
@@ -60,6 +62,24 @@ def test_a_purse_fci_of_another_shape_is_read_through_its_tree(label, file15, re
                              "reader:8054", "sam:8072"]
     if reads:
         assert outcome.exchanges[1].command == bytes.fromhex("00B095001E")
+
+
+def test_exchanges_are_recorded_only_when_asked():
+    rig = Rig()
+    seen = ExchangeLog()
+    quiet = Validator(rig.reader, rig.sam, rig.validator.fares, MemoryJournal(clock=rig.clock), clock=rig.clock,
+                      keep_exchanges=False)
+    watched = Validator(rig.reader, rig.sam, rig.validator.fares, MemoryJournal(clock=rig.clock), clock=rig.clock,
+                        keep_exchanges=False, tracer=seen)
+    assert quiet.card.tracer is None and quiet.psam.channel.tracer is None  # no Exchange is made at all
+    for validator, serial in ((quiet, "03102900000000000001"), (watched, "03102900000000000002")):
+        validator.start()
+        rig.reader.put(card(serial))
+        outcome = validator.poll()
+        rig.reader.take()
+        assert outcome is not None and outcome.status is TapStatus.ACCEPTED and outcome.exchanges == []
+    assert [e.command[:2].hex().upper() for e in seen.exchanges][-7:] == [
+        "00A4", "00B0", "8050", "8070", "80DC", "8054", "8072"]
 
 
 def test_initialize_follows_the_amount_and_the_psam_after_a_restart():
