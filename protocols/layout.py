@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import struct
+from collections.abc import Sequence
 from typing import Any, Callable, Generic, Literal, TypeVar
 
 import construct as c
@@ -148,17 +149,22 @@ class Layout(Generic[M]):
 
     def parse(self, data: bytes) -> M:
         """Bytes to a model instance (fast engine)."""
+        return self.model(*self.values(data))
+
+    def values(self, data: bytes) -> Sequence[Any]:
+        """The named fields' values of ``data`` in declaration order, checked and decoded as :meth:`parse` does, without
+        the model instance: for a caller that makes its own object of them (a command of its data field)."""
         if len(data) != self.size:
             self._check_size(data)
         raw = self._struct.unpack(data)
         if self._simple:
-            return self.model(*raw)
+            return raw
         values = list(raw)
         for i, decode in self._decodes:
             values[i] = decode(values[i])
         if self._const_positions:
             self._drop_constants(values)
-        return self.model(*values)
+        return values
 
     def _drop_constants(self, values: list[Any]) -> None:
         """Check the constants among the unpacked ``values`` and take them out, leaving the named fields."""

@@ -26,7 +26,7 @@ Behaviour, in the order a tap meets it:
 ``execute`` never raises. Each command either fails before touching the image or computes everything it writes and
 then assigns it, so the image after any command is what a real card's atomic EEPROM commit leaves.
 
-Every command is parsed whole by the codecs (:func:`~protocols.card_commands.parse_card_command`) and its handler
+Every command is parsed whole by the codecs (:data:`~protocols.card_commands.CARD_COMMANDS`) and its handler
 gets that command object and nothing else: the card answers the APDU it was sent, field for field. What a card keeps
 is what a real one keeps: the FCI (its files 0x15/0x17 are fixed at personalisation), its own keys and their cipher
 contexts.
@@ -44,7 +44,7 @@ from protocols.card_commands import (
     LOAD_INIT_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock, ApplicationUnblock, CreditForLoad, DebitForPurchase,
     GetBalance, GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase, InitializeForLoad,
     InitializeForPurchase, MacCommand, Purse, ReadBinary, ReadRecord, RecordMode, SelectByFid, SelectByName,
-    UpdateCappDataCache, parse_card_command,
+    CARD_COMMANDS, UpdateCappDataCache,
 )
 from protocols.card_files import (
     PROCESS_RECORD_SIZE, PROCESS_RECORD_TAG, PUBLIC_APP_INFO, SFI_CARDHOLDER, SFI_MANAGEMENT, SFI_PROCESS,
@@ -157,7 +157,7 @@ class SimCard:
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
-            command = parse_or_status(parse_card_command, apdu)
+            command = parse_or_status(CARD_COMMANDS.parse, apdu)
             if isinstance(command, int):
                 return status(command)
             return _HANDLERS[type(command)](self, command, tx, challenge)
