@@ -27,7 +27,7 @@ from terminal.journal import SqliteJournal
 from terminal.outcome import Decline, TapOutcome, TapStatus
 from terminal.records import DebitState
 from terminal.settlement import verify
-from terminal.trace import Tracer
+from terminal.trace import Tracer, Tracers
 from terminal.validator import Validator
 
 from .card import SimCard
@@ -37,6 +37,7 @@ from .demo_loads import TopUpMachine, TopUpReport
 from .issuing import DEFAULT_ISSUERS, generate_population, load_demo_keyset
 from .psam import demo_psam
 from .reader import SimReader, SimSamSlot, Tear
+from .schedule import SendAheadWaits, schedule
 
 DEMO_FARES = Path(__file__).resolve().parent / "fares" / "demo-flat.toml"
 DEMO_START = dt.datetime(2026, 3, 2, 7, 30, 0)
@@ -106,8 +107,10 @@ class DemoReport:
         }
 
 
-def _modeled_ms(outcome: TapOutcome) -> float:
-    return sum(e.model.total_us for e in outcome.exchanges if e.model is not None) / 1000
+def _modeled_ms(outcome: TapOutcome, reader: SimReader, waits: SendAheadWaits) -> float:
+    """The tap's length on its modeled timeline, activation included, as ``ykt tap`` prices it."""
+    activation = reader.activation_model.total_us if reader.activation_model is not None else 0.0
+    return schedule(outcome.exchanges, waits.waits, activation).end_us / 1000
 
 
 def demo_config() -> ValidatorConfig:
@@ -151,7 +154,9 @@ def run_demo(taps: int, seed: int, journal_path: Path, *, population: int | None
     reader, sam = SimReader(), SimSamSlot(demo_psam())
     journal = SqliteJournal(journal_path, clock=clock)
     config = config or demo_config()
-    validator = Validator(reader, sam, load_fares(DEMO_FARES), journal, clock=clock, config=config, tracer=tracer)
+    waits = SendAheadWaits(reader.name)
+    validator = Validator(reader, sam, load_fares(DEMO_FARES), journal, clock=clock, config=config,
+                          tracer=waits if tracer is None else Tracers(waits, tracer))
     report = DemoReport(taps, seed, str(journal_path), cards=cards)
     for card in riders:
         report.by_kind.setdefault(_technology(card), Counter())["cards"] += 1
@@ -179,6 +184,8 @@ def run_demo(taps: int, seed: int, journal_path: Path, *, population: int | None
                 clock.advance(wait)
                 outcome = _tap(validator, reader, rider)
             _count(report, outcome)
+            if outcome is not None and outcome.accepted:
+                report.modeled_ms.append(_modeled_ms(outcome, reader, waits))
             report.recovered_late += bool(outcome is not None and outcome.recovered and late)
             if progress is not None:
                 progress(n + 1)
@@ -220,7 +227,6 @@ def _count(report: DemoReport, outcome: TapOutcome | None) -> None:
         report.accepted += 1
         kind["accepted"] += 1
         report.recovered += outcome.recovered
-        report.modeled_ms.append(_modeled_ms(outcome))
     else:
         kind["declined"] += 1
         report.declined[outcome.decline.value if outcome.decline else outcome.status.value] += 1

@@ -29,9 +29,8 @@ from terminal.clock import Clock
 from terminal.config import ValidatorConfig
 from terminal.fares import load_fares
 from terminal.journal import MemoryJournal
-from terminal.link import Activation
 from terminal.outcome import TapOutcome
-from terminal.trace import Exchange, Tracer, Tracers
+from terminal.trace import Tracer, Tracers
 from terminal.validator import Validator
 
 from .card import SimCard
@@ -39,6 +38,7 @@ from .card.m1_card import M1Card
 from .demo import DEMO_FARES
 from .devices import sim_psam
 from .reader import SimReader, SimSamSlot
+from .schedule import SendAheadWaits, schedule
 from .timing import ContactlessTiming, ContactTiming
 
 LIMIT_US = 400_000.0
@@ -161,29 +161,6 @@ class TapReport:
         return self.total_us <= LIMIT_US
 
 
-class _Observer(Tracer):
-    """The last activation of each link (the card's ATS decides its bit rates), and where in the tap's exchanges the
-    validator waited for a command it had sent ahead: ``waits[n]`` lists the links waited for after ``n`` exchanges
-    since the card's activation."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, Activation] = {}
-        self.waits: dict[int, list[str]] = {}
-        self._exchanges = 0
-
-    def activation(self, link: str, activation: Activation | None, at_ns: int) -> None:
-        if activation is not None:
-            self.last[link] = activation
-            if link == CARD_LINK:
-                self.waits, self._exchanges = {}, 0
-
-    def exchange(self, exchange: Exchange) -> None:
-        self._exchanges += 1
-
-    def waited(self, link: str, at_ns: int) -> None:
-        self.waits.setdefault(self._exchanges, []).append(link)
-
-
 def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int | None = None,
             config: ValidatorConfig | None = None, fares: Path = DEMO_FARES, tracer: Tracer | None = None) -> TapReport:
     """Start a validator with the demo PSAM (T=0 at the rate its ATR offers, negotiated by PPS at start-up, or at a
@@ -192,7 +169,7 @@ def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int 
     timing, contact = ContactlessTiming(kbps=kbps), ContactTiming(baud=baud)
     reader = SimReader(card, timing=timing, name=CARD_LINK)
     sam = SimSamSlot(sim_psam("psam"), timing=contact, name=SAM_LINK)
-    seen = _Observer()
+    seen = SendAheadWaits(CARD_LINK)
     validator = Validator(reader, sam, load_fares(fares), MemoryJournal(clock=clock), clock=clock, config=config,
                           tracer=seen if tracer is None else Tracers(seen, tracer))
     validator.start()
@@ -203,13 +180,9 @@ def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int 
     model, contact_model = timing.model(activation), sam.model
     assert contact_model is not None, "the SAM slot has a timing model"
     mifare = activation.protocol == "MIFARE"
-    at = reader.activation_model.total_us
-    free = {CARD_LINK: at, SAM_LINK: at}  # when each link's line and device are free again
-    ahead: dict[str, float] = {}  # when the commands sent ahead on a link are answered
+    plan = schedule(outcome.exchanges, seen.waits, reader.activation_model.total_us)
     steps = []
-    for number, exchange in enumerate(outcome.exchanges, 1):
-        for link in seen.waits.get(number - 1, ()):
-            at = max(at, ahead.pop(link, at))
+    for number, (exchange, start) in enumerate(zip(outcome.exchanges, plan.starts, strict=True), 1):
         role = "card" if exchange.link == CARD_LINK else "sam"
         line = exchange.model.line_us if exchange.model is not None else 0.0
         device = exchange.model.device_us if exchange.model is not None else 0.0
@@ -217,14 +190,8 @@ def run_tap(card: SimCard | M1Card, clock: Clock, *, kbps: int = 106, baud: int 
             out = line if mifare else model.command_us(len(exchange.command))[0]
         else:  # what a torn exchange costs on the line, less the waiting: the header and data that went out
             out = contact_model.torn(exchange.command, None).line_us - contact.wwt_us
-        start = max(at, free[exchange.link])
-        free[exchange.link] = end = start + line + device
-        if exchange.ahead:
-            ahead[exchange.link] = end  # the validator goes on with the card meanwhile
-        else:
-            at = end
         steps.append(TapStep(number, role, command_label(exchange.command, role), exchange.command, exchange.response,
                              line, min(out, line), device, start))
     rates = (106, 106) if mifare else (model.kbps_to_picc, model.kbps_to_pcd)
     return TapReport(outcome, kbps, *rates, contact_model.baud, reader.activation_model.total_us, steps,
-                     sam.activation_model is not None, max(at, *free.values()))
+                     sam.activation_model is not None, plan.end_us)
