@@ -220,8 +220,8 @@ def test_card_export_and_import_refusals(tmp_path: Path, capsys: pytest.CaptureF
     assert not (tmp_path / "x.json").exists()
 
 
-def test_a_new_m1_card_is_accepted_by_the_validator_on_its_built_in_settings(tmp_path: Path,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_new_m1_card_is_accepted_by_the_validator_on_its_built_in_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An M1 card is valid in its own city only: without --serial, ``ykt card new --kind m1`` issues one of the city
     where ``ykt validate`` stands by default, so the first tap a newcomer tries is accepted."""
     path = tmp_path / "m1.json"
