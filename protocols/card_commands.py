@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import IntEnum
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import construct as c
@@ -389,10 +390,11 @@ class Command:
             raise cls._error("the date-time is missing (all zeros)", CardStatus.WRONG_DATA)
 
     @classmethod
-    def _parse_data(cls, layout: Layout, data: bytes) -> Any:
-        """``layout.parse``, with the sw a card gives a data field that is the right size but does not decode."""
+    def _parse_data(cls, layout: Layout, data: bytes) -> Sequence[Any]:
+        """``layout.values``: the data field's values, with the sw a card gives a data field that is the right size
+        but does not decode."""
         try:
-            return layout.parse(data)
+            return layout.values(data)
         except ProtocolError as exc:
             if exc.sw is not None:
                 raise
@@ -547,9 +549,9 @@ class _Initialize(Command):
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
         purse = cls._check_purse(p2)
-        fields = cls._parse_data(INITIALIZE_DATA, data)
+        key_index, amount, terminal_number = cls._parse_data(INITIALIZE_DATA, data)
         cls._check_fixed_le(le, cls.RESPONSE.size)  # type: ignore[union-attr]
-        return cls(fields.key_index, fields.amount, fields.terminal_number, purse, le)  # type: ignore[call-arg]
+        return cls(key_index, amount, terminal_number, purse, le)  # type: ignore[call-arg]
 
 
 @dataclass(slots=True)
@@ -635,10 +637,10 @@ class DebitForPurchase(Command):
 
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
-        fields = cls._parse_data(DEBIT_DATA, data)
-        cls._check_when(fields.when)
+        tsn, when, mac1 = cls._parse_data(DEBIT_DATA, data)
+        cls._check_when(when)
         cls._check_fixed_le(le, 8)
-        return cls(fields.tsn, fields.when, fields.mac1, le)
+        return cls(tsn, when, mac1, le)
 
 
 @dataclass(slots=True)
@@ -692,10 +694,10 @@ class CreditForLoad(Command):
 
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
-        fields = cls._parse_data(CREDIT_DATA, data)
-        cls._check_when(fields.when)
+        when, mac2 = cls._parse_data(CREDIT_DATA, data)
+        cls._check_when(when)
         cls._check_fixed_le(le, 4)
-        return cls(fields.when, fields.mac2, le)
+        return cls(when, mac2, le)
 
 
 @dataclass(slots=True)
@@ -788,14 +790,15 @@ class CommandSet:
     """Turns raw commands into command objects of a given set of classes, by CLA, INS and (when several classes share
     an INS) P1, and answers with a card's status word for anything outside the set."""
 
-    __slots__ = ("_classes", "_instructions", "_routes")
+    __slots__ = ("_by_p1", "_classes", "_instructions", "_sole")
 
     def __init__(self, *commands: type[Command]) -> None:
         routes: dict[tuple[int, int], dict[int | None, type[Command]]] = {}
         for command in commands:
             routes.setdefault((command.CLA, command.INS), {})[command.P1] = command
-        self._routes = {key: next(iter(by_p1.values())) if len(by_p1) == 1 else by_p1
-                        for key, by_p1 in routes.items()}
+        self._sole = {key: command for key, by_p1 in routes.items() if len(by_p1) == 1 for command in by_p1.values()}
+        """The class of each (CLA, INS) no other class has: nearly every command is routed by this one look-up."""
+        self._by_p1 = {key: by_p1 for key, by_p1 in routes.items() if len(by_p1) > 1}
         self._classes = frozenset(cla for cla, _ in routes)
         self._instructions = frozenset(ins for _, ins in routes)
 
@@ -803,25 +806,26 @@ class CommandSet:
         """The command object of a raw C-APDU: its parts split once (:func:`~protocols.apdu.split_command`), routed
         by CLA, INS (and P1), and decoded by its class."""
         data, le, extended = split_command(raw)
-        command = self._route(raw[0], raw[1], raw[2])
+        command = self._sole.get((raw[0], raw[1])) or self._route(raw[0], raw[1], raw[2])
         command._check_parameters(raw[2], raw[3], extended)
         return command._decode(raw[2], raw[3], data, le)
 
     def parse_apdu(self, apdu: CommandAPDU) -> Command:
-        return self._route(apdu.cla, apdu.ins, apdu.p1).from_apdu(apdu)
+        command = self._sole.get((apdu.cla, apdu.ins)) or self._route(apdu.cla, apdu.ins, apdu.p1)
+        return command.from_apdu(apdu)
 
     def _route(self, cla: int, ins: int, p1: int) -> type[Command]:
-        target = self._routes.get((cla, ins))
-        if target is None:
+        """The class of a (CLA, INS) several classes share, told apart by P1; the card's status word for a command
+        outside the set."""
+        by_p1 = self._by_p1.get((cla, ins))
+        if by_p1 is None:
             if cla not in self._classes or ins in self._instructions:
                 raise ProtocolError(f"CLA {cla:02X} not supported for INS {ins:02X}", sw=CardStatus.UNKNOWN_CLA)
             raise ProtocolError(f"INS {ins:02X} not supported", sw=CardStatus.UNKNOWN_INS)
-        if isinstance(target, dict):
-            command = target.get(p1)
-            if command is None:
-                raise ProtocolError(f"{cla:02X}{ins:02X}: P1 {p1:02X} not supported", sw=CardStatus.WRONG_P1P2)
-            return command
-        return target
+        command = by_p1.get(p1)
+        if command is None:
+            raise ProtocolError(f"{cla:02X}{ins:02X}: P1 {p1:02X} not supported", sw=CardStatus.WRONG_P1P2)
+        return command
 
 
 CardCommand = (SelectByName | SelectByFid | ReadBinary | ReadRecord | GetBalance | InitializeForPurchase

@@ -7,7 +7,9 @@ on T-Union cards is the 30 bytes of file 0x15, so a reader can skip READ BINARY 
 
 :class:`Fci` keeps the whole TLV tree as the card sent it (unknown tags included, in the card's order), so it
 re-encodes exactly, and reads the known fields from the tree. Parsing the 0x15 bytes is
-:mod:`protocols.card_files`' business; :attr:`Fci.file15` only hands them over.
+:mod:`protocols.card_files`' business; :attr:`Fci.file15` only hands them over. A validator reads the purse's FCI
+on every tap, and nearly every T-Union card sends the same one (the spec's sample: version, then 9F0C):
+:func:`t_union_file15` takes file 0x15 from it by its fixed bytes, with no tree; any other FCI goes to :class:`Fci`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ TAG_DISCRETIONARY = 0x9F0C
 TAG_DIRECTORY = 0xBF0C
 TAG_DIRECTORY_ENTRY = 0x61
 TAG_ADF_NAME = 0x4F
+
+_T_UNION_COMMON = bytes.fromhex("6F31 8408 A000000632010105 A525 9F080102 9F0C1E")
+"""The fixed bytes of the common T-Union purse FCI, ``6F{84 <purse AID>, A5{9F08 02, 9F0C <file 0x15>}}``."""
 
 _NAME_SIZES = range(1, 17)  # ISO 7816-4 DF names are at most 16 bytes; RIDs make AIDs at least 5, names may be shorter
 
@@ -168,6 +173,15 @@ class Fci:
         """The PPSE's entries (A5/BF0C/61) in card order; empty for an application FCI."""
         a5 = self.proprietary
         return () if a5 is None else _directory(a5)
+
+
+def t_union_file15(data: bytes) -> bytes | None:
+    """File 0x15 from the common T-Union purse FCI (:data:`_T_UNION_COMMON` and 30 bytes: the FCI of the purse AID
+    whose ``A5`` holds only version 02 and 9F0C), as :attr:`Fci.file15` reads it; ``None`` for any other FCI, which
+    :meth:`Fci.parse` reads (or refuses)."""
+    if len(data) == len(_T_UNION_COMMON) + PUBLIC_APP_INFO_SIZE and data.startswith(_T_UNION_COMMON):
+        return data[len(_T_UNION_COMMON):]
+    return None
 
 
 def _check_name(name: bytes, what: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import struct
+from collections.abc import Sequence
 from typing import Any, Callable, Generic, Literal, TypeVar
 
 import construct as c
@@ -128,6 +129,7 @@ class Layout(Generic[M]):
         named = [p for p in plan if p.name is not None]
         self._build_steps = tuple((i, p.encode, p.width, p.name) for i, p in enumerate(named)
                                   if p.encode or p.width is not None)
+        self._wire_widths = tuple((i, p.size, p.name) for i, p in enumerate(named) if p.code.endswith("s"))
         self._fields = len(declared)
         getter = operator.attrgetter(*declared)
         self._values: Any = getter if len(declared) > 1 else (lambda obj: (getter(obj),))
@@ -147,17 +149,22 @@ class Layout(Generic[M]):
 
     def parse(self, data: bytes) -> M:
         """Bytes to a model instance (fast engine)."""
+        return self.model(*self.values(data))
+
+    def values(self, data: bytes) -> Sequence[Any]:
+        """The named fields' values of ``data`` in declaration order, checked and decoded as :meth:`parse` does, without
+        the model instance: for a caller that makes its own object of them (a command of its data field)."""
         if len(data) != self.size:
             self._check_size(data)
         raw = self._struct.unpack(data)
         if self._simple:
-            return self.model(*raw)
+            return raw
         values = list(raw)
         for i, decode in self._decodes:
             values[i] = decode(values[i])
         if self._const_positions:
             self._drop_constants(values)
-        return self.model(*values)
+        return values
 
     def _drop_constants(self, values: list[Any]) -> None:
         """Check the constants among the unpacked ``values`` and take them out, leaving the named fields."""
@@ -192,6 +199,24 @@ class Layout(Generic[M]):
                     values.insert(i, const)  # type: ignore[attr-defined]
             return self._struct.pack(*values)
         except (struct.error, OverflowError, TypeError, AttributeError) as exc:
+            raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
+
+    def pack_wire(self, *values: Any) -> bytes:
+        """:meth:`pack` of field values already in their wire form: a BCD date-time as its 7 bytes, a byte-string
+        integer as its bytes. For a value encoded once and carried by several messages (a tap's date-time goes into
+        INIT SAM FOR PURCHASE, the 0x1E record and DEBIT); every byte string's width is checked as :meth:`pack` does."""
+        if len(values) != self._fields:
+            raise ProtocolError(f"{self.name}: cannot build: {self._fields} field values needed, got {len(values)}")
+        try:
+            for i, width, name in self._wire_widths:
+                if len(values[i]) != width:
+                    raise ProtocolError(f"{self.name}.{name}: expected {width} bytes, got {len(values[i])}")
+            if self._const_positions:
+                values = list(values)  # type: ignore[assignment]
+                for i, const in self._const_positions:
+                    values.insert(i, const)  # type: ignore[attr-defined]
+            return self._struct.pack(*values)
+        except (struct.error, OverflowError, TypeError) as exc:
             raise ProtocolError(f"{self.name}: cannot build: {exc}") from None
 
     def parse_partial(self, data: bytes) -> PartialParse:

@@ -167,18 +167,18 @@ class InitSamForPurchase(Command):
     @classmethod
     def _decode(cls, p1: int, p2: int, data: bytes, le: int | None) -> Self:
         size = len(data)
-        if size == SAM_PURCHASE_DATA_1.size:
-            d = cls._parse_data(SAM_PURCHASE_DATA_1, data)
+        if size == SAM_PURCHASE_DATA_2.size:
+            random, atc, amount, kind, when, key_version, algorithm_id, card_serial, issuer_id = cls._parse_data(
+                SAM_PURCHASE_DATA_2, data)
+        elif size == SAM_PURCHASE_DATA_1.size:
+            random, atc, amount, kind, when, key_version, algorithm_id, card_serial = cls._parse_data(
+                SAM_PURCHASE_DATA_1, data)
             issuer_id = None
-        elif size == SAM_PURCHASE_DATA_2.size:
-            d = cls._parse_data(SAM_PURCHASE_DATA_2, data)
-            issuer_id = d.issuer_id
         else:
             raise cls._error(f"Lc must be 1C (one-level) or 24 (two-level), got {size:02X}", PsamStatus.WRONG_LENGTH)
-        cls._check_when(d.when)
+        cls._check_when(when)
         cls._check_fixed_le(le, 8)
-        return cls(d.random, d.offline_atc, d.amount, d.transaction_type, d.when, d.key_version, d.algorithm_id,
-                   d.card_serial, issuer_id, le)
+        return cls(random, atc, amount, kind, when, key_version, algorithm_id, card_serial, issuer_id, le)
 
 
 @dataclass(slots=True)
@@ -403,10 +403,10 @@ class M1PurchaseMac(Command):
         if len(data) != M1_PURCHASE_MAC_INPUT.size:
             raise cls._error(f"Lc must be {M1_PURCHASE_MAC_INPUT.size:02X}, got {len(data):02X}",
                              PsamStatus.WRONG_LENGTH)
-        d = cls._parse_data(M1_PURCHASE_MAC_INPUT, data)
-        cls._check_when(d.when)
+        card_number, uid, counter, balance_before, amount, kind, when = cls._parse_data(M1_PURCHASE_MAC_INPUT, data)
+        cls._check_when(when)
         cls._check_fixed_le(le, 8)
-        return cls(p2, d.card_number, d.uid, d.counter, d.balance_before, d.amount, d.transaction_type, d.when, le)
+        return cls(p2, card_number, uid, counter, balance_before, amount, kind, when, le)
 
 
 _BLOCK = range(8, 9)

@@ -13,7 +13,11 @@ from .pcsc_mifare import without_key as load_key_without_key
 
 _SECTOR_KEYS = b"\x80\xfc"
 _GET_RESPONSE = b"\x00\xc0"
-_KEYED = frozenset((0xFF, 0x60, 0x61))  # the first byte of a LOAD KEY and of a MIFARE AUTH
+KEYED_PREFIXES = frozenset((b"\xff\x82", _SECTOR_KEYS,
+                            *(bytes((auth, block)) for auth in (0x60, 0x61) for block in range(256))))
+"""The first two bytes of every command that carries a key (LOAD KEY ``FF 82``, MIFARE AUTH ``60/61`` of any block)
+or is answered with keys (M1 SECTOR KEYS ``80 FC``). :meth:`Redactor.exchange` touches no other command's exchange
+while the redactor is not :attr:`~Redactor.waiting`, so a link may keep such exchanges without asking it."""
 
 
 def answers_keys(command: bytes) -> bool:
@@ -36,15 +40,14 @@ class Redactor:
     keys is blanked like the answer it continues."""
 
     def __init__(self) -> None:
-        self._keys_waiting = False
+        self.waiting = False
+        """An answer of keys is being fetched by GET RESPONSE: the next GET RESPONSE is blanked too."""
 
     def exchange(self, command: bytes, response: bytes | None) -> tuple[bytes, bytes | None]:
-        if not self._keys_waiting and command:
-            first = command[0]  # nearly every exchange is a CPU card's or a PSAM's, with no key either way
-            if first not in _KEYED and (first != 0x80 or command[1:2] != b"\xfc"):
-                return command, response
-        keys = answers_keys(command) or (self._keys_waiting and command[:2] == _GET_RESPONSE)
-        self._keys_waiting = keys and response is not None and response[-2:-1] == b"\x61"
+        if not self.waiting and command[:2] not in KEYED_PREFIXES:
+            return command, response  # nearly every exchange is a CPU card's or a PSAM's, with no key either way
+        keys = answers_keys(command) or (self.waiting and command[:2] == _GET_RESPONSE)
+        self.waiting = keys and response is not None and response[-2:-1] == b"\x61"
         if not keys:
             return without_keys(command), response
         return command, None if response is None else blank_answer(response)

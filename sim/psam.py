@@ -24,7 +24,7 @@ Files: the MF holds the terminal number (SFI 0x16, 6 bytes); DF 8011 holds the p
   (spec §3.6: ISO 9797-1 algorithm 3 for a 16-byte key, DES CBC-MAC for a TAC key), the data padded by the caller;
   4 bytes, or the whole block when Le is 8. Without DES INIT: 6985. SM4 keys: 6A81 (no source shows SM4 on 80FA).
 
-Every command is parsed whole by the codecs (:func:`~protocols.psam_commands.parse_psam_command`) and its handler gets
+Every command is parsed whole by the codecs (:data:`~protocols.psam_commands.PSAM_COMMANDS`) and its handler gets
 that command object: the PSAM answers the APDU it was sent, field for field.
 
 Speed choice: the issuer-level key of two-level diversification is kept per issuer (and usage and version), so each
@@ -56,7 +56,7 @@ from protocols.mifare import KeyType as MifareKeyType
 from protocols.psam_commands import (
     SAM_PURCHASE_RESPONSE, SFI_KEY_INDEX, SFI_TERMINAL_NUMBER, T_UNION_PSAM_DF, TERMINAL_NUMBER_SIZE,
     CreditSamForPurchase, DesEncrypt, DesInit, DesMac, InitSamForPurchase, KeyUsage as PsamKeyUsage, M1KeyType,
-    M1PurchaseMac, M1SectorKeys, parse_psam_command,
+    PSAM_COMMANDS, M1PurchaseMac, M1SectorKeys,
 )
 from protocols.status import PsamStatus, bytes_waiting, resend_with_le
 from protocols.tlv import Tlv
@@ -154,7 +154,7 @@ class SimPsam:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
             session, waiting = self._session, self._waiting
-            command = parse_or_status(parse_psam_command, apdu)
+            command = parse_or_status(PSAM_COMMANDS.parse, apdu)
             if isinstance(command, int):
                 self._session = self._waiting = None
                 return status(command)

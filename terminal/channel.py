@@ -17,7 +17,7 @@ from typing import Callable
 from protocols.apdu import CommandAPDU, ResponseAPDU
 from protocols.card_commands import GetResponse
 from protocols.errors import ProtocolError
-from protocols.redact import Redactor
+from protocols.redact import KEYED_PREFIXES, Redactor
 from protocols.status import SW1_BYTES_WAITING, SW1_WRONG_LE, CardStatus
 
 from .errors import LinkError, StatusError
@@ -62,8 +62,10 @@ class Channel:
                                          f"{type(exc).__name__}: {exc}", self._ahead))
             raise
         if tracer is not None:
-            shown, answer = self._redactor.exchange(apdu, response)
-            tracer.exchange(Exchange(link.name, shown, answer, start, timer() - start, link.last_model, None,
+            kept: tuple[bytes, bytes | None] = (apdu, response)
+            if self._redactor.waiting or apdu[:2] in KEYED_PREFIXES:  # only these can carry keys
+                kept = self._redactor.exchange(apdu, response)
+            tracer.exchange(Exchange(link.name, *kept, start, timer() - start, link.last_model, None,
                                      self._ahead))
         if len(response) < 2:
             raise ProtocolError(f"{self.peer} answered {len(response)} bytes, no status word")

@@ -36,6 +36,8 @@ class Psam:
     def __init__(self, channel: Channel, *, df: int = pc.T_UNION_PSAM_DF, two_level: bool = True,
                  maintenance_key_version: int = 0x01) -> None:
         self.channel = channel
+        self._purchase_data = pc.SAM_PURCHASE_DATA_2 if two_level else pc.SAM_PURCHASE_DATA_1
+        self._init_sam = bytes((pc.InitSamForPurchase.CLA, pc.InitSamForPurchase.INS, 0, 0, self._purchase_data.size))
         self.df = df
         self.two_level = two_level
         self.maintenance_key_version = maintenance_key_version
@@ -82,17 +84,19 @@ class Psam:
         self.session_tsn = None
 
     def send_purchase_mac1(self, *, random: bytes, offline_atc: int, amount: int, transaction_type: int,
-                           when: dt.datetime, key_version: int, algorithm_id: int, card_serial: bytes,
+                           when: bytes, key_version: int, algorithm_id: int, card_serial: bytes,
                            issuer_id: bytes) -> PendingMac1:
         """INIT SAM FOR PURCHASE sent ahead (:meth:`Channel.send`): the card may take what does not need MAC1 while
-        the PSAM computes; :meth:`PendingMac1.result` gives the TSN and MAC1. ``card_serial`` is the 8-byte
-        diversification factor."""
-        command = pc.InitSamForPurchase(random, offline_atc, amount, transaction_type, when, key_version, algorithm_id,
-                                        card_serial, issuer_id if self.two_level else None)
+        the PSAM computes; :meth:`PendingMac1.result` gives the TSN and MAC1. ``when`` is the tap's date-time as the
+        7 BCD bytes DEBIT will carry too (:func:`protocols.bcd.encode_datetime`, made once a tap); ``card_serial`` is
+        the 8-byte diversification factor."""
+        fields = (random, offline_atc, amount, transaction_type, when, key_version, algorithm_id, card_serial)
+        data = (self._purchase_data.pack_wire(*fields, issuer_id) if self.two_level
+                else self._purchase_data.pack_wire(*fields))
         self.session_tsn = None
-        return PendingMac1(self, self.channel.send(command.to_bytes()))
+        return PendingMac1(self, self.channel.send(self._init_sam + data))
 
-    def purchase_mac1(self, *, random: bytes, offline_atc: int, amount: int, transaction_type: int, when: dt.datetime,
+    def purchase_mac1(self, *, random: bytes, offline_atc: int, amount: int, transaction_type: int, when: bytes,
                       key_version: int, algorithm_id: int, card_serial: bytes, issuer_id: bytes) -> tuple[int, bytes]:
         """INIT SAM FOR PURCHASE, waited for at once: the TSN and MAC1 for a debit."""
         return self.send_purchase_mac1(random=random, offline_atc=offline_atc, amount=amount,

@@ -82,21 +82,26 @@ class Validator:
 
     Call :meth:`start` once (it raises :class:`OutOfService` when the PSAM is missing or silent, and the journal's
     :class:`~terminal.journal.DamagedRow` under the ``stop`` policy), then :meth:`poll` in the validator's loop.
-    ``tracer`` sees every card and PSAM exchange (a trace file, a live display). The validator reads its journal under
+    ``tracer`` sees every card and PSAM exchange (a trace file, a live display); ``keep_exchanges`` keeps each tap's
+    in its outcome (:attr:`TapOutcome.exchanges`), which a validator whose taps nobody reads exchange by exchange
+    turns off: with neither, no exchange is recorded at all. The validator reads its journal under
     its ``damaged_rows`` setting. ``flows`` make the purse flows it runs (:data:`DEFAULT_FLOWS`), each given the
     validator as its :class:`~terminal.flows.FlowHost`.
     """
 
     def __init__(self, card: Link, sam: Link, fares: FareRules, journal: Journal, *, clock: Clock,
                  blacklist: Blacklist | None = None, config: ValidatorConfig | None = None,
-                 tracer: Tracer | None = None, flows: Sequence[FlowFactory] = DEFAULT_FLOWS) -> None:
+                 tracer: Tracer | None = None, keep_exchanges: bool = True,
+                 flows: Sequence[FlowFactory] = DEFAULT_FLOWS) -> None:
         self.config = config or ValidatorConfig()
         self.fares = fares
         self.journal = journal
         self.blacklist = blacklist
         self.clock = clock
-        self._log = ExchangeLog()
-        observer: Tracer = self._log if tracer is None else Tracers(self._log, tracer)
+        self._log = ExchangeLog() if keep_exchanges else None
+        observer = tracer
+        if self._log is not None:
+            observer = self._log if tracer is None else Tracers(self._log, tracer)
         self.card = Channel(card, peer="card", timeout=self.config.card_timeout_s, tracer=observer)
         self.psam = Psam(Channel(sam, peer="PSAM", timeout=self.config.sam_timeout_s, tracer=observer),
                          two_level=self.config.psam_two_level,
@@ -191,12 +196,15 @@ class Validator:
             return None  # a card that answered its activation wrongly, or a line that garbled it: looked for again
         if activation is None:
             return None
-        self._log.exchanges = []
+        log = self._log
+        if log is not None:
+            log.exchanges = []
         flow = self._flow_for(activation)
         outcome = self._tap(flow, activation)
         if flow is not None:
             outcome.technology = flow.technology
-        outcome.exchanges = self._log.exchanges
+        if log is not None:
+            outcome.exchanges = log.exchanges
         try:
             self.card.link.deactivate()
         except LinkError:

@@ -1,10 +1,11 @@
 """The purchase flow: a bus validator taking complete composite purchases, or complete M1 debits.
 
 The worker's validator runs as a bus would run it (the tap state machine, the demo flat fares, a simulated PSAM, a
-journal). Its population's clock moves on between taps so that no card comes back within the repeat-tap window, and
-every rider carries enough money for the run, so every tap is a full composite purchase: SELECT, READ BINARY 0x17,
-INITIALIZE FOR CAPP PURCHASE, the PSAM's MAC1, UPDATE CAPP DATA CACHE 0x1E, the journal's intent, DEBIT (the card
-checks MAC1), the PSAM's MAC2 check, the journal's completion. With M1 cards (``card_kind`` m1, every rider a normal
+journal; no tap's exchanges kept in its outcome, since nobody reads them there). Its population's clock moves on
+between taps so that no card comes back within the repeat-tap window, and every rider carries enough money for the
+run, so every tap is a full composite purchase: SELECT, READ BINARY 0x17, INITIALIZE FOR CAPP PURCHASE, the PSAM's
+MAC1, UPDATE CAPP DATA CACHE 0x1E, the journal's intent, DEBIT (the card checks MAC1), the PSAM's MAC2 check, the
+journal's completion. With M1 cards (``card_kind`` m1, every rider a normal
 fare so that every tap is a debit) each tap is the M1 flow's: the PSAM's sector keys, the issuance and purse blocks,
 the PSAM's check of the auth code, its transaction MAC, the journal's intent, the eight block writes and value
 operations of the debit, the journal's completion.
@@ -90,7 +91,7 @@ class PurchaseRig:
             journal = SqliteJournal(self.journal_path, clock=self.clock, group_commit=spec.group_commit or None)
         self.journal = journal
         self.validator = Validator(self.reader, SimSamSlot(self.psam, timing=None), load_fares(DEMO_FARES), journal,
-                                   clock=self.clock, config=config)
+                                   clock=self.clock, config=config, keep_exchanges=False)
         self.validator.start()
         self.serve = self.validator.poll
         self.next_card = 0

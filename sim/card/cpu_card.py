@@ -26,7 +26,7 @@ Behaviour, in the order a tap meets it:
 ``execute`` never raises. Each command either fails before touching the image or computes everything it writes and
 then assigns it, so the image after any command is what a real card's atomic EEPROM commit leaves.
 
-Every command is parsed whole by the codecs (:func:`~protocols.card_commands.parse_card_command`) and its handler
+Every command is parsed whole by the codecs (:data:`~protocols.card_commands.CARD_COMMANDS`) and its handler
 gets that command object and nothing else: the card answers the APDU it was sent, field for field. What a card keeps
 is what a real one keeps: the FCI (its files 0x15/0x17 are fixed at personalisation), its own keys and their cipher
 contexts.
@@ -44,7 +44,7 @@ from protocols.card_commands import (
     LOAD_INIT_RESPONSE, PURCHASE_INIT_RESPONSE, ApplicationBlock, ApplicationUnblock, CreditForLoad, DebitForPurchase,
     GetBalance, GetChallenge, GetResponse, GetTransactionProve, InitializeForCappPurchase, InitializeForLoad,
     InitializeForPurchase, MacCommand, Purse, ReadBinary, ReadRecord, RecordMode, SelectByFid, SelectByName,
-    UpdateCappDataCache, parse_card_command,
+    CARD_COMMANDS, UpdateCappDataCache,
 )
 from protocols.card_files import (
     PROCESS_RECORD_SIZE, PROCESS_RECORD_TAG, PUBLIC_APP_INFO, SFI_CARDHOLDER, SFI_MANAGEMENT, SFI_PROCESS,
@@ -121,18 +121,21 @@ class SimCard:
     system, fast and unpredictable enough for a simulator; tests and seeded populations pass their own source.
     ``sm4_id`` is the algorithm id an SM4 card answers in INITIALIZE (``04`` is UNCONFIRMED).
 
-    The files 0x15/0x16/0x17 are fixed at personalisation (no command writes them), so the FCI is built once here.
+    The files 0x15/0x16/0x17 are fixed at personalisation (no command writes them), so the FCI is built once here:
+    ``fci``, or the one most T-Union cards send (version 02, file 0x15 in 9F0C).
     ``internal_errors`` counts commands that hit a bug in the simulator (answered 6F00 and logged); tests expect 0.
     """
 
     def __init__(self, image: CardImage, *, randbytes: Callable[[int], bytes] | None = None,
-                 sm4_id: int = ALG_ID_SM4) -> None:
+                 sm4_id: int = ALG_ID_SM4, fci: Fci | None = None) -> None:
         self.image = image
         self.randbytes = randbytes if randbytes is not None else _SYSTEM_RANDOM.randbytes
         self.internal_errors = 0
         self._alg_id = image.algorithm.alg_id(sm4_id=sm4_id)
         self._activation = Activation("T=CL", uid=image.uid, atqa=image.atqa, sak=image.sak, ats=image.ats)
-        self._fci = Fci.application(T_UNION_EP_AID, version=b"\x02", file15=image.public_info).to_bytes() + OK
+        if fci is None:
+            fci = Fci.application(T_UNION_EP_AID, version=b"\x02", file15=image.public_info)
+        self._fci = fci.to_bytes() + OK
         self._selected: int | None = None
         self._tx: _Transaction | None = None  # the open transaction, if any
         self._transaction = _Transaction()  # the RAM it lives in
@@ -154,7 +157,7 @@ class SimCard:
         try:
             if type(apdu) is not bytes:
                 apdu = bytes(apdu)
-            command = parse_or_status(parse_card_command, apdu)
+            command = parse_or_status(CARD_COMMANDS.parse, apdu)
             if isinstance(command, int):
                 return status(command)
             return _HANDLERS[type(command)](self, command, tx, challenge)

@@ -47,7 +47,8 @@ def card() -> None:
 @click.option("--seed", metavar="N", help="Seed for the serial when --serial is not given (same seed, same card).")
 @click.option("--keys", metavar="KEYSET", help="Issuer key set (JSON). Default: the test-only demo key set.")
 @click.option("--serial", metavar="DIGITS", help="Application serial: 20 digits, or the 19 printed on the card. "
-                                                 "M1: the 16-digit card number (city, industry, issuer serial).")
+                                                 "M1: the 16-digit card number (city, industry, issuer serial); "
+                                                 "default: a card of the city in the validator's built-in settings.")
 @click.option("--issuer", metavar="HEX", help="Issuer ID, 8 bytes. Default 02403640FFFFFFFF. CPU cards only.")
 @click.option("--uid", metavar="HEX", help="M1 only: the UID, 4 or 7 bytes. Default: 4 bytes fixed by the number.")
 @click.option("--size", metavar="1k|4k", help="M1 only: a MIFARE Classic 1K (default) or 4K.")

@@ -31,8 +31,9 @@ def issue(*, balance: int, card_type: int, uid: str | None, size: str | None, se
     from protocols.errors import ProtocolError
     from protocols.hexutil import parse_hex
     from protocols.mifare import CardSize
-    from sim.card.m1_issuing import DEFAULT_CITY, DEFAULT_INDUSTRY, issue_m1_card
+    from sim.card.m1_issuing import DEFAULT_INDUSTRY, issue_m1_card
     from sim.issuing import IssueError, load_demo_keyset
+    from terminal.config import Place
     from terminal.keyset import load_keyset
 
     chosen = (size or "1k").lower()
@@ -56,7 +57,7 @@ def issue(*, balance: int, card_type: int, uid: str | None, size: str | None, se
                              f"got {len(serial)}")
         city, industry, issuer_serial = number[0:2], number[2:4], number[4:8]
     else:
-        city, industry = DEFAULT_CITY, DEFAULT_INDUSTRY
+        city, industry = Place().city_code, DEFAULT_INDUSTRY  # the default validator's city: accepted there
         issuer_serial = bcd.from_digits(f"{random.Random(seed).randrange(10**8):08d}", 4)
     keyset = load_demo_keyset() if keys is None else load_keyset(keys)
     if keyset.test_only:

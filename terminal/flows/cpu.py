@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols import card_commands as cc
+from protocols.bcd import encode_datetime
 from protocols.card_files import (
     BUS_RECORD_ID,
     MANAGEMENT_INFO,
@@ -40,7 +41,7 @@ from protocols.card_files import (
     parse_process_record,
 )
 from protocols.errors import ProtocolError
-from protocols.fci import T_UNION_EP_AID, Fci
+from protocols.fci import T_UNION_EP_AID, Fci, t_union_file15
 from protocols.schemes import scheme_of
 from protocols.status import CardStatus, format_sw
 
@@ -62,6 +63,9 @@ _GET_BALANCE = cc.GetBalance().to_bytes()
 _GET_CHALLENGE = cc.GetChallenge(4).to_bytes()
 _UPDATE_1E = cc.UpdateCappDataCache(SFI_TRANSIT_LOG, 0, bytes(TRANSIT_RECORD.size)).to_bytes()[:5]
 """``80 DC 00 F0 30``: what goes before every 0x1E record, which is always TRANSIT_RECORD.size bytes."""
+_DEBIT = cc.DebitForPurchase(0, dt.datetime(2000, 1, 1), bytes(4)).to_bytes()
+_DEBIT_HEADER, _DEBIT_LE = _DEBIT[:5], _DEBIT[-1:]
+"""``80 54 01 00 0F`` and ``08``: what goes around every DEBIT's TSN, date-time and MAC1."""
 _INITIALIZE_KEPT = 256  # INITIALIZE commands kept by amount: a fare file has a handful of amounts
 _NO_RECORD = (CardStatus.RECORD_NOT_FOUND, CardStatus.FILE_NOT_FOUND)
 _SELECT_DECLINES: dict[int, Decline] = {
@@ -132,16 +136,23 @@ class CpuFlow:
             if scheme is not None:
                 raise TapStop(TapOutcome(TapStatus.DECLINED, Decline.SCHEME_NOT_ACCEPTED, scheme.name))
             raise TapStop(TapOutcome(TapStatus.DECLINED, reason, f"SELECT: {format_sw(answer.sw)}"))
-        fci = Fci.parse(answer.data)
+        raw = t_union_file15(answer.data)  # the FCI nearly every T-Union card sends, read by its fixed bytes
+        if raw is None:
+            raw = self._file15(answer.data)
+        info = PUBLIC_APP_INFO.parse(raw)
+        return CpuCard(self.technology, info.serial, info=info)
+
+    def _file15(self, data: bytes) -> bytes:
+        """File 0x15 of any other FCI: its 9F0C, else READ BINARY 0x15; an FCI of another application declines."""
+        fci = Fci.parse(data)
         if fci.df_name != T_UNION_EP_AID:
             scheme = scheme_of(fci.df_name)
             raise TapStop(TapOutcome(TapStatus.DECLINED, Decline.SCHEME_NOT_ACCEPTED,
                                      fci.df_name.hex().upper() if scheme is None else scheme.name))
         raw = fci.file15
         if raw is None:
-            raw = card.call(_READ_15, "READ BINARY 0x15").data
-        info = PUBLIC_APP_INFO.parse(raw)
-        return CpuCard(self.technology, info.serial, info=info)
+            raw = self.host.card.call(_READ_15, "READ BINARY 0x15").data
+        return raw
 
     def check(self, card: CardView, now: dt.datetime) -> None:
         """Application type and version, dates, issuer; then file 0x17: the card type, and the interoperability of a
@@ -208,6 +219,7 @@ class CpuFlow:
         serial, amount = info.serial, quote.amount
         psam = host.psam
         terminal_id = psam.terminal_id
+        stamp = encode_datetime(now)  # the date-time 8070, the 0x1E record and DEBIT carry, encoded once
         command = self._initialize.get(amount)
         if command is None:  # the bytes depend only on the amount once the PSAM is started: made once per amount
             init_class = cc.InitializeForCappPurchase if self.composite else cc.InitializeForPurchase
@@ -225,19 +237,19 @@ class CpuFlow:
             host.settle_by_counter(unsettled, init.offline_atc, card_type)
         trans_type = TransactionType.COMPOSITE_PURCHASE if self.composite else TransactionType.EP_PURCHASE
         mac1_coming = psam.send_purchase_mac1(
-            random=init.random, offline_atc=init.offline_atc, amount=amount, transaction_type=trans_type, when=now,
+            random=init.random, offline_atc=init.offline_atc, amount=amount, transaction_type=trans_type, when=stamp,
             key_version=init.key_version, algorithm_id=init.algorithm_id, card_serial=info.diversification_factor,
             issuer_id=info.issuer_id)
         balance_after = init.balance - amount
         if self.composite and quote.bus_record is None:
             # the 0x1E record needs nothing of the PSAM's: the card stages it while the PSAM computes MAC1
-            self._stage_transit_record(quote, balance_after, now)
+            self._stage_transit_record(quote, balance_after, stamp)
             tsn, mac1 = mac1_coming.result()
         else:
             tsn, mac1 = mac1_coming.result()
             if self.composite:  # the 0x1A bus record carries the TSN: it waits for the PSAM, and 0x1E follows it
                 self._stage_bus_record(quote, tsn)
-                self._stage_transit_record(quote, balance_after, now)
+                self._stage_transit_record(quote, balance_after, stamp)
         record = DebitRecord(serial, info.issuer_id, card_type, init.offline_atc, amount, init.balance,
                              int(trans_type), terminal_id, tsn, now, init.key_version, init.algorithm_id, mac1,
                              fare_note=quote.rule)
@@ -245,7 +257,7 @@ class CpuFlow:
         outcome = TapOutcome(TapStatus.ACCEPTED, card_serial=serial, card_type=card_type, fare=amount,
                              rule=quote.rule, balance_before=init.balance, balance_after=balance_after, journal_row=row)
         try:
-            answer = host.card.transmit(cc.DebitForPurchase(tsn, now, mac1).to_bytes())
+            answer = host.card.transmit(_DEBIT_HEADER + cc.DEBIT_DATA.pack_wire(tsn, stamp, mac1) + _DEBIT_LE)
             if answer.sw != CardStatus.OK:
                 host.journal.void(row, f"DEBIT answered {format_sw(answer.sw)}", evidence=Evidence.DEBIT)
                 reason = Decline.MAC1_REJECTED if answer.sw == CardStatus.MAC_INVALID else Decline.CARD_ERROR
@@ -277,14 +289,14 @@ class CpuFlow:
         self.host.card.call(cc.UpdateCappDataCache(SFI_PROCESS, bus.record_id, build_process_record(bus)).to_bytes(),
                             "UPDATE CAPP DATA CACHE 0x1A")
 
-    def _stage_transit_record(self, quote: FareQuote, balance_after: int, now: dt.datetime) -> None:
-        """UPDATE CAPP DATA CACHE 0x1E: staged likewise."""
+    def _stage_transit_record(self, quote: FareQuote, balance_after: int, stamp: bytes) -> None:
+        """UPDATE CAPP DATA CACHE 0x1E: staged likewise. ``stamp`` is the tap's BCD date-time."""
         host = self.host
         stop = host.stop
         assert stop is not None
-        transit = TRANSIT_RECORD.pack(quote.record_type, stop.device, host.config.place.industry_code, stop.line,
-                                      stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount,
-                                      balance_after, now, stop.city_code, stop.institution_id, bytes(6))
+        transit = TRANSIT_RECORD.pack_wire(quote.record_type, stop.device, host.config.place.industry_code, stop.line,
+                                           stop.station.to_bytes(2, "big"), stop.operator_code, 0, quote.amount,
+                                           balance_after, stamp, stop.city_code, stop.institution_id, bytes(6))
         host.card.call(_UPDATE_1E + transit, "UPDATE CAPP DATA CACHE 0x1E")
 
     def _finish(self, outcome: TapOutcome, row: int, tac: bytes, mac2: bytes) -> None:

@@ -12,7 +12,7 @@ from protocols import tlv
 from protocols.card_commands import SelectByName
 from protocols.card_files import PUBLIC_APP_INFO
 from protocols.errors import ProtocolError
-from protocols.fci import PPSE_NAME, T_UNION_CASH_AID, T_UNION_EP_AID, DirectoryEntry, Fci
+from protocols.fci import PPSE_NAME, T_UNION_CASH_AID, T_UNION_EP_AID, DirectoryEntry, Fci, t_union_file15
 from protocols.hexutil import parse_hex
 from protocols.tlv import Tlv
 
@@ -50,6 +50,37 @@ def test_file15_is_handed_over_for_card_files_to_parse():
     info = PUBLIC_APP_INFO.parse(Fci.parse(SAMPLE).file15)
     assert info.serial == parse_hex("03104770040067442802")
     assert info.expiry_date == dt.date(2040, 12, 31)
+
+
+def test_the_common_t_union_fci_gives_file15_without_the_tree():
+    assert t_union_file15(SAMPLE) == Fci.parse(SAMPLE).file15 == FILE15
+
+
+@pytest.mark.parametrize("other", [
+    Fci.application(T_UNION_EP_AID, label=b"MOT_T_EP", priority=2, version=b"\x02", file15=FILE15),  # 50, 87 too
+    Fci.application(T_UNION_EP_AID, file15=FILE15),  # no version
+    Fci.application(T_UNION_EP_AID, version=b"\x03", file15=FILE15),  # another version
+    Fci.application(T_UNION_CASH_AID, version=b"\x02", file15=FILE15),  # another application
+    Fci.application(T_UNION_EP_AID, version=b"\x02"),  # no 9F0C
+])
+def test_any_other_fci_is_left_to_the_tree(other: Fci):
+    raw = other.to_bytes()
+    assert t_union_file15(raw) is None
+    assert Fci.parse(raw) == other  # the general path reads it
+
+
+@pytest.mark.parametrize("raw", [SAMPLE[:-1], SAMPLE + b"\x00", SAMPLE[:1] + b"\x32" + SAMPLE[2:] + b"\x00",
+                                 b"", SAMPLE[:21]])
+def test_a_cut_or_longer_common_fci_is_left_to_the_tree(raw: bytes):
+    assert t_union_file15(raw) is None
+
+
+@given(st.binary(min_size=30, max_size=30), st.none() | st.binary(max_size=3), st.none() | st.integers(0, 255))
+def test_the_fast_read_agrees_with_the_tree(file15, version, priority):
+    raw = Fci.application(T_UNION_EP_AID, version=version, priority=priority, file15=file15).to_bytes()
+    fast = t_union_file15(raw)
+    assert fast is None or fast == Fci.parse(raw).file15
+    assert (fast is not None) == (version == b"\x02" and priority is None)
 
 
 def test_builder_with_every_field_in_card_order():

@@ -84,3 +84,23 @@ def test_pack_is_build_without_the_model():
 def test_pack_refuses_what_build_refuses(values, message):
     with pytest.raises(ProtocolError, match=message):
         MIXED.pack(*values)
+
+
+def test_pack_wire_takes_the_fields_as_they_go_on_the_wire():
+    wire = (b"\x01\0\0\0", b"\xfe\xff", b"\x01\x02\x03", b"\x20\x40\x12\x31", b"\xaa\xbb")
+    assert MIXED.pack_wire(*wire) == RAW == MIXED.pack(*dataclasses.astuple(VALUE))  # the constant goes in by itself
+    from protocols.card_commands import DEBIT_DATA
+    assert DEBIT_DATA.pack_wire(0x57, bytes.fromhex("20180313164329"), b"\x2b\x1d\x97\x4f") == DEBIT_DATA.pack(
+        0x57, dt.datetime(2018, 3, 13, 16, 43, 29), b"\x2b\x1d\x97\x4f")
+
+
+@pytest.mark.parametrize("values, message", [
+    ((b"\x01\0\0\0", b"\xfe\xff", b"\x01\x02\x03", b"\x20\x40\x12\x31"), "5 field values needed, got 4"),
+    ((b"\x01\0\0\0", b"\xfe\xff", b"\x01\x02\x03", b"\x20\x40\x12", b"\xaa\xbb"), r"Mixed.start: expected 4 bytes, "
+                                                                                   "got 3"),
+    ((1, b"\xfe\xff", b"\x01\x02\x03", b"\x20\x40\x12\x31", b"\xaa\xbb"), "cannot build"),
+    ((b"\x01\0\0\0", b"\xfe\xff", b"\x01\x02\x03", dt.date(2040, 12, 31), b"\xaa\xbb"), "cannot build"),
+])
+def test_pack_wire_refuses_values_not_in_their_wire_form(values, message):
+    with pytest.raises(ProtocolError, match=message):
+        MIXED.pack_wire(*values)

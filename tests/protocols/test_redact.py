@@ -4,7 +4,7 @@ zeroed (also when a T=0 PSAM's answer comes by GET RESPONSE), every other exchan
 from __future__ import annotations
 
 from protocols.hexutil import parse_hex as H
-from protocols.redact import Redactor, blank_answer, without_keys
+from protocols.redact import KEYED_PREFIXES, Redactor, blank_answer, without_keys
 
 KEY = H("1F734F80A0B0")
 
@@ -32,3 +32,19 @@ def test_a_link_s_exchanges_in_order() -> None:
     assert r.exchange(H("00C0000008"), H("0000005713AC84D79000")) == (H("00C0000008"), H("0000005713AC84D79000"))
     assert r.exchange(H("FF82000006") + KEY, None) == (H("FF82000006 000000000000"), None)  # a failed exchange
     assert r.exchange(H("80FC01010540C2AB5C02"), None) == (H("80FC01010540C2AB5C02"), None)
+
+
+def test_only_keyed_prefixes_are_touched() -> None:
+    """A link skips the redactor for any command outside KEYED_PREFIXES while it is not waiting: the redactor
+    changes nothing of those exchanges."""
+    r = Redactor()
+    for command in ("FF82000006" + KEY.hex(), "6009" + KEY.hex() + "40C2AB5C", "61FF" + KEY.hex() + "40C2AB5C",
+                    "80FC01010640C2AB5C0206"):
+        assert H(command)[:2] in KEYED_PREFIXES
+    for first in range(256):
+        for second in (0x00, 0x82, 0xC0, 0xFC):
+            command = bytes((first, second)) + KEY
+            if command[:2] not in KEYED_PREFIXES:
+                assert r.exchange(command, KEY + H("6100")) == (command, KEY + H("6100")) and not r.waiting
+    r.exchange(H("80FC01010640C2AB5C0206"), H("610C"))
+    assert r.waiting  # the GET RESPONSE that follows goes through the redactor, whatever its prefix

@@ -218,3 +218,15 @@ def test_card_export_and_import_refusals(tmp_path: Path, capsys: pytest.CaptureF
     assert run(["card", "import", "--mfd", str(tmp_path / "none.mfd"), "--out", str(tmp_path / "x.json")]) == 2
     assert capsys.readouterr().err.startswith(f"ykt: {tmp_path / 'none.mfd'}: cannot read the dump")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_new_m1_card_is_accepted_by_the_validator_on_its_built_in_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An M1 card is valid in its own city only: without --serial, ``ykt card new --kind m1`` issues one of the city
+    where ``ykt validate`` stands by default, so the first tap a newcomer tries is accepted."""
+    path = tmp_path / "m1.json"
+    assert run(["card", "new", "--kind", "m1", "--seed", "1", "--out", str(path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: M1 card 2900")
+    assert run(["validate", "--reader", f"sim:{path}", "--sam", "sim:psam", "--journal", str(tmp_path / "v.db"),
+                "--taps", "1"]) == 0
+    assert "  accepted  " in capsys.readouterr().out

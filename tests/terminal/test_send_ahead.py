@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from protocols import psam_commands as pc
 from protocols.hexutil import parse_hex as h
 from sim.psam import demo_psam
 from sim.reader import SimSamSlot, Tear
@@ -39,7 +40,7 @@ def started(tears: tuple[Tear, ...] = ()) -> tuple[Psam, Events]:
 
 def mac1_fields(key_version: int = 1) -> dict[str, object]:
     return {"random": h("11223344"), "offline_atc": 0x36, "amount": 200, "transaction_type": 9,
-            "when": dt.datetime(2026, 3, 2, 6, 0, 0), "key_version": key_version, "algorithm_id": 0,
+            "when": h("20260302060000"), "key_version": key_version, "algorithm_id": 0,
             "card_serial": FACTOR, "issuer_id": ISSUER}
 
 
@@ -52,6 +53,26 @@ def test_mac1_sent_ahead_is_the_mac1_waited_for_and_the_trace_says_so() -> None:
     assert events.events[-1] == ("waited", "psam") and ahead.session_tsn == tsn
     waited, _ = started()
     assert waited.purchase_mac1(**mac1_fields()) == (tsn, mac1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("two_level", [True, False])
+def test_the_wrappers_8070_is_the_codecs(two_level: bool) -> None:
+    """The wrapper builds 8070 from the date-time's BCD bytes: the same APDU as the command built from the
+    date-time."""
+    sent: list[bytes] = []
+
+    class Commands(Tracer):
+        def exchange(self, exchange: Exchange) -> None:
+            sent.append(exchange.command)
+
+    psam = Psam(Channel(SimSamSlot(demo_psam()), peer="PSAM", tracer=Commands()), two_level=two_level)
+    psam.start()
+    sent.clear()
+    fields = mac1_fields()
+    psam.send_purchase_mac1(**fields)  # type: ignore[arg-type]
+    expected = pc.InitSamForPurchase(h("11223344"), 0x36, 200, 9, dt.datetime(2026, 3, 2, 6, 0, 0), 1, 0, FACTOR,
+                                     ISSUER if two_level else None)
+    assert sent[0] == expected.to_bytes()
 
 
 def test_a_refusal_or_a_lost_psam_is_raised_where_the_caller_waits() -> None:

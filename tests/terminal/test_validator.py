@@ -8,11 +8,15 @@ import datetime as dt
 import pytest
 
 from protocols.card_files import TRANSACTION_LOG_RECORD
+from protocols.fci import T_UNION_EP_AID, Fci
+from sim.card import SimCard
 from sim.psam import demo_psam
 from terminal.blacklist import build_blacklist, Blacklist
 from terminal.config import ValidatorConfig
 from terminal.errors import ConfigError
-from terminal.journal import SqliteJournal
+from terminal.journal import MemoryJournal, SqliteJournal
+from terminal.trace import ExchangeLog
+from terminal.validator import Validator
 from terminal.outcome import Decline, TapStatus
 from terminal.records import DebitState
 
@@ -42,6 +46,40 @@ def test_composite_purchase_in_seven_exchanges():
         (DebitState.COMPLETE, 200, 10000, 0x09, TERMINAL, outcome.tac)
     assert (rec.offline_atc, rec.tsn, rec.when, rec.mac2_verified) == (0, 0, START, True)
     rig.check_tacs()
+
+
+@pytest.mark.parametrize("label, file15, reads", [(b"MOT_T_EP", True, []), (None, False, ["reader:00B0"])])
+def test_a_purse_fci_of_another_shape_is_read_through_its_tree(label, file15, reads):
+    """The common FCI is read by its fixed bytes; one with a label and priority takes file 0x15 from its tree, one
+    without 9F0C by READ BINARY 0x15."""
+    image = card().image
+    fci = Fci.application(T_UNION_EP_AID, label=label, priority=2, version=b"\x02",
+                          file15=image.public_info if file15 else None)
+    c = SimCard(image, fci=fci)
+    outcome = Rig().tap(c)
+    assert outcome.status is TapStatus.ACCEPTED and outcome.card_serial == serial_of(c)
+    assert _ins(outcome) == ["reader:00A4", *reads, "reader:00B0", "reader:8050", "sam:8070", "reader:80DC",
+                             "reader:8054", "sam:8072"]
+    if reads:
+        assert outcome.exchanges[1].command == bytes.fromhex("00B095001E")
+
+
+def test_exchanges_are_recorded_only_when_asked():
+    rig = Rig()
+    seen = ExchangeLog()
+    quiet = Validator(rig.reader, rig.sam, rig.validator.fares, MemoryJournal(clock=rig.clock), clock=rig.clock,
+                      keep_exchanges=False)
+    watched = Validator(rig.reader, rig.sam, rig.validator.fares, MemoryJournal(clock=rig.clock), clock=rig.clock,
+                        keep_exchanges=False, tracer=seen)
+    assert quiet.card.tracer is None and quiet.psam.channel.tracer is None  # no Exchange is made at all
+    for validator, serial in ((quiet, "03102900000000000001"), (watched, "03102900000000000002")):
+        validator.start()
+        rig.reader.put(card(serial))
+        outcome = validator.poll()
+        rig.reader.take()
+        assert outcome is not None and outcome.status is TapStatus.ACCEPTED and outcome.exchanges == []
+    assert [e.command[:2].hex().upper() for e in seen.exchanges][-7:] == [
+        "00A4", "00B0", "8050", "8070", "80DC", "8054", "8072"]
 
 
 def test_initialize_follows_the_amount_and_the_psam_after_a_restart():
