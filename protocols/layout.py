@@ -127,8 +127,8 @@ class Layout(Generic[M]):
         self._decodes = tuple((i, p.decode) for i, p in enumerate(plan) if p.decode is not None)
         self._const_positions = tuple((i, p.const) for i, p in enumerate(plan) if p.const is not None)
         named = [p for p in plan if p.name is not None]
-        self._build_steps = tuple((i, p.encode, p.width, p.name) for i, p in enumerate(named)
-                                  if p.encode or p.width is not None)
+        self._encodes = tuple((i, p.encode) for i, p in enumerate(named) if p.encode is not None)
+        self._widths = tuple((i, p.width, p.name) for i, p in enumerate(named) if p.width is not None)
         self._wire_widths = tuple((i, p.size, p.name) for i, p in enumerate(named) if p.code.endswith("s"))
         self._fields = len(declared)
         getter = operator.attrgetter(*declared)
@@ -188,13 +188,13 @@ class Layout(Generic[M]):
         if len(values) != self._fields:
             raise ProtocolError(f"{self.name}: cannot build: {self._fields} field values needed, got {len(values)}")
         try:
-            if self._build_steps or self._const_positions:
+            for i, width, name in self._widths:  # byte strings: struct would pad or cut them silently
+                if len(values[i]) != width:
+                    raise ProtocolError(f"{self.name}.{name}: expected {width} bytes, got {len(values[i])}")
+            if self._encodes or self._const_positions:  # else the values go to struct as they are
                 values = list(values)  # type: ignore[assignment]
-                for i, encode, width, name in self._build_steps:
-                    if encode is not None:
-                        values[i] = encode(values[i])  # type: ignore[index]
-                    elif len(values[i]) != width:
-                        raise ProtocolError(f"{self.name}.{name}: expected {width} bytes, got {len(values[i])}")
+                for i, encode in self._encodes:
+                    values[i] = encode(values[i])  # type: ignore[index]
                 for i, const in self._const_positions:
                     values.insert(i, const)  # type: ignore[attr-defined]
             return self._struct.pack(*values)

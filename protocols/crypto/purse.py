@@ -70,23 +70,52 @@ def algorithm_for(alg_id: int, *, sm4_id: int = ALG_ID_SM4) -> Algorithm:
     raise ProtocolError(f"algorithm id {shown} is neither 3DES ({ALG_ID_TDES:02X}) nor SM4 ({sm4_id:02X})")
 
 
-# The fixed inputs of spec §3.4, before padding. Lengths of the byte fields are checked by hand: struct's "Ns"
-# would silently pad or cut them.
-_PURCHASE_SK = struct.Struct(">4sHH")        # random, offline ATC, TSN low 2 bytes
-_LOAD_SK = struct.Struct(">4sH2s")           # random, online ATC, 80 00
-_TRANSACTION = struct.Struct(">IB6s7s")      # amount, type, terminal, date-time: purchase MAC1 and load MAC2
-_AMOUNT = struct.Struct(">I")                # purchase MAC2
-_PURCHASE_TAC = struct.Struct(">IB6sI7s")    # amount, type, terminal, TSN, date-time
-_LOAD_MAC1 = struct.Struct(">IIB6s")         # old balance, amount, type, terminal
-_LOAD_TAC = struct.Struct(">IHIB6s7s")       # new balance, online ATC before the load, then as _TRANSACTION
+class _Input:
+    """One fixed input of spec §3.4: its :mod:`struct` layout, and for a MAC the ISO 9797-1 method 2 padding of its
+    size for each block size, worked out once (:func:`~protocols.crypto.padding.pad` of that many bytes), so a MAC is
+    the packed values, the tail and one CBC call. Lengths of the byte fields are checked by hand: struct's ``"Ns"``
+    would silently pad or cut them."""
+
+    __slots__ = ("_layout", "_what", "_tails")
+
+    def __init__(self, layout: str, what: str) -> None:
+        self._layout = struct.Struct(layout)
+        self._what = what
+        size = self._layout.size
+        self._tails = {block: pad(bytes(size), block)[size:] for block in (8, 16)}  # DES/3DES, SM4
+
+    def pack(self, *values: object) -> bytes:
+        try:
+            return self._layout.pack(*values)
+        except struct.error:
+            raise self._refused() from None
+
+    def _refused(self) -> ProtocolError:
+        return ProtocolError(f"{self._what}: a number is out of range or not an integer "
+                             "(amounts, balances and TSN 0..FFFFFFFF, ATC 0..FFFF, type 0..FF)")
+
+    def mac(self, key: SessionKey, *values: object, iv: bytes | None) -> bytes:
+        """The 4-byte MAC a purse command carries, under a session key or a TAC key: a plain CBC-MAC over the values
+        padded, the single-DES case of :func:`~protocols.crypto.mac.pboc_mac` (no retail MAC here: these keys are
+        never two-key 3DES)."""
+        if isinstance(key, TdesKey):
+            raise ProtocolError("purse MACs are made under a single-DES or SM4 session or TAC key, "
+                                "not a 16-byte 3DES key")
+        try:
+            data = self._layout.pack(*values)
+        except struct.error:
+            raise self._refused() from None
+        return key.cbc_last(data + self._tails[key.block_size], iv)[:4]
 
 
-def _pack(layout: struct.Struct, what: str, *values: object) -> bytes:
-    try:
-        return layout.pack(*values)
-    except struct.error:
-        raise ProtocolError(f"{what}: a number is out of range or not an integer "
-                            "(amounts, balances and TSN 0..FFFFFFFF, ATC 0..FFFF, type 0..FF)") from None
+_PURCHASE_SK = _Input(">4sHH", "purchase session input")            # random, offline ATC, TSN low 2 bytes
+_LOAD_SK = _Input(">4sH2s", "load session input")                   # random, online ATC, 80 00
+_PURCHASE_MAC1 = _Input(">IB6s7s", "purchase MAC1 input")           # amount, type, terminal, date-time
+_LOAD_MAC2 = _Input(">IB6s7s", "load MAC2 input")                   # the same fields
+_PURCHASE_MAC2 = _Input(">I", "purchase MAC2 input")                # amount
+_PURCHASE_TAC = _Input(">IB6sI7s", "purchase TAC input")            # amount, type, terminal, TSN, date-time
+_LOAD_MAC1 = _Input(">IIB6s", "load MAC1 input")                    # old balance, amount, type, terminal
+_LOAD_TAC = _Input(">IHIB6s7s", "load TAC input")  # new balance, online ATC before the load, then as MAC1's
 
 
 def _terminal(value: bytes) -> bytes:
@@ -102,15 +131,6 @@ def _terminal_and_when(terminal: bytes, when: bytes) -> None:
     if type(terminal) is not bytes or len(terminal) != 6 or type(when) is not bytes or len(when) != 7:
         _terminal(terminal)
         _when(when)
-
-
-def _mac(key: SessionKey, data: bytes, *, iv: bytes | None = None) -> bytes:
-    """The 4-byte MAC a purse command carries, under a session key or a TAC key: a plain CBC-MAC over ``data`` padded
-    (ISO 9797-1 method 2), the single-DES case of :func:`~protocols.crypto.mac.pboc_mac` (no retail MAC here: these
-    keys are never two-key 3DES)."""
-    if isinstance(key, TdesKey):
-        raise ProtocolError("purse MACs are made under a single-DES or SM4 session or TAC key, not a 16-byte 3DES key")
-    return key.cbc_last(pad(data, key.block_size), iv)[:4]
 
 
 def _session_key(card_key: CardKey, block: bytes, sm4_pad: bytes) -> SessionKey:
@@ -130,7 +150,7 @@ def purchase_session_key(dpk: CardKey, random: bytes, atc: int, tsn: int, *,
     """
     if not isinstance(tsn, int) or not 0 <= tsn <= 0xFFFFFFFF:
         raise ProtocolError(f"TSN must be an integer 0..FFFFFFFF, got {tsn!r}")
-    block = _pack(_PURCHASE_SK, "purchase session input", require_bytes(random, 4, "card random"), atc, tsn & 0xFFFF)
+    block = _PURCHASE_SK.pack(require_bytes(random, 4, "card random"), atc, tsn & 0xFFFF)
     return _session_key(dpk, block, sm4_pad)
 
 
@@ -139,7 +159,7 @@ def load_session_key(dlk: CardKey, random: bytes, atc: int, *, sm4_pad: bytes = 
 
     SM4 extends the input with ``sm4_pad`` (UNCONFIRMED, see :data:`SM4_LOAD_PAD`).
     """
-    block = _pack(_LOAD_SK, "load session input", require_bytes(random, 4, "card random"), atc, b"\x80\x00")
+    block = _LOAD_SK.pack(require_bytes(random, 4, "card random"), atc, b"\x80\x00")
     return _session_key(dlk, block, sm4_pad)
 
 
@@ -160,35 +180,31 @@ def purchase_mac1(sk: SessionKey, amount: int, tx_type: int, terminal: bytes, wh
                   iv: bytes | None = None) -> bytes:
     """MAC1 (PSAM 8070, checked by the card in 8054) over amount ‖ type ‖ terminal ‖ date ‖ time."""
     _terminal_and_when(terminal, when)
-    data = _pack(_TRANSACTION, "purchase MAC1 input", amount, tx_type, terminal, when)
-    return _mac(sk, data, iv=iv)
+    return _PURCHASE_MAC1.mac(sk, amount, tx_type, terminal, when, iv=iv)
 
 
 def purchase_mac2(sk: SessionKey, amount: int, *, iv: bytes | None = None) -> bytes:
     """MAC2 (card 8054, checked by the PSAM in 8072) over the amount."""
-    return _mac(sk, _pack(_AMOUNT, "purchase MAC2 input", amount), iv=iv)
+    return _PURCHASE_MAC2.mac(sk, amount, iv=iv)
 
 
 def purchase_tac(key: SessionKey, amount: int, tx_type: int, terminal: bytes, tsn: int, when: bytes, *,
                  iv: bytes | None = None) -> bytes:
     """Purchase TAC (card 8054) over amount ‖ type ‖ terminal ‖ TSN ‖ date ‖ time, under :func:`tac_key`."""
     _terminal_and_when(terminal, when)
-    data = _pack(_PURCHASE_TAC, "purchase TAC input", amount, tx_type, terminal, tsn, when)
-    return _mac(key, data, iv=iv)
+    return _PURCHASE_TAC.mac(key, amount, tx_type, terminal, tsn, when, iv=iv)
 
 
 def load_mac1(sk: SessionKey, balance: int, amount: int, tx_type: int, terminal: bytes, *,
               iv: bytes | None = None) -> bytes:
     """Load MAC1 (card, INITIALIZE FOR LOAD) over old balance ‖ amount ‖ type ‖ terminal."""
-    data = _pack(_LOAD_MAC1, "load MAC1 input", balance, amount, tx_type, _terminal(terminal))
-    return _mac(sk, data, iv=iv)
+    return _LOAD_MAC1.mac(sk, balance, amount, tx_type, _terminal(terminal), iv=iv)
 
 
 def load_mac2(sk: SessionKey, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
               iv: bytes | None = None) -> bytes:
     """Load MAC2 (load host, sent in CREDIT FOR LOAD) over amount ‖ type ‖ terminal ‖ date ‖ time."""
-    data = _pack(_TRANSACTION, "load MAC2 input", amount, tx_type, _terminal(terminal), _when(when))
-    return _mac(sk, data, iv=iv)
+    return _LOAD_MAC2.mac(sk, amount, tx_type, _terminal(terminal), _when(when), iv=iv)
 
 
 def load_tac(key: SessionKey, new_balance: int, atc: int, amount: int, tx_type: int, terminal: bytes, when: bytes, *,
@@ -198,5 +214,4 @@ def load_tac(key: SessionKey, new_balance: int, atc: int, amount: int, tx_type: 
     Over new balance ‖ online ATC before the load ‖ amount ‖ type ‖ terminal ‖ date ‖ time. The layout comes from
     one applet only: UNCONFIRMED by any test vector.
     """
-    data = _pack(_LOAD_TAC, "load TAC input", new_balance, atc, amount, tx_type, _terminal(terminal), _when(when))
-    return _mac(key, data, iv=iv)
+    return _LOAD_TAC.mac(key, new_balance, atc, amount, tx_type, _terminal(terminal), _when(when), iv=iv)

@@ -34,7 +34,6 @@ contexts.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random as _random
 from collections.abc import Callable, Sequence
@@ -109,9 +108,11 @@ class _Transaction:
         self.staged.clear()
 
 
-def log_record(atc: int, overdraft_limit: int, amount: int, kind: int, terminal: bytes, when: dt.datetime) -> bytes:
-    """The 0x18 record the card writes for a debit or load."""
-    return TRANSACTION_LOG_RECORD.pack(atc, overdraft_limit, amount, kind, terminal, when.date(), when.time())
+def log_record(atc: int, overdraft_limit: int, amount: int, kind: int, terminal: bytes, when: bytes) -> bytes:
+    """The 0x18 record the card writes for a debit or load. ``when`` is the BCD date-time the transaction's MACs
+    covered: the record's date and time are its first 4 and last 3 bytes, so it goes in as it is."""
+    return TRANSACTION_LOG_RECORD.pack_wire(atc, overdraft_limit.to_bytes(3, "big"), amount, kind, terminal, when[:4],
+                                            when[4:])
 
 
 class SimCard:
@@ -341,7 +342,7 @@ class SimCard:
         mac2 = purchase_mac2(session, amount)
         tac = purchase_tac(slot.tac_key(), amount, kind, terminal, tsn, when)
         purse = tx.purse
-        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, cmd.when)
+        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, when)
         # Everything is computed; what follows cannot fail, so the commit is all or nothing.
         purse.balance -= amount
         purse.offline_atc = tx.atc + 1
@@ -359,7 +360,7 @@ class SimCard:
         purse = tx.purse
         balance = purse.balance + amount
         tac = load_tac(tx.slot.tac_key(), balance & _WORD, tx.atc, amount, kind, terminal, when)
-        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, cmd.when)
+        record = log_record(tx.atc, purse.overdraft_limit, amount, kind, terminal, when)
         purse.balance = balance
         purse.online_atc = tx.atc + 1
         self._commit(record, ())

@@ -273,7 +273,7 @@ def test_any_tear_is_explained_by_get_transaction_prove(taps: list[tuple[int, in
             tac = purchase_tac(tac_key(card.image.keys[1].tac), amount, 0x09, TERMINAL, session.tsn, WHEN_BCD)
             assert prove.data == purchase_mac2(key, amount) + tac
             assert card.image.process_records[2] == bus and card.image.transit_log[0] == transit
-            assert card.image.transaction_log[0] == log_record(atc, 0, amount, 0x09, TERMINAL, WHEN)
+            assert card.image.transaction_log[0] == log_record(atc, 0, amount, 0x09, TERMINAL, WHEN_BCD)
             # the PSAM's session is still open: the proven MAC2 checks there
             assert call(psam, pc.CreditSamForPurchase(prove.data[:4]).to_bytes()).sw == 0x9000
         else:

@@ -171,7 +171,8 @@ def test_overdraft_goes_negative_as_twos_complement() -> None:
     assert card.execute(cc.GetBalance().to_bytes()) == h("FFFFFF9C 9000")
     assert card.execute(INIT_CAPP)[:4] == h("FFFFFF9C")
     assert sw(card, cc.InitializeForCappPurchase(1, 201, TERMINAL).to_bytes()) == 0x9401
-    assert card.image.transaction_log[0][2:5] == h("00012C")  # the overdraft limit in the 0x18 record
+    # the 0x18 record: ATC 0036 (the card's), the overdraft limit, amount 200, type 09, the terminal, DEBIT's date-time
+    assert card.image.transaction_log[0] == h("0036 00012C 000000C8 09 200041599997 20180313 164329")
 
 
 def test_update_capp_data_cache_rules(card: SimCard) -> None:

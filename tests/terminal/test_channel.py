@@ -10,6 +10,7 @@ from protocols.apdu import CommandAPDU
 from protocols.errors import ProtocolError
 from terminal.channel import Channel
 from terminal.link import Activation, Link
+from terminal.trace import ExchangeLog
 
 
 class Recorder(Link):
@@ -85,3 +86,20 @@ def test_t0_refuses_extended_commands():
     with pytest.raises(ProtocolError, match="PSAM: extended APDUs cannot be sent over T=0"):
         channel.transmit(bytes.fromhex("00B00000 000100"))
     assert link.sent == []
+
+
+def test_the_clock_is_read_only_for_a_tracer():
+    reads: list[int] = []
+
+    def timer() -> int:
+        reads.append(len(reads) * 1000)
+        return reads[-1]
+
+    untraced = Channel(Recorder(), timer=timer)
+    assert untraced.transmit(b"\x00\xb0\x96\x00\x06").sw == 0x9000
+    assert reads == []  # nothing to time an exchange for
+    log = ExchangeLog()
+    traced = Channel(Recorder(), timer=timer, tracer=log)
+    traced.transmit(b"\x00\xb0\x96\x00\x06")
+    assert len(reads) == 2 and [(e.command, e.response, e.start_ns, e.duration_ns) for e in log.exchanges] == \
+        [(b"\x00\xb0\x96\x00\x06", b"\x90\x00", 0, 1000)]
